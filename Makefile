@@ -1,0 +1,32 @@
+# The two commands first: `make run` (three-region demo) and `make test` (the whole suite).
+VENV := .venv
+PY := $(VENV)/bin/python
+REGIONS ?= jizzakh,namangan,fergana
+
+.PHONY: run test venv broker migrate unit integration clean
+
+run: venv broker
+	REGIONS=$(REGIONS) $(PY) -m oss_common.cli demo
+
+test: venv broker
+	$(PY) -m pytest
+
+unit: venv
+	$(PY) -m pytest tests/unit
+
+integration: venv broker
+	$(PY) -m pytest tests/integration
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	deploy/local/ensure-venv.sh $(VENV)
+
+broker:
+	deploy/local/ensure-broker.sh
+
+migrate: venv
+	REGIONS=$(REGIONS) $(PY) -m oss_common.cli migrate
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,1 @@
+"""Code shared by every OSS service: config, regions, events, outbox, database, HTTP, metrics."""

@@ -1,0 +1,144 @@
+"""`@event_handler`: consume domain events from `oss.events` through the service's own quorum queue.
+
+A handler that raises is retried with exponential back-off up to DELIVERY_LIMIT deliveries;
+then the event is dead-lettered to `oss.dlx` with the error recorded in its headers, and the
+queue behind it keeps flowing. A malformed envelope is dead-lettered at once.
+"""
+import logging
+from datetime import datetime, timezone
+
+import eventlet
+from kombu import Connection, Producer
+from marshmallow import ValidationError
+from nameko.messaging import Consumer
+from sqlalchemy import DateTime, String, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from oss_common.config import as_list
+from oss_common.events import DEAD_LETTER_EXCHANGE, dead_letter_queue, event_queue, load_envelope, utc_now
+from oss_common.metrics import EVENT_LAG, EVENTS_DEAD_LETTERED
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DELIVERY_LIMIT = 5
+DEFAULT_RETRY_BASE_SECONDS = 0.5
+MAX_RETRY_DELAY_SECONDS = 60.0
+
+
+class ProcessedEventMixin:
+    """Columns of a consumer's `processed_events` table: the event ids it has applied."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+def first_delivery(session, model, envelope):
+    """Record the event as applied in the caller's transaction; False if it was applied before.
+
+    Two workers racing on the same event both pass here, and the loser's commit fails on the
+    primary key; its retry then sees the event as applied.
+    """
+    if session.scalar(select(model.event_id).where(model.event_id == envelope["event_id"])) is not None:
+        return False
+    session.add(model(event_id=envelope["event_id"], event_type=envelope["type"], processed_at=utc_now()))
+    return True
+
+
+class EventHandler(Consumer):
+    def __init__(self, *patterns, queue_suffix="events", bindings_config_key=None, **kwargs):
+        self.patterns = patterns
+        self.queue_suffix = queue_suffix
+        self.bindings_config_key = bindings_config_key
+        super().__init__(queue=None, **kwargs)
+
+    def setup(self):
+        config = self.container.config
+        self.region = config.get("REGION") or "national"
+        self.delivery_limit = int(config.get("DELIVERY_LIMIT") or DEFAULT_DELIVERY_LIMIT)
+        self.retry_base = float(config.get("RETRY_BASE_SECONDS") or DEFAULT_RETRY_BASE_SECONDS)
+        self.amqp_uri = config["AMQP_URI"]
+        patterns = self.patterns
+        if self.bindings_config_key and config.get(self.bindings_config_key):
+            patterns = as_list(config[self.bindings_config_key])
+        patterns = [pattern.format(region=self.region) for pattern in patterns]
+        self.queue_name = f"{self.container.service_name}.{self.queue_suffix}"
+        self.queue = event_queue(self.queue_name, patterns, delivery_limit=self.delivery_limit + 1)
+        with Connection(self.amqp_uri) as connection:
+            channel = connection.channel()
+            DEAD_LETTER_EXCHANGE(channel).declare()
+            dead_letter_queue(self.queue_name)(channel).declare()
+            self.queue(channel).declare()
+        super().setup()
+
+    def handle_message(self, body, message):
+        try:
+            envelope = load_envelope(body)
+        except ValidationError as exc:
+            self.dead_letter(message, f"malformed envelope: {sorted(exc.messages)}")
+            self.queue_consumer.ack_message(message)
+            return
+        occurred = _parse_time(envelope["occurred_at"])
+        if occurred is not None:
+            EVENT_LAG.labels(self.container.service_name, self.region, envelope["type"]).observe(
+                max(0.0, (datetime.now(timezone.utc) - occurred).total_seconds())
+            )
+        super().handle_message(envelope, message)
+
+    def handle_message_processed(self, message, result=None, exc_info=None):
+        if exc_info is None:
+            self.queue_consumer.ack_message(message)
+            return
+        deliveries = int((message.headers or {}).get("x-delivery-count") or 0) + 1
+        if deliveries >= self.delivery_limit:
+            self.dead_letter(message, f"{exc_info[0].__name__} after {deliveries} deliveries")
+            self.queue_consumer.ack_message(message)
+            return
+        delay = min(self.retry_base * (2 ** (deliveries - 1)), MAX_RETRY_DELAY_SECONDS)
+        log.warning("%s.%s failed with %s (delivery %d of %d); retrying in %.1fs",
+                    self.container.service_name, self.method_name, exc_info[0].__name__,
+                    deliveries, self.delivery_limit, delay)
+        eventlet.spawn_after(delay, self._requeue, message)
+
+    def _requeue(self, message):
+        try:
+            self.queue_consumer.requeue_message(message)
+        except Exception as exc:  # noqa: BLE001 - a lost channel returns the message to the queue anyway
+            log.warning("could not requeue on %s: %s", self.queue_name, type(exc).__name__)
+
+    def dead_letter(self, message, error):
+        """Park the message in `<queue>.dead` with why; confirmed before the original is acked."""
+        body = message.body
+        event_type = (message.payload or {}).get("type", "unknown") if isinstance(message.payload, dict) else "unknown"
+        headers = dict(message.headers or {})
+        headers.update({
+            "x-error": error,
+            "x-failed-queue": self.queue_name,
+            "x-failed-handler": f"{self.container.service_name}.{self.method_name}",
+            "x-original-routing-key": message.delivery_info.get("routing_key"),
+        })
+        with Connection(self.amqp_uri, transport_options={"confirm_publish": True}) as connection:
+            Producer(connection.channel()).publish(
+                body,
+                exchange=DEAD_LETTER_EXCHANGE,
+                routing_key=self.queue_name,
+                headers=headers,
+                delivery_mode=2,
+                content_type=message.content_type,
+                content_encoding=message.content_encoding,
+                message_id=message.properties.get("message_id"),
+            )
+        EVENTS_DEAD_LETTERED.labels(self.container.service_name, self.region, event_type).inc()
+        log.error("dead-lettered a %s event from %s: %s", event_type, self.queue_name, error)
+
+
+def _parse_time(value):
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+event_handler = EventHandler.decorator

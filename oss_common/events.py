@@ -1,0 +1,102 @@
+"""The event envelope every service publishes on `oss.events`, and the bus topology around it."""
+import uuid
+from datetime import datetime, timezone
+
+from kombu import Exchange, Queue, binding
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+SCHEMA_VERSION = 1
+EVENTS_EXCHANGE = Exchange("oss.events", type="topic", durable=True)
+DEAD_LETTER_EXCHANGE = Exchange("oss.dlx", type="topic", durable=True)
+NATIONAL = "national"
+
+ROUTING_WORD = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class EnvelopeSchema(Schema):
+    """What crosses the bus: a fact about one aggregate in one region, with its own id."""
+
+    class Meta:
+        unknown = RAISE
+
+    event_id = fields.UUID(required=True)
+    type = fields.String(required=True, validate=validate.Regexp(r"^[a-z_]+\.[a-z_]+$"))
+    region = fields.String(required=True, validate=validate.Regexp(ROUTING_WORD))
+    occurred_at = fields.AwareDateTime(required=True, format="iso", default_timezone=timezone.utc)
+    schema_version = fields.Integer(required=True, validate=validate.Range(min=1))
+    producer = fields.String(required=True)
+    data = fields.Dict(required=True)
+
+
+ENVELOPE = EnvelopeSchema()
+
+
+def utc_now():
+    return datetime.now(timezone.utc)
+
+
+def rfc3339(moment):
+    """UTC timestamp as RFC 3339 with a Z suffix."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def make_event(event_type, region, producer, data, occurred_at=None):
+    """A new envelope (a plain dict, ready for JSON) for `event_type` such as `application.submitted`."""
+    envelope = {
+        "event_id": str(uuid.uuid4()),
+        "type": event_type,
+        "region": region,
+        "occurred_at": rfc3339(occurred_at or utc_now()),
+        "schema_version": SCHEMA_VERSION,
+        "producer": producer,
+        "data": data,
+    }
+    errors = ENVELOPE.validate(envelope)
+    if errors:
+        raise ValueError(f"invalid event envelope: {errors}")
+    return envelope
+
+
+def load_envelope(body):
+    """Validate a received envelope; raises marshmallow.ValidationError when it is malformed."""
+    if not isinstance(body, dict):
+        raise ValidationError({"_schema": ["event body is not an object"]})
+    ENVELOPE.load(body)
+    return body
+
+
+def routing_key(envelope):
+    """`<region>.<aggregate>.<event>`, e.g. `jizzakh.application.submitted`; never personal data."""
+    return f"{envelope['region']}.{envelope['type']}"
+
+
+def event_queue(name, patterns, delivery_limit=5):
+    """A durable quorum queue bound to `oss.events` by topic patterns, dead-lettering to `oss.dlx`.
+
+    The broker counts deliveries (`x-delivery-count`); past the limit it dead-letters the
+    message with the queue's name as routing key, so a poison message never blocks the queue.
+    """
+    return Queue(
+        name,
+        bindings=[binding(EVENTS_EXCHANGE, routing_key=pattern) for pattern in patterns],
+        durable=True,
+        auto_delete=False,
+        queue_arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": delivery_limit,
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
+            "x-dead-letter-routing-key": name,
+        },
+    )
+
+
+def dead_letter_queue(name):
+    """Where the messages that `name`'s consumers gave up on are kept for inspection."""
+    return Queue(
+        f"{name}.dead",
+        exchange=DEAD_LETTER_EXCHANGE,
+        routing_key=name,
+        durable=True,
+        auto_delete=False,
+        queue_arguments={"x-queue-type": "quorum"},
+    )

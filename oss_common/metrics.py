@@ -1,0 +1,112 @@
+"""Prometheus metrics shared by all services, and the dependency that measures every entrypoint.
+
+Labels are service, entrypoint, region and service code only: never anything a citizen typed.
+"""
+import logging
+import time
+
+from nameko.events import EventHandler
+from nameko.extensions import DependencyProvider
+from nameko.messaging import Consumer
+from nameko.rpc import Rpc
+from nameko.timer import Timer
+from nameko.web.handlers import HttpRequestHandler
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+ENTRYPOINT_CALLS = Counter(
+    "oss_entrypoint_calls_total", "Entrypoint calls handled, by outcome.",
+    ["service", "entrypoint", "kind", "region", "outcome"],
+)
+ENTRYPOINT_ERRORS = Counter(
+    "oss_entrypoint_errors_total", "Entrypoint calls that raised, by exception type.",
+    ["service", "entrypoint", "kind", "region", "exception"],
+)
+ENTRYPOINT_LATENCY = Histogram(
+    "oss_entrypoint_duration_seconds", "Time spent handling one entrypoint call.",
+    ["service", "entrypoint", "kind", "region"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+OUTBOX_PENDING = Gauge(
+    "oss_outbox_pending_events", "Outbox rows not yet published (as of the relay's last scan, capped at one batch).",
+    ["service", "region"],
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "oss_outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row.",
+    ["service", "region"],
+)
+OUTBOX_RELAYED = Counter(
+    "oss_outbox_relayed_events_total", "Outbox events published to the bus with a confirm.",
+    ["service", "region"],
+)
+EVENT_LAG = Histogram(
+    "oss_event_consumer_lag_seconds", "Time from an event's occurrence to its handling by a consumer.",
+    ["service", "region", "event_type"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "oss_events_dead_lettered_total", "Events a consumer gave up on and dead-lettered.",
+    ["service", "region", "event_type"],
+)
+APPLICATIONS_SUBMITTED = Counter(
+    "oss_applications_submitted_total", "Applications submitted.", ["region", "service_code"],
+)
+APPLICATIONS_DECIDED = Counter(
+    "oss_applications_decided_total", "Applications decided (approved or rejected).",
+    ["region", "service_code", "decision"],
+)
+SLA_BREACHES = Counter(
+    "oss_sla_breaches_total", "Applications decided after their legal due date.", ["region", "service_code"],
+)
+CATALOGUE_CACHE_AGE = Gauge(
+    "oss_catalogue_cache_age_seconds", "Seconds since intake's catalogue copy was last refreshed from the catalogue.",
+    ["service", "region"],
+)
+
+ENTRYPOINT_KINDS = ((Rpc, "rpc"), (HttpRequestHandler, "http"), (EventHandler, "event"), (Consumer, "event"), (Timer, "timer"))
+
+_server_ports = set()
+
+
+def serve_metrics(port, address="0.0.0.0"):
+    """Expose /metrics on `port` once per process; 0 or empty turns it off."""
+    if not port or int(port) in _server_ports:
+        return
+    start_http_server(int(port), addr=address)
+    _server_ports.add(int(port))
+    log.info("metrics on :%s/metrics", port)
+
+
+def entrypoint_kind(entrypoint):
+    for cls, kind in ENTRYPOINT_KINDS:
+        if isinstance(entrypoint, cls):
+            return kind
+    return "other"
+
+
+class Metrics(DependencyProvider):
+    """RED metrics for every entrypoint of the service it is declared on, and the /metrics server."""
+
+    def setup(self):
+        config = self.container.config
+        self.region = config.get("REGION") or "national"
+        self.starts = {}
+        serve_metrics(config.get("METRICS_PORT"))
+
+    def worker_setup(self, worker_ctx):
+        self.starts[worker_ctx] = time.perf_counter()
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        started = self.starts.pop(worker_ctx, None)
+        entrypoint = worker_ctx.entrypoint
+        labels = (self.container.service_name, entrypoint.method_name, entrypoint_kind(entrypoint), self.region)
+        if started is not None:
+            ENTRYPOINT_LATENCY.labels(*labels).observe(time.perf_counter() - started)
+        outcome = "success" if exc_info is None else "error"
+        ENTRYPOINT_CALLS.labels(*labels, outcome).inc()
+        if exc_info is not None:
+            ENTRYPOINT_ERRORS.labels(*labels, exc_info[0].__name__).inc()
+
+    def get_dependency(self, worker_ctx):
+        return self

@@ -1,0 +1,207 @@
+"""Transactional outbox: events are rows committed with the state change, then relayed to the bus.
+
+A crash between commit and publish loses nothing: the row stays unsent and the relay publishes
+it when it runs again. A crash between publish and marking the row sent re-sends it once,
+which consumers absorb because they record the `event_id`s they have applied.
+"""
+import logging
+from datetime import timezone
+
+import eventlet
+from eventlet.event import Event
+from kombu import Connection, Producer
+from nameko.extensions import DependencyProvider
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, select, update
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from oss_common.database import session_factory
+from oss_common.events import EVENTS_EXCHANGE, routing_key, utc_now
+from oss_common.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING, OUTBOX_RELAYED
+
+log = logging.getLogger(__name__)
+
+
+class OutboxMixin:
+    """Columns of a service's `outbox` table; rows are kept after sending (the event history)."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True, nullable=False)
+    event_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    routing_key: Mapped[str] = mapped_column(String(128), nullable=False)
+    payload: Mapped[dict] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[object] = mapped_column(DateTime(timezone=True), nullable=False)
+    sent_at: Mapped[object] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    @declared_attr.directive
+    def __table_args__(cls):
+        # The relay's scan: unsent rows in insertion order.
+        return (Index("ix_outbox_unsent", "sent_at", "id"),)
+
+
+def record_event(session, model, envelope):
+    """Add the event's row to the caller's transaction; it is published only if that commits."""
+    session.add(
+        model(
+            event_id=envelope["event_id"],
+            event_type=envelope["type"],
+            routing_key=routing_key(envelope),
+            payload=envelope,
+            created_at=utc_now(),
+        )
+    )
+
+
+class OutboxRelay(DependencyProvider):
+    """Publishes unsent outbox rows to `oss.events` with publisher confirms, then marks them sent.
+
+    Runs one green thread per service process. Workers wake it when they finish, so events
+    leave within milliseconds; it also polls, so rows left by a crashed process go out too.
+    The injected value is `record(session, envelope)`.
+    """
+
+    def __init__(self, model, batch_size=200, poll_interval=1.0):
+        self.model = model
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+
+    def setup(self):
+        config = self.container.config
+        self.amqp_uri = config["AMQP_URI"]
+        self.Session = session_factory(config["DATABASE_URL"])
+        # PostgreSQL lets two relays of one region skip each other's rows while they publish;
+        # SQLite has one writer anyway, so it reads, publishes and marks in short transactions.
+        self.lock_rows = self.Session.kw["bind"].dialect.name == "postgresql"
+        self.service_name = self.container.service_name
+        self.region = config.get("REGION") or "national"
+        self._wake = Event()
+        self._running = False
+        self._thread = None
+        self._connection = None
+        self._producer = None
+
+    def start(self):
+        self._running = True
+        self._thread = self.container.spawn_managed_thread(self._run)
+
+    def stop(self):
+        self._running = False
+        self.wake()
+        if self._thread is not None:
+            self._thread.wait()
+        self._close()
+
+    def kill(self):
+        self._running = False
+        if self._thread is not None:
+            self._thread.kill()
+        self._close()
+
+    def get_dependency(self, worker_ctx):
+        def record(session, envelope):
+            record_event(session, self.model, envelope)
+
+        return record
+
+    def worker_teardown(self, worker_ctx):
+        self.wake()
+
+    def wake(self):
+        if not self._wake.ready():
+            self._wake.send(True)
+
+    def _run(self):
+        backoff = 0.5
+        while self._running:
+            try:
+                while self._running and self.relay_batch():
+                    pass
+                backoff = 0.5
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive broker and database outages
+                log.warning("outbox relay of %s paused: %s; retrying in %.1fs", self.service_name, type(exc).__name__, backoff)
+                self._close()
+                eventlet.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            with eventlet.Timeout(self.poll_interval, False):
+                self._wake.wait()
+            self._wake = Event()
+
+    def _ensure_producer(self):
+        if self._producer is None:
+            self._connection = Connection(self.amqp_uri, transport_options={"confirm_publish": True}, heartbeat=0)
+            self._connection.ensure_connection(max_retries=1)
+            channel = self._connection.channel()
+            EVENTS_EXCHANGE(channel).declare()
+            self._producer = Producer(channel, exchange=EVENTS_EXCHANGE, serializer="json")
+        return self._producer
+
+    def _close(self):
+        if self._connection is not None:
+            try:
+                self._connection.release()
+            except Exception:  # noqa: BLE001 - the connection is already broken
+                pass
+        self._connection = None
+        self._producer = None
+
+    def relay_batch(self):
+        """Publish one batch of unsent rows; returns whether a full batch was sent (more may wait)."""
+        if self.lock_rows:
+            with self.Session() as session, session.begin():
+                rows = self._unsent(session, lock=True)
+                if rows:
+                    self._publish(rows)
+                    self._mark_sent(session, rows)
+        else:
+            with self.Session() as session:
+                with session.begin():
+                    rows = self._unsent(session, lock=False)
+                if rows:
+                    self._publish(rows)
+                    with session.begin():
+                        self._mark_sent(session, rows)
+        OUTBOX_RELAYED.labels(self.service_name, self.region).inc(len(rows))
+        return len(rows) == self.batch_size
+
+    def _unsent(self, session, lock):
+        model = self.model
+        query = (
+            select(model.id, model.event_id, model.routing_key, model.payload, model.created_at)
+            .where(model.sent_at.is_(None))
+            .order_by(model.id)
+            .limit(self.batch_size)
+        )
+        if lock:
+            query = query.with_for_update(skip_locked=True)
+        rows = session.execute(query).all()
+        self._observe_backlog(rows)
+        return rows
+
+    def _observe_backlog(self, rows):
+        age = 0.0
+        if rows:
+            oldest = rows[0].created_at
+            if oldest.tzinfo is None:
+                oldest = oldest.replace(tzinfo=timezone.utc)
+            age = max(0.0, (utc_now() - oldest).total_seconds())
+        OUTBOX_PENDING.labels(self.service_name, self.region).set(len(rows))
+        OUTBOX_OLDEST_AGE.labels(self.service_name, self.region).set(age)
+
+    def _publish(self, rows):
+        producer = self._ensure_producer()
+        for row in rows:
+            producer.publish(
+                row.payload,
+                routing_key=row.routing_key,
+                delivery_mode=2,
+                message_id=row.event_id,
+                content_type="application/json",
+                content_encoding="utf-8",
+                retry=False,
+            )
+
+    def _mark_sent(self, session, rows):
+        model = self.model
+        session.execute(update(model).where(model.id.in_([row.id for row in rows])).values(sent_at=utc_now()))

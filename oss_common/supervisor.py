@@ -1,0 +1,139 @@
+"""Start service processes, wait until they answer, stop them cleanly: `oss demo` and the tests."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from oss_common.config import PROJECT_ROOT, VAR_DIR
+
+
+class ServiceProcess:
+    """One `oss run` process, with its own environment (region, ports, database)."""
+
+    def __init__(self, service, region=None, env=None, http_port=None, log_path=None, migrate=True):
+        self.service = service
+        self.region = region
+        self.env = dict(os.environ, **{key: str(value) for key, value in (env or {}).items()})
+        self.env.setdefault("PYTHONUNBUFFERED", "1")
+        self.http_port = http_port
+        self.log_path = Path(log_path) if log_path else None
+        self.migrate = migrate
+        self.process = None
+        self._log_handle = None
+
+    @property
+    def name(self):
+        return f"{self.service}_{self.region}" if self.region else self.service
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self):
+        command = [sys.executable, "-m", "oss_common.cli", "run", "--service", self.service]
+        if self.region:
+            command += ["--region", self.region]
+        if not self.migrate:
+            command.append("--no-migrate")
+        output = None
+        if self.log_path:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log_handle = open(self.log_path, "ab")
+            output = self._log_handle
+        self.process = subprocess.Popen(command, env=self.env, cwd=PROJECT_ROOT, stdout=output,
+                                        stderr=subprocess.STDOUT if output else None, start_new_session=True)
+        return self
+
+    def wait_healthy(self, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode} before answering"
+                                   + (f"; see {self.log_path}" if self.log_path else ""))
+            try:
+                if requests.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} did not answer {self.url}/health within {timeout:.0f}s")
+
+    def stop(self, timeout=15.0):
+        """SIGTERM, so nameko finishes running workers; SIGKILL if it does not stop in time."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._close_log()
+
+    def kill(self):
+        """SIGKILL: a crash, as `kill -9` makes it."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._close_log()
+
+    def _close_log(self):
+        if self._log_handle:
+            self._log_handle.close()
+            self._log_handle = None
+
+
+def run_stack(regions, seed):
+    """The national catalogue and each region's intake, until Ctrl-C; idempotent across runs."""
+    from oss_common.cli import SERVICES, service_config
+
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    logs = VAR_DIR / "log"
+    catalogue = SERVICES["catalogue"]
+    processes = [ServiceProcess("catalogue", http_port=service_config(catalogue)["WEB_SERVER_ADDRESS"].rsplit(":", 1)[1],
+                                log_path=logs / "catalogue.log")]
+    intake = SERVICES["intake"]
+    for region in regions:
+        port = service_config(intake, region)["WEB_SERVER_ADDRESS"].rsplit(":", 1)[1]
+        processes.append(ServiceProcess("intake", region=region.slug, http_port=port, log_path=logs / f"intake_{region.slug}.log"))
+
+    stopping = False
+
+    def request_stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        processes[0].start().wait_healthy()
+        subprocess.run([sys.executable, "-m", "oss_common.cli", "catalogue", "load", str(seed)], check=True, cwd=PROJECT_ROOT)
+        for process in processes[1:]:
+            process.start()
+        for process in processes[1:]:
+            process.wait_healthy()
+        print("\nOSS platform demo is up (logs under var/log/, data under var/):")
+        for process in processes:
+            print(f"  {process.name:<22} {process.url}/api/v1/   metrics: {metrics_url(process)}")
+        print("  try: curl " + processes[1].url + "/api/v1/districts" if len(processes) > 1 else "")
+        print("\nCtrl-C stops everything.", flush=True)
+        while not stopping:
+            for process in processes:
+                if process.process.poll() is not None:
+                    print(f"{process.name} exited with {process.process.returncode}; see {process.log_path}", file=sys.stderr)
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        print("stopping ...", flush=True)
+        for process in reversed(processes):
+            process.stop()
+        print("stopped.")
+    return 0
+
+
+def metrics_url(process):
+    offset = int(process.http_port) - (8000 if process.service == "catalogue" else 8100)
+    base = 9000 if process.service == "catalogue" else 9100
+    return f"http://127.0.0.1:{base + offset}/metrics"

@@ -1,0 +1,42 @@
+"""Catalogue tables: public services, their agencies and groups, the outbox."""
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from oss_common.outbox import OutboxMixin
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Agency(Base):
+    __tablename__ = "agencies"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    names: Mapped[dict] = mapped_column(JSON, nullable=False)
+
+
+class Group(Base):
+    __tablename__ = "groups"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    names: Mapped[dict] = mapped_column(JSON, nullable=False)
+
+
+class PublicService(Base):
+    __tablename__ = "public_services"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    group: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    agency: Mapped[str] = mapped_column(String(64), nullable=False)
+    # The definition as the API shows it (names, documents, attributes, fee, regions, ...).
+    definition: Mapped[dict] = mapped_column(JSON, nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class OutboxEvent(OutboxMixin, Base):
+    pass

@@ -1,0 +1,154 @@
+"""The catalogue's units of work: upsert, publish, retire and query public services."""
+from sqlalchemy import select
+
+from oss_common.events import NATIONAL, make_event, utc_now
+from oss_common.schemas import localized
+from services.catalogue.exceptions import ServiceNotFound, UnknownReference
+from services.catalogue.models import Agency, Group, PublicService
+
+PRODUCER = "catalogue"
+EVENT_FOR_STATE = {
+    "published": "catalogue.service_published",
+    "retired": "catalogue.service_retired",
+    "draft": "catalogue.service_drafted",
+}
+
+
+def service_view(row, agency_names, lang=None):
+    """A service as the API and the events show it."""
+    definition = row.definition
+    view = {
+        "code": row.code,
+        "names": definition["names"],
+        "descriptions": definition["descriptions"],
+        "agency": {"code": row.agency, "names": agency_names.get(row.agency, {})},
+        "group": row.group,
+        "keywords": definition.get("keywords", []),
+        "required_documents": definition.get("required_documents", []),
+        "attributes": definition.get("attributes", []),
+        "fee": definition["fee"],
+        "deadline_working_days": definition["deadline_working_days"],
+        "regions": definition["regions"],
+        "state": row.state,
+        "version": row.version,
+        "updated_at": row.updated_at.isoformat(),
+    }
+    if lang:
+        view["name"] = localized(definition["names"], lang)
+        view["description"] = localized(definition["descriptions"], lang)
+    return view
+
+
+def agency_names(session):
+    return {agency.code: agency.names for agency in session.scalars(select(Agency))}
+
+
+def _announce(session, record, row):
+    event = make_event(EVENT_FOR_STATE[row.state], NATIONAL, PRODUCER, service_view(row, agency_names(session)))
+    record(session, event)
+
+
+def _check_references(session, definition):
+    fields = {}
+    if session.get(Agency, definition["agency"]) is None:
+        fields["agency"] = ["unknown agency"]
+    if session.get(Group, definition["group"]) is None:
+        fields["group"] = ["unknown group"]
+    if fields:
+        raise UnknownReference("the service refers to an unknown agency or group", fields=fields)
+
+
+def upsert_service(session, record, definition, state=None):
+    """Create or change a service; the version rises only when something really changed.
+
+    A new service starts as a draft unless `state` says otherwise. Returns (row, changed).
+    """
+    _check_references(session, definition)
+    definition = {key: value for key, value in definition.items() if key not in ("state",)}
+    row = session.get(PublicService, definition["code"])
+    content = {key: value for key, value in definition.items() if key not in ("code", "agency", "group")}
+    if row is None:
+        row = PublicService(
+            code=definition["code"], group=definition["group"], agency=definition["agency"],
+            definition=content, state=state or "draft", version=1, updated_at=utc_now(),
+        )
+        session.add(row)
+        session.flush()
+        _announce(session, record, row)
+        return row, True
+    new_state = state or row.state
+    if row.definition == content and row.group == definition["group"] and row.agency == definition["agency"] and row.state == new_state:
+        return row, False
+    row.definition = content
+    row.group = definition["group"]
+    row.agency = definition["agency"]
+    row.state = new_state
+    row.version += 1
+    row.updated_at = utc_now()
+    session.flush()
+    _announce(session, record, row)
+    return row, True
+
+
+def set_state(session, record, code, state):
+    row = session.get(PublicService, code)
+    if row is None:
+        raise ServiceNotFound(f"no service {code!r}", fields={"code": ["unknown service"]})
+    if row.state != state:
+        row.state = state
+        row.version += 1
+        row.updated_at = utc_now()
+        session.flush()
+        _announce(session, record, row)
+    return row
+
+
+def get_service(session, code):
+    row = session.get(PublicService, code)
+    if row is None:
+        raise ServiceNotFound(f"no service {code!r}", fields={"code": ["unknown service"]})
+    return row
+
+
+def list_services(session, region=None, group=None, state="published"):
+    query = select(PublicService).order_by(PublicService.group, PublicService.code)
+    if group:
+        query = query.where(PublicService.group == group)
+    if state and state != "all":
+        query = query.where(PublicService.state == state)
+    rows = session.scalars(query).all()
+    if region:
+        rows = [row for row in rows if region in row.definition["regions"]]
+    return rows
+
+
+def upsert_named(session, model, items):
+    changed = 0
+    for item in items:
+        row = session.get(model, item["code"])
+        if row is None:
+            session.add(model(code=item["code"], names=item["names"]))
+            changed += 1
+        elif row.names != item["names"]:
+            row.names = item["names"]
+            changed += 1
+    session.flush()
+    return changed
+
+
+def load_document(session, record, document):
+    """Load a catalogue file; loading the same file again changes nothing."""
+    summary = {"groups": upsert_named(session, Group, document["groups"]),
+               "agencies": upsert_named(session, Agency, document["agencies"]),
+               "services_changed": 0, "services_unchanged": 0}
+    for service in document["services"]:
+        _, changed = upsert_service(session, record, service, state=service["state"])
+        summary["services_changed" if changed else "services_unchanged"] += 1
+    return summary
+
+
+def named_view(rows, lang=None):
+    return [
+        dict({"code": row.code, "names": row.names}, **({"name": localized(row.names, lang)} if lang else {}))
+        for row in rows
+    ]

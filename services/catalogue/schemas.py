@@ -1,0 +1,130 @@
+"""What crosses the wire for the catalogue: service definitions in and out."""
+from marshmallow import ValidationError, fields, post_load, pre_load, validate, validates_schema
+
+from oss_common.regions import load_registry
+from oss_common.schemas import CODE, Language, LocalizedText, RegionSlug, StrictSchema
+
+DATATYPES = ("string", "number", "datetime", "text", "singlevaluelist", "multivaluelist")
+LIST_DATATYPES = ("singlevaluelist", "multivaluelist")
+STATES = ("draft", "published", "retired")
+
+
+class DocumentSchema(StrictSchema):
+    code = fields.String(required=True, validate=CODE)
+    names = fields.Nested(LocalizedText, required=True)
+
+
+class AttributeValueSchema(StrictSchema):
+    key = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    name = fields.Nested(LocalizedText, required=True)
+
+
+class AttributeSchema(StrictSchema):
+    """One form field, as an Open311 service definition describes it."""
+
+    code = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,62}$"))
+    variable = fields.Boolean(load_default=True)
+    datatype = fields.String(required=True, validate=validate.OneOf(DATATYPES))
+    required = fields.Boolean(load_default=False)
+    datatype_description = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    order = fields.Integer(required=True, validate=validate.Range(min=1, max=1000))
+    description = fields.Nested(LocalizedText, required=True)
+    values = fields.List(fields.Nested(AttributeValueSchema), load_default=list)
+
+    @validates_schema
+    def check_values(self, data, **kwargs):
+        has_values = bool(data.get("values"))
+        if data.get("datatype") in LIST_DATATYPES and not has_values:
+            raise ValidationError("a list datatype needs values", "values")
+        if data.get("datatype") not in LIST_DATATYPES and has_values:
+            raise ValidationError("only list datatypes have values", "values")
+        keys = [value["key"] for value in data.get("values", [])]
+        if len(keys) != len(set(keys)):
+            raise ValidationError("value keys must be unique", "values")
+
+
+class FeeSchema(StrictSchema):
+    """Free, or a multiple of the base calculation amount (BHM)."""
+
+    free = fields.Boolean(required=True)
+    bca_multiple = fields.Decimal(load_default=None, allow_none=True, places=4, as_string=False,
+                                  validate=validate.Range(min=0, min_inclusive=False, max=100000))
+
+    @validates_schema
+    def check_amount(self, data, **kwargs):
+        if not data.get("free") and data.get("bca_multiple") is None:
+            raise ValidationError("a paid service needs bca_multiple", "bca_multiple")
+        if data.get("free") and data.get("bca_multiple") is not None:
+            raise ValidationError("a free service has no bca_multiple", "bca_multiple")
+
+    @post_load
+    def as_number(self, data, **kwargs):
+        if data.get("bca_multiple") is not None:
+            data["bca_multiple"] = float(data["bca_multiple"])
+        else:
+            data.pop("bca_multiple", None)
+        return data
+
+
+class ServiceDefinitionSchema(StrictSchema):
+    """A public service as an administrator writes it (state and version are the catalogue's)."""
+
+    code = fields.String(required=True, validate=CODE)
+    names = fields.Nested(LocalizedText, required=True)
+    descriptions = fields.Nested(LocalizedText, required=True)
+    agency = fields.String(required=True, validate=CODE)
+    group = fields.String(required=True, validate=CODE)
+    keywords = fields.List(fields.String(validate=validate.Length(min=1, max=64)), load_default=list,
+                           validate=validate.Length(max=20))
+    required_documents = fields.List(fields.Nested(DocumentSchema), load_default=list, validate=validate.Length(max=50))
+    attributes = fields.List(fields.Nested(AttributeSchema), load_default=list, validate=validate.Length(max=100))
+    fee = fields.Nested(FeeSchema, required=True)
+    deadline_working_days = fields.Integer(required=True, validate=validate.Range(min=1, max=365))
+    regions = fields.List(RegionSlug(), required=True, validate=validate.Length(min=1))
+
+    @pre_load
+    def expand_all_regions(self, data, **kwargs):
+        if isinstance(data, dict) and data.get("regions") == "all":
+            data = dict(data, regions=sorted(load_registry()))
+        return data
+
+    @validates_schema
+    def check_uniqueness(self, data, **kwargs):
+        for key, name in (("required_documents", "code"), ("attributes", "code"), ("attributes", "order")):
+            values = [item[name] for item in data.get(key, [])]
+            if len(values) != len(set(values)):
+                raise ValidationError(f"{name}s must be unique", key)
+
+    @post_load
+    def normalise(self, data, **kwargs):
+        data["regions"] = sorted(set(data["regions"]))
+        data["attributes"] = sorted(data["attributes"], key=lambda attribute: attribute["order"])
+        return data
+
+
+class SeedServiceSchema(ServiceDefinitionSchema):
+    state = fields.String(load_default="published", validate=validate.OneOf(STATES))
+
+
+class NamedCodeSchema(StrictSchema):
+    code = fields.String(required=True, validate=CODE)
+    names = fields.Nested(LocalizedText, required=True)
+
+
+class CatalogueDocumentSchema(StrictSchema):
+    """A catalogue file: groups, agencies and services (the seed, or an oblast's additions)."""
+
+    groups = fields.List(fields.Nested(NamedCodeSchema), load_default=list)
+    agencies = fields.List(fields.Nested(NamedCodeSchema), load_default=list)
+    services = fields.List(fields.Nested(SeedServiceSchema), load_default=list)
+
+
+class ServiceQuerySchema(StrictSchema):
+    region = RegionSlug(load_default=None)
+    group = fields.String(load_default=None, validate=CODE)
+    state = fields.String(load_default="published", validate=validate.OneOf(STATES + ("all",)))
+    lang = Language(load_default=None)
+
+
+class LanguageQuerySchema(StrictSchema):
+    lang = Language(load_default=None)

@@ -1,0 +1,114 @@
+"""The catalogue's nameko service: RPC `catalogue` and the HTTP API on port 8000."""
+from nameko.rpc import rpc
+
+from oss_common.database import Database
+from oss_common.errors import BadRequest
+from oss_common.http import HealthCheck, api, json_body, query_params
+from oss_common.metrics import Metrics
+from oss_common.outbox import OutboxRelay
+from services.catalogue import operations
+from services.catalogue.models import Agency, Group, OutboxEvent
+from services.catalogue.schemas import (
+    CatalogueDocumentSchema, LanguageQuerySchema, ServiceDefinitionSchema, ServiceQuerySchema,
+)
+
+DEFINITION = ServiceDefinitionSchema()
+DOCUMENT = CatalogueDocumentSchema()
+SERVICE_QUERY = ServiceQuerySchema()
+LANGUAGE_QUERY = LanguageQuerySchema()
+
+
+class CatalogueService(HealthCheck):
+    name = "catalogue"
+
+    db = Database()
+    record_event = OutboxRelay(OutboxEvent)
+    metrics = Metrics()
+
+    # RPC
+
+    @rpc
+    def list_services(self, region=None, group=None, state="published", lang=None):
+        query = SERVICE_QUERY.load({key: value for key, value in
+                                    dict(region=region, group=group, state=state, lang=lang).items() if value is not None})
+        return self._list(query)
+
+    @rpc
+    def get_service(self, code, lang=None):
+        lang = LANGUAGE_QUERY.load({"lang": lang} if lang else {})["lang"]
+        return operations.service_view(operations.get_service(self.db, code), operations.agency_names(self.db), lang)
+
+    @rpc
+    def upsert_service(self, definition):
+        return self._upsert(DEFINITION.load(definition))
+
+    @rpc
+    def publish_service(self, code):
+        return self._set_state(code, "published")
+
+    @rpc
+    def retire_service(self, code):
+        return self._set_state(code, "retired")
+
+    @rpc
+    def load_catalogue(self, document):
+        document = DOCUMENT.load(document)
+        summary = operations.load_document(self.db, self.record_event, document)
+        self.db.commit()
+        return summary
+
+    # HTTP
+
+    @api("GET", "/api/v1/services")
+    def http_list_services(self, request):
+        items = self._list(query_params(request, SERVICE_QUERY))
+        return {"items": items, "total": len(items)}
+
+    @api("GET", "/api/v1/services/<string:code>")
+    def http_get_service(self, request, code):
+        lang = query_params(request, LANGUAGE_QUERY)["lang"]
+        return operations.service_view(operations.get_service(self.db, code), operations.agency_names(self.db), lang)
+
+    @api("PUT", "/api/v1/services/<string:code>")
+    def http_upsert_service(self, request, code):
+        body = json_body(request)
+        body.setdefault("code", code)
+        definition = DEFINITION.load(body)
+        if definition["code"] != code:
+            raise BadRequest("the body's code differs from the URL's", fields={"code": ["must match the URL"]})
+        return self._upsert(definition)
+
+    @api("POST", "/api/v1/services/<string:code>/publish")
+    def http_publish(self, request, code):
+        return self._set_state(code, "published")
+
+    @api("POST", "/api/v1/services/<string:code>/retire")
+    def http_retire(self, request, code):
+        return self._set_state(code, "retired")
+
+    @api("GET", "/api/v1/groups")
+    def http_groups(self, request):
+        return {"items": operations.named_view(self.db.query(Group).order_by(Group.code),
+                                               query_params(request, LANGUAGE_QUERY)["lang"])}
+
+    @api("GET", "/api/v1/agencies")
+    def http_agencies(self, request):
+        return {"items": operations.named_view(self.db.query(Agency).order_by(Agency.code),
+                                               query_params(request, LANGUAGE_QUERY)["lang"])}
+
+    # helpers shared by the RPC and HTTP faces
+
+    def _list(self, query):
+        agencies = operations.agency_names(self.db)
+        rows = operations.list_services(self.db, query["region"], query["group"], query["state"])
+        return [operations.service_view(row, agencies, query["lang"]) for row in rows]
+
+    def _upsert(self, definition):
+        row, _changed = operations.upsert_service(self.db, self.record_event, definition)
+        self.db.commit()
+        return operations.service_view(row, operations.agency_names(self.db))
+
+    def _set_state(self, code, state):
+        row = operations.set_state(self.db, self.record_event, code, state)
+        self.db.commit()
+        return operations.service_view(row, operations.agency_names(self.db))

@@ -1,0 +1,117 @@
+"""How intake reaches the outside world: its copy of the national catalogue."""
+import logging
+import time
+from datetime import timezone
+
+import eventlet
+from nameko.extensions import DependencyProvider
+from nameko.standalone.rpc import ClusterRpcProxy
+from sqlalchemy import func, select
+
+from oss_common.database import session_factory
+from oss_common.events import utc_now
+from oss_common.metrics import CATALOGUE_CACHE_AGE
+from services.intake.models import CatalogueEntry
+
+log = logging.getLogger(__name__)
+
+
+def store_service(session, definition):
+    """Keep a catalogue service in the region's copy unless a newer version is already there."""
+    entry = session.get(CatalogueEntry, definition["code"])
+    if entry is None:
+        session.add(CatalogueEntry(code=definition["code"], version=definition["version"], state=definition["state"],
+                                   definition=definition, refreshed_at=utc_now()))
+        return True
+    if definition["version"] < entry.version:
+        return False
+    entry.version = definition["version"]
+    entry.state = definition["state"]
+    entry.definition = definition
+    entry.refreshed_at = utc_now()
+    return True
+
+
+class CatalogueCache(DependencyProvider):
+    """The catalogue as this region sees it, served from memory.
+
+    The durable copy lives in intake's own database (so every intake process of the region
+    shares it, and a restart while the catalogue is down still finds it); memory is reloaded
+    from it at most every CATALOGUE_CACHE_TTL seconds. At start-up, and every
+    CATALOGUE_RESYNC_SECONDS, the whole region's list is fetched from the catalogue over RPC;
+    between those, the catalogue's events keep the copy current.
+    """
+
+    def setup(self):
+        config = self.container.config
+        self.config = config
+        self.region = config["REGION"]
+        self.Session = session_factory(config["DATABASE_URL"])
+        self.ttl = float(config.get("CATALOGUE_CACHE_TTL") or 2.0)
+        self.resync_seconds = float(config.get("CATALOGUE_RESYNC_SECONDS") or 300.0)
+        self.rpc_timeout = float(config.get("CATALOGUE_RPC_TIMEOUT") or 10.0)
+        self.entries = {}
+        self.loaded_at = 0.0
+        self.newest_refresh = None
+        self._thread = None
+        CATALOGUE_CACHE_AGE.labels(self.container.service_name, self.region).set_function(self.age_seconds)
+
+    def start(self):
+        self._thread = self.container.spawn_managed_thread(self._resync_forever)
+
+    def stop(self):
+        if self._thread is not None:
+            self._thread.kill()
+
+    kill = stop
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def age_seconds(self):
+        if self.newest_refresh is None:
+            return float("nan")
+        return max(0.0, (utc_now() - _aware(self.newest_refresh)).total_seconds())
+
+    def get(self, code):
+        """The service definition for `code`, or None when the catalogue has no such service."""
+        if time.monotonic() - self.loaded_at > self.ttl:
+            self.reload()
+        entry = self.entries.get(code)
+        return entry.definition if entry is not None else None
+
+    def reload(self):
+        with self.Session() as session:
+            self.entries = {entry.code: entry for entry in session.scalars(select(CatalogueEntry))}
+            self.newest_refresh = session.scalar(select(func.max(CatalogueEntry.refreshed_at)))
+        self.loaded_at = time.monotonic()
+
+    def invalidate(self):
+        self.loaded_at = 0.0
+
+    def resync(self):
+        """Fetch every catalogue service (all states) and store what is newer than our copy."""
+        with ClusterRpcProxy(self.config, timeout=self.rpc_timeout) as cluster:
+            services = cluster.catalogue.list_services(state="all")
+        with self.Session() as session, session.begin():
+            for definition in services:
+                store_service(session, definition)
+        self.invalidate()
+        log.info("catalogue copy of %s refreshed: %d services", self.region, len(services))
+
+    def _resync_forever(self):
+        retry_delay = 1.0
+        while True:
+            try:
+                self.resync()
+                retry_delay = 1.0
+                eventlet.sleep(self.resync_seconds)
+            except Exception as exc:  # noqa: BLE001 - the catalogue may be down; the copy keeps serving
+                log.warning("catalogue resync for %s failed (%s); retrying in %.0fs",
+                            self.region, type(exc).__name__, retry_delay)
+                eventlet.sleep(retry_delay)
+                retry_delay = min(retry_delay * 2, 60.0)
+
+
+def _aware(moment):
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

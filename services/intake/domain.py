@@ -1,0 +1,149 @@
+"""The application workflow and intake's rules, in plain Python (no bus, no database)."""
+import re
+from datetime import datetime
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    IN_REVIEW = "in_review"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    ISSUED = "issued"
+    RETURNED_FOR_CORRECTION = "returned_for_correction"
+    RESUBMITTED = "resubmitted"
+    WITHDRAWN = "withdrawn"
+
+
+TRANSITIONS = {
+    Status.SUBMITTED: {Status.ACCEPTED, Status.RETURNED_FOR_CORRECTION, Status.WITHDRAWN},
+    Status.ACCEPTED: {Status.IN_REVIEW, Status.RETURNED_FOR_CORRECTION, Status.WITHDRAWN},
+    Status.IN_REVIEW: {Status.APPROVED, Status.REJECTED, Status.RETURNED_FOR_CORRECTION, Status.WITHDRAWN},
+    Status.RETURNED_FOR_CORRECTION: {Status.RESUBMITTED, Status.WITHDRAWN},
+    Status.RESUBMITTED: {Status.ACCEPTED, Status.RETURNED_FOR_CORRECTION, Status.WITHDRAWN},
+    # The decision, positive or negative, is handed to the applicant: that is `issued`.
+    Status.APPROVED: {Status.ISSUED},
+    Status.REJECTED: {Status.ISSUED},
+    Status.ISSUED: set(),
+    Status.WITHDRAWN: set(),
+}
+DECISIONS = frozenset({Status.APPROVED, Status.REJECTED})
+FINAL = frozenset(status for status, targets in TRANSITIONS.items() if not targets)
+# The applicant is owed an explanation for these.
+REASON_REQUIRED = frozenset({Status.REJECTED, Status.RETURNED_FOR_CORRECTION, Status.WITHDRAWN})
+
+
+class TransitionNotAllowed(Exception):
+    def __init__(self, current, target):
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none"
+        super().__init__(f"cannot move an application from {current} to {target}; allowed: {allowed}")
+        self.current = current
+        self.target = target
+
+
+class ReasonRequired(Exception):
+    def __init__(self, target):
+        super().__init__(f"a reason is required to move an application to {target}")
+        self.target = target
+
+
+class ApplicationWorkflow:
+    """Where an application stands and where it may go next."""
+
+    def __init__(self, status):
+        self.status = Status(status)
+
+    @property
+    def allowed(self):
+        return sorted(TRANSITIONS[self.status])
+
+    def transition(self, target, reason=None):
+        """Move to `target`; returns the status left. Raises when the move is not allowed."""
+        target = Status(target)
+        if target not in TRANSITIONS[self.status]:
+            raise TransitionNotAllowed(self.status, target)
+        if target in REASON_REQUIRED and not (reason or "").strip():
+            raise ReasonRequired(target)
+        previous, self.status = self.status, target
+        return previous
+
+
+def tracking_number(prefix, year, sequence):
+    """`JI-2026-000123`: region prefix, year of submission, the region's sequence in that year."""
+    return f"{prefix}-{year:04d}-{sequence:06d}"
+
+
+TRACKING_NUMBER = re.compile(r"^[A-Z]{2}-\d{4}-\d{6,}$")
+
+
+def missing_documents(required, presented):
+    """Codes of required documents not presented, in the catalogue's order."""
+    presented = set(presented)
+    return [document["code"] for document in required if document["code"] not in presented]
+
+
+def unknown_documents(required, presented):
+    known = {document["code"] for document in required}
+    return sorted(set(presented) - known)
+
+
+def validate_attributes(definitions, values):
+    """Check attribute values against the service's definitions.
+
+    Returns (clean values, errors by attribute code). Unknown codes and missing required ones
+    are errors; values are checked against their datatype and allowed keys.
+    """
+    by_code = {definition["code"]: definition for definition in definitions if definition.get("variable", True)}
+    errors = {}
+    clean = {}
+    for code in sorted(set(values) - set(by_code)):
+        errors[code] = ["unknown attribute for this service"]
+    for code, definition in by_code.items():
+        if code not in values or values[code] in (None, "", []):
+            if definition.get("required"):
+                errors[code] = ["required"]
+            continue
+        value, problem = _check_value(definition, values[code])
+        if problem:
+            errors[code] = [problem]
+        else:
+            clean[code] = value
+    return clean, errors
+
+
+def _check_value(definition, value):
+    datatype = definition["datatype"]
+    allowed = [item["key"] for item in definition.get("values", [])]
+    if datatype in ("string", "text"):
+        limit = 255 if datatype == "string" else 5000
+        if not isinstance(value, str):
+            return None, "must be a string"
+        if len(value) > limit:
+            return None, f"at most {limit} characters"
+        return value, None
+    if datatype == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None, "must be a number"
+        if value != value or value in (float("inf"), float("-inf")):
+            return None, "must be a finite number"
+        return value, None
+    if datatype == "datetime":
+        if not isinstance(value, str):
+            return None, "must be an ISO 8601 date or date-time"
+        try:
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None, "must be an ISO 8601 date or date-time"
+        return value, None
+    if datatype == "singlevaluelist":
+        if not isinstance(value, str) or value not in allowed:
+            return None, f"must be one of: {', '.join(allowed)}"
+        return value, None
+    if datatype == "multivaluelist":
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            return None, "must be a list of keys"
+        if len(set(value)) != len(value) or not set(value) <= set(allowed):
+            return None, f"must be distinct keys among: {', '.join(allowed)}"
+        return value, None
+    return None, f"unsupported datatype {datatype}"

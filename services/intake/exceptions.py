@@ -1,0 +1,22 @@
+"""Intake errors callers can act on, with the status each answers."""
+from oss_common.errors import Conflict, InvalidInput, NotFound
+
+
+class ApplicationNotFound(NotFound):
+    code = "application_not_found"
+
+
+class ServiceNotAvailable(InvalidInput):
+    code = "service_not_available"
+
+
+class ApplicationInvalid(InvalidInput):
+    code = "application_invalid"
+
+
+class IdempotencyKeyReused(InvalidInput):
+    code = "idempotency_key_reused"
+
+
+class TransitionRejected(Conflict):
+    code = "transition_not_allowed"

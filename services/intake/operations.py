@@ -1,0 +1,269 @@
+"""Intake's units of work: submit an application, move it through its workflow, query and export."""
+import hashlib
+import json
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from oss_common.calendar import TASHKENT, add_working_days, local_date
+from oss_common.events import make_event, rfc3339, utc_now
+from services.intake.domain import (
+    DECISIONS, ApplicationWorkflow, ReasonRequired, Status, TransitionNotAllowed,
+    missing_documents, tracking_number, unknown_documents, validate_attributes,
+)
+from services.intake.exceptions import (
+    ApplicationInvalid, ApplicationNotFound, IdempotencyKeyReused, ServiceNotAvailable, TransitionRejected,
+)
+from services.intake.models import Application, OutboxEvent, StatusChange, TrackingSequence
+from services.intake.schemas import mask_phone, mask_pinfl
+
+PRODUCER_PREFIX = "intake"
+
+
+def fingerprint(submission):
+    return hashlib.sha256(json.dumps(submission, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def check_against_catalogue(region, definition, submission):
+    """Everything the catalogue and the region registry say about a submission; 422 naming fields."""
+    code = submission["service_code"]
+    if definition is None:
+        raise ServiceNotAvailable(f"no service {code!r} in the catalogue", fields={"service_code": ["unknown service"]})
+    if definition["state"] != "published":
+        raise ServiceNotAvailable(f"service {code!r} is not published", fields={"service_code": [f"service is {definition['state']}"]})
+    if region.slug not in definition["regions"]:
+        raise ServiceNotAvailable(f"service {code!r} is not offered in {region.slug}",
+                                  fields={"service_code": [f"not offered in {region.slug}"]})
+    fields = {}
+    if region.district(submission["district"]) is None:
+        fields["district"] = [f"not a district of {region.slug}"]
+    centre = submission.get("centre") or region.main_centre
+    if region.centre(centre) is None:
+        fields["centre"] = [f"not an OSS centre of {region.slug}"]
+    missing = missing_documents(definition["required_documents"], submission["documents"])
+    unknown = unknown_documents(definition["required_documents"], submission["documents"])
+    if missing:
+        fields["documents"] = [f"missing required document: {code}" for code in missing]
+    if unknown:
+        fields.setdefault("documents", []).extend(f"not a document of this service: {code}" for code in unknown)
+    attributes, attribute_errors = validate_attributes(definition["attributes"], submission["attributes"])
+    for attribute, messages in attribute_errors.items():
+        fields[f"attributes.{attribute}"] = messages
+    if fields:
+        raise ApplicationInvalid(f"the application does not fit service {code!r}: {', '.join(sorted(fields))}", fields=fields)
+    return centre, attributes
+
+
+def next_sequence(session, year):
+    """The next tracking sequence of `year`: one atomic upsert, so concurrent processes never share one."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(TrackingSequence)
+        .values(year=year, last_value=1)
+        .on_conflict_do_update(index_elements=["year"], set_={"last_value": TrackingSequence.last_value + 1})
+        .returning(TrackingSequence.last_value)
+    )
+    return session.execute(statement).scalar_one()
+
+
+def find_by_key(session, key):
+    return session.scalar(select(Application).where(Application.idempotency_key == key))
+
+
+def submit(session, record, region, definition, submission, idempotency_key=None, now=None):
+    """File an application; returns (application, created). Nothing is written when it fails."""
+    request_fingerprint = fingerprint(submission)
+    if idempotency_key:
+        existing = find_by_key(session, idempotency_key)
+        if existing is not None:
+            return _replay(existing, request_fingerprint), False
+    centre, attributes = check_against_catalogue(region, definition, submission)
+    now = now or utc_now()
+    applicant = submission["applicant"]
+    year = local_date(now).year
+    application = Application(
+        tracking_number=tracking_number(region.prefix, year, next_sequence(session, year)),
+        idempotency_key=idempotency_key,
+        request_fingerprint=request_fingerprint,
+        service_code=definition["code"],
+        service_version=definition["version"],
+        agency=definition["agency"]["code"],
+        district=submission["district"],
+        centre=centre,
+        status=Status.SUBMITTED.value,
+        applicant_pinfl=applicant["pinfl"],
+        applicant_name=applicant["full_name"],
+        applicant_phone=applicant["phone"],
+        applicant_email=applicant.get("email"),
+        language=applicant["language"],
+        channel=applicant["channel"],
+        documents=sorted(set(submission["documents"])),
+        attributes=attributes,
+        submitted_at=now,
+        due_date=add_working_days(local_date(now), definition["deadline_working_days"]),
+        updated_at=now,
+    )
+    actor = f"centre:{centre}"
+    application.history.append(StatusChange(from_status=None, to_status=Status.SUBMITTED.value, actor=actor, occurred_at=now))
+    session.add(application)
+    record(session, make_event("application.submitted", region.slug, f"{PRODUCER_PREFIX}_{region.slug}",
+                               event_data(application, definition, actor=actor), occurred_at=now))
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        existing = find_by_key(session, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return _replay(existing, request_fingerprint), False
+    return application, True
+
+
+def _replay(existing, request_fingerprint):
+    if existing.request_fingerprint != request_fingerprint:
+        raise IdempotencyKeyReused("this Idempotency-Key was used for a different application",
+                                   fields={"idempotency_key": ["already used with a different body"]})
+    return existing
+
+
+def transition(session, record, region, definition, tracking, target, actor, reason=None, now=None):
+    application = get_application(session, tracking, for_update=True)
+    workflow = ApplicationWorkflow(application.status)
+    try:
+        previous = workflow.transition(target, reason)
+    except TransitionNotAllowed as exc:
+        raise TransitionRejected(str(exc), fields={"to": [f"allowed from {exc.current}: {', '.join(ApplicationWorkflow(exc.current).allowed) or 'none'}"]}) from exc
+    except ReasonRequired as exc:
+        raise ApplicationInvalid(str(exc), fields={"reason": [f"required for {exc.target}"]}) from exc
+    now = now or utc_now()
+    application.status = workflow.status.value
+    application.updated_at = now
+    if workflow.status in DECISIONS:
+        application.decided_at = now
+    application.history.append(StatusChange(from_status=previous.value, to_status=workflow.status.value,
+                                            actor=actor, reason=reason, occurred_at=now))
+    data = event_data(application, definition, actor=actor)
+    data.update(previous_status=previous.value, reason=reason)
+    record(session, make_event("application.status_changed", region.slug, f"{PRODUCER_PREFIX}_{region.slug}", data, occurred_at=now))
+    session.commit()
+    return application
+
+
+def event_data(application, definition, actor):
+    """What others need to react to an application event: no PINFL, no name.
+
+    The contact the applicant chose travels in the body (never in a routing key) so that
+    notifications need not call back.
+    """
+    data = {
+        "tracking_number": application.tracking_number,
+        "service_code": application.service_code,
+        "service_version": application.service_version,
+        "agency": application.agency,
+        "district": application.district,
+        "centre": application.centre,
+        "status": application.status,
+        "previous_status": None,
+        "reason": None,
+        "actor": actor,
+        "submitted_at": rfc3339(application.submitted_at),
+        "changed_at": rfc3339(application.updated_at),
+        "due_date": application.due_date.isoformat(),
+        "language": application.language,
+        "channel": application.channel,
+        "contact": {"phone": application.applicant_phone, "email": application.applicant_email},
+    }
+    if definition is not None:
+        data["service_name"] = definition["names"]
+    if application.decided_at is not None and application.status in {s.value for s in DECISIONS}:
+        data["decided_on_time"] = local_date(application.decided_at) <= application.due_date
+    return data
+
+
+def get_application(session, tracking, for_update=False):
+    query = select(Application).where(Application.tracking_number == tracking)
+    if for_update:
+        query = query.with_for_update()
+    application = session.scalar(query)
+    if application is None:
+        raise ApplicationNotFound(f"no application {tracking!r} in this region", fields={"tracking_number": ["unknown"]})
+    return application
+
+
+def application_view(application, with_history=True, reveal_personal_data=True):
+    applicant = {
+        "pinfl": application.applicant_pinfl if reveal_personal_data else mask_pinfl(application.applicant_pinfl),
+        "full_name": application.applicant_name if reveal_personal_data else None,
+        "phone": application.applicant_phone if reveal_personal_data else mask_phone(application.applicant_phone),
+        "language": application.language,
+        "channel": application.channel,
+    }
+    if reveal_personal_data:
+        applicant["email"] = application.applicant_email
+    view = {
+        "tracking_number": application.tracking_number,
+        "service_code": application.service_code,
+        "service_version": application.service_version,
+        "agency": application.agency,
+        "status": application.status,
+        "allowed_transitions": ApplicationWorkflow(application.status).allowed,
+        "district": application.district,
+        "centre": application.centre,
+        "applicant": applicant,
+        "documents": application.documents,
+        "attributes": application.attributes,
+        "submitted_at": rfc3339(application.submitted_at),
+        "updated_at": rfc3339(application.updated_at),
+        "due_date": application.due_date.isoformat(),
+    }
+    if with_history:
+        view["history"] = [
+            {"from": change.from_status, "to": change.to_status, "actor": change.actor,
+             "reason": change.reason, "at": rfc3339(change.occurred_at)}
+            for change in application.history
+        ]
+    return view
+
+
+def list_applications(session, query):
+    conditions = []
+    if query["status"]:
+        conditions.append(Application.status == query["status"])
+    if query["service"]:
+        conditions.append(Application.service_code == query["service"])
+    if query["district"]:
+        conditions.append(Application.district == query["district"])
+    if query["centre"]:
+        conditions.append(Application.centre == query["centre"])
+    if query["submitted_from"]:
+        conditions.append(Application.submitted_at >= _start_of(query["submitted_from"]))
+    if query["submitted_to"]:
+        conditions.append(Application.submitted_at < _start_of(query["submitted_to"], days=1))
+    total = session.scalar(select(func.count()).select_from(Application).where(*conditions))
+    rows = session.scalars(
+        select(Application).where(*conditions).order_by(Application.id.desc())
+        .offset((query["page"] - 1) * query["page_size"]).limit(query["page_size"])
+    ).all()
+    return {
+        "items": [application_view(row, with_history=False, reveal_personal_data=False) for row in rows],
+        "total": total,
+        "page": query["page"],
+        "page_size": query["page_size"],
+    }
+
+
+def _start_of(day, days=0):
+    return datetime.combine(day + timedelta(days=days), time.min, tzinfo=TASHKENT)
+
+
+def export_events(session, after_id=0, limit=500):
+    """The region's stored events in order, a page at a time (for rebuilding projections)."""
+    rows = session.scalars(select(OutboxEvent).where(OutboxEvent.id > after_id).order_by(OutboxEvent.id).limit(limit)).all()
+    return {
+        "items": [row.payload for row in rows],
+        "next_after_id": rows[-1].id if rows else after_id,
+        "more": len(rows) == limit,
+    }

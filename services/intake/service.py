@@ -1,0 +1,144 @@
+"""Regional intake's nameko service: RPC `intake_<region>` and the HTTP API on port 8100 + n."""
+from nameko.rpc import rpc
+
+from oss_common.calendar import local_date
+from oss_common.consumers import event_handler, first_delivery
+from oss_common.database import Database
+from oss_common.errors import BadRequest
+from oss_common.http import HealthCheck, api, json_body, query_params
+from oss_common.metrics import APPLICATIONS_DECIDED, APPLICATIONS_SUBMITTED, SLA_BREACHES, Metrics
+from oss_common.outbox import OutboxRelay
+from oss_common.regions import get_region
+from oss_common.schemas import localized
+from services.intake import operations
+from services.intake.dependencies import CatalogueCache, store_service
+from services.intake.domain import DECISIONS
+from services.intake.models import OutboxEvent, ProcessedEvent
+from services.intake.schemas import (
+    ApplicationQuerySchema, ExportQuerySchema, SubmissionSchema, TransitionSchema,
+)
+
+SUBMISSION = SubmissionSchema()
+TRANSITION = TransitionSchema()
+APPLICATION_QUERY = ApplicationQuerySchema()
+EXPORT_QUERY = ExportQuerySchema()
+MAX_IDEMPOTENCY_KEY = 128
+
+
+class IntakeService(HealthCheck):
+    """Runs once per region; the runner names it `intake_<slug>` from the REGION setting."""
+
+    name = "intake"
+
+    db = Database()
+    record_event = OutboxRelay(OutboxEvent)
+    catalogue = CatalogueCache()
+    metrics = Metrics()
+
+    @property
+    def region(self):
+        return get_region(self.catalogue.region)
+
+    # RPC
+
+    @rpc
+    def submit_application(self, submission, idempotency_key=None):
+        application, _created = self._submit(SUBMISSION.load(submission), idempotency_key)
+        return operations.application_view(application)
+
+    @rpc
+    def get_application(self, tracking_number):
+        return operations.application_view(operations.get_application(self.db, tracking_number))
+
+    @rpc
+    def list_applications(self, **filters):
+        return operations.list_applications(self.db, APPLICATION_QUERY.load(filters))
+
+    @rpc
+    def transition(self, tracking_number, to, actor, reason=None):
+        command = TRANSITION.load({"to": to, "actor": actor, "reason": reason})
+        return operations.application_view(self._transition(tracking_number, command))
+
+    @rpc
+    def export_events(self, after_id=0, limit=500):
+        query = EXPORT_QUERY.load({"after_id": after_id, "limit": limit})
+        return operations.export_events(self.db, query["after_id"], query["limit"])
+
+    @rpc
+    def list_districts(self, lang=None):
+        return self._districts(lang)
+
+    @rpc
+    def catalogue_entry(self, code):
+        """The region's cached copy of a catalogue service (None when it has none)."""
+        return self.catalogue.get(code)
+
+    # Events
+
+    @event_handler("national.catalogue.*", queue_suffix="catalogue")
+    def on_catalogue_changed(self, event):
+        if first_delivery(self.db, ProcessedEvent, event):
+            store_service(self.db, event["data"])
+        self.db.commit()
+        self.catalogue.invalidate()
+
+    # HTTP
+
+    @api("GET", "/api/v1/districts")
+    def http_districts(self, request):
+        lang = request.args.get("lang")
+        return {"region": self.region.slug, "items": self._districts(lang)}
+
+    @api("POST", "/api/v1/applications")
+    def http_submit(self, request):
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
+            raise BadRequest("Idempotency-Key must be 1 to 128 printable characters",
+                             fields={"Idempotency-Key": ["1 to 128 printable characters"]})
+        application, created = self._submit(SUBMISSION.load(json_body(request)), key)
+        view = operations.application_view(application)
+        return (201 if created else 200), {"Location": f"/api/v1/applications/{application.tracking_number}"}, view
+
+    @api("GET", "/api/v1/applications")
+    def http_list(self, request):
+        return operations.list_applications(self.db, query_params(request, APPLICATION_QUERY))
+
+    @api("GET", "/api/v1/applications/<string:tracking_number>")
+    def http_get(self, request, tracking_number):
+        return operations.application_view(operations.get_application(self.db, tracking_number))
+
+    @api("POST", "/api/v1/applications/<string:tracking_number>/transitions")
+    def http_transition(self, request, tracking_number):
+        command = TRANSITION.load(json_body(request))
+        return operations.application_view(self._transition(tracking_number, command))
+
+    # helpers shared by the RPC and HTTP faces
+
+    def _submit(self, submission, idempotency_key):
+        definition = self.catalogue.get(submission["service_code"])
+        application, created = operations.submit(
+            self.db, self.record_event, self.region, definition, submission, idempotency_key
+        )
+        if created:
+            APPLICATIONS_SUBMITTED.labels(self.region.slug, application.service_code).inc()
+        return application, created
+
+    def _transition(self, tracking_number, command):
+        application = operations.get_application(self.db, tracking_number)
+        definition = self.catalogue.get(application.service_code)
+        application = operations.transition(
+            self.db, self.record_event, self.region, definition, tracking_number,
+            command["to"], command["actor"], command["reason"],
+        )
+        if application.status in DECISIONS:
+            APPLICATIONS_DECIDED.labels(self.region.slug, application.service_code, application.status).inc()
+            if local_date(application.decided_at) > application.due_date:
+                SLA_BREACHES.labels(self.region.slug, application.service_code).inc()
+        return application
+
+    def _districts(self, lang):
+        return [
+            {"code": district.code, "slug": district.slug, "names": district.names,
+             **({"name": localized(district.names, lang)} if lang else {})}
+            for district in self.region.districts
+        ]

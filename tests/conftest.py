@@ -1,0 +1,102 @@
+"""Test fixtures: an isolated RabbitMQ vhost, SQLite and PostgreSQL databases, real service processes."""
+import warnings
+
+warnings.filterwarnings("ignore", message=".*Eventlet is deprecated", category=DeprecationWarning)
+
+import eventlet  # noqa: E402
+
+eventlet.monkey_patch()  # noqa: E402 - nameko's standalone RPC in the tests needs green sockets
+
+import os  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import uuid  # noqa: E402
+from urllib.parse import quote  # noqa: E402
+
+import pytest  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+BROKER = os.environ.get("OSS_TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672")
+POSTGRES_ADMIN_URL = os.environ.get("OSS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REQUIRE_POSTGRES = os.environ.get("OSS_REQUIRE_POSTGRES") == "1"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _rabbitmqctl(*args):
+    return subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def amqp_uri():
+    """A vhost of its own for this test session, so tests never see a running demo's traffic."""
+    vhost = f"oss-test-{uuid.uuid4().hex[:8]}"
+    created = False
+    if shutil.which("rabbitmqctl"):
+        try:
+            created = _rabbitmqctl("add_vhost", vhost).returncode == 0 and \
+                _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*").returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            created = False
+    uri = f"{BROKER}/{quote(vhost, safe='')}" if created else f"{BROKER}/"
+    yield uri
+    if created:
+        _rabbitmqctl("delete_vhost", vhost)
+
+
+def _postgres_available():
+    try:
+        engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not here"
+        return False
+
+
+class DatabaseFactory:
+    """Hands out empty databases of one backend; PostgreSQL ones are dropped at the end."""
+
+    def __init__(self, backend, tmp_path_factory):
+        self.backend = backend
+        self.tmp = tmp_path_factory.mktemp(f"db-{backend}")
+        self.created = []
+
+    def new(self, name):
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.tmp / (name + '-' + uuid.uuid4().hex[:6] + '.db')}"
+        database = f"oss_test_{name}_{uuid.uuid4().hex[:8]}".replace("-", "_")
+        engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{database}"'))
+        engine.dispose()
+        self.created.append(database)
+        return str(make_url(POSTGRES_ADMIN_URL).set(database=database).render_as_string(hide_password=False))
+
+    def drop_all(self):
+        if not self.created:
+            return
+        engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            for database in self.created:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def databases(request, tmp_path_factory):
+    if request.param == "postgresql" and not _postgres_available():
+        message = f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL} (set OSS_TEST_POSTGRES_URL)"
+        if REQUIRE_POSTGRES:
+            pytest.fail(message)
+        pytest.skip(message)
+    factory = DatabaseFactory(request.param, tmp_path_factory)
+    yield factory
+    factory.drop_all()

@@ -1,0 +1,167 @@
+"""A real stack per database backend: the catalogue and three regional intakes as processes."""
+import contextlib
+import json
+
+import pytest
+import requests
+from kombu import Connection, Consumer, Queue, binding
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from oss_common.config import PROJECT_ROOT
+from oss_common.events import EVENTS_EXCHANGE
+from oss_common.supervisor import ServiceProcess
+from tests.conftest import free_port
+
+SEED = PROJECT_ROOT / "services" / "catalogue" / "seed" / "services.yml"
+REGIONS = ("jizzakh", "namangan", "fergana")
+
+
+class Stack:
+    def __init__(self, amqp_uri, databases, tmp_path):
+        self.amqp_uri = amqp_uri
+        self.databases = databases
+        self.tmp_path = tmp_path
+        self.processes = []
+        self.intake_db = {}
+        self.catalogue_db = None
+        self.urls = {}
+
+    def env(self, database_url, **extra):
+        env = {
+            "AMQP_URI": self.amqp_uri,
+            "DATABASE_URL": database_url,
+            "HTTP_PORT": free_port(),
+            "METRICS_PORT": free_port(),
+            "OSS_VAR_DIR": str(self.tmp_path),
+            "CATALOGUE_CACHE_TTL": "0.2",
+            "RETRY_BASE_SECONDS": "0.05",
+            "LOG_LEVEL": "INFO",
+        }
+        env.update({key: str(value) for key, value in extra.items()})
+        return env
+
+    def start(self, service, region=None, database_url=None, migrate=True, wait=True, **extra):
+        env = self.env(database_url, **extra)
+        name = f"{service}_{region}" if region else service
+        process = ServiceProcess(service, region=region, env=env, http_port=env["HTTP_PORT"],
+                                 log_path=self.tmp_path / "logs" / f"{name}-{len(self.processes)}.log", migrate=migrate)
+        process.metrics_port = env["METRICS_PORT"]
+        process.start()
+        self.processes.append(process)
+        if wait:
+            process.wait_healthy()
+        return process
+
+    def start_all(self):
+        self.catalogue_db = self.databases.new("catalogue")
+        catalogue = self.start("catalogue", database_url=self.catalogue_db)
+        self.urls["catalogue"] = catalogue.url
+        with self.rpc() as cluster:
+            import yaml
+
+            cluster.catalogue.load_catalogue(yaml.safe_load(SEED.read_text(encoding="utf-8")))
+        for region in REGIONS:
+            self.intake_db[region] = self.databases.new(f"intake-{region}")
+            self.intakes[region] = self.start("intake", region=region, database_url=self.intake_db[region], wait=False)
+        for region in REGIONS:
+            self.intakes[region].wait_healthy()
+            self.urls[region] = self.intakes[region].url
+        return self
+
+    intakes = None
+
+    @contextlib.contextmanager
+    def rpc(self, timeout=30):
+        with ClusterRpcProxy({"AMQP_URI": self.amqp_uri}, timeout=timeout) as cluster:
+            yield cluster
+
+    def stop_all(self):
+        for process in reversed(self.processes):
+            process.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(amqp_uri, databases, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp(f"stack-{databases.backend}")
+    running = Stack(amqp_uri, databases, tmp_path)
+    running.intakes = {}
+    try:
+        yield running.start_all()
+    finally:
+        running.stop_all()
+
+
+@contextlib.contextmanager
+def event_listener(amqp_uri, *patterns):
+    """A throw-away queue bound to `oss.events`; yields a function that collects what arrived."""
+    with Connection(amqp_uri) as connection:
+        channel = connection.channel()
+        queue = Queue(exclusive=True, auto_delete=True,
+                      bindings=[binding(EVENTS_EXCHANGE, routing_key=pattern) for pattern in patterns])
+        received = []
+
+        def on_message(body, message):
+            received.append((message.delivery_info["routing_key"], body if isinstance(body, dict) else json.loads(body)))
+            message.ack()
+
+        with Consumer(channel, queues=[queue], callbacks=[on_message], accept=["json"]):
+            def collect(until=None, timeout=10.0):
+                import time
+
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    if until is not None and until(received):
+                        break
+                    try:
+                        connection.drain_events(timeout=0.2)
+                    except TimeoutError:
+                        pass
+                    except OSError:
+                        pass
+                return received
+
+            yield collect
+
+
+def seed_service(code):
+    import yaml
+
+    document = yaml.safe_load(SEED.read_text(encoding="utf-8"))
+    return next(service for service in document["services"] if service["code"] == code)
+
+
+def valid_submission(region_slug, service_code=None, **overrides):
+    """A submission that fits the seed catalogue: first published, unrestricted service by default."""
+    from oss_common.regions import get_region
+    import yaml
+
+    document = yaml.safe_load(SEED.read_text(encoding="utf-8"))
+    service = next(
+        s for s in document["services"]
+        if (service_code is None and s.get("state", "published") == "published" and s["regions"] == "all"
+            and all(not a.get("required") or a["datatype"] in ("string", "number") for a in s["attributes"]))
+        or s["code"] == service_code
+    )
+    attributes = {}
+    for attribute in service["attributes"]:
+        if attribute.get("required"):
+            attributes[attribute["code"]] = {
+                "string": "value", "text": "some text", "number": 2, "datetime": "2026-01-15",
+                "singlevaluelist": (attribute.get("values") or [{"key": "x"}])[0]["key"],
+                "multivaluelist": [(attribute.get("values") or [{"key": "x"}])[0]["key"]],
+            }[attribute["datatype"]]
+    region = get_region(region_slug)
+    body = {
+        "service_code": service["code"],
+        "applicant": {"pinfl": "31234567890123", "full_name": "Test Applicant", "phone": "+998901234567",
+                      "language": "uz", "channel": "sms"},
+        "district": region.districts[0].code,
+        "documents": [document["code"] for document in service["required_documents"]],
+        "attributes": attributes,
+    }
+    body.update(overrides)
+    return body
+
+
+def post(url, body, **headers):
+    return requests.post(url, json=body, headers=headers, timeout=30)

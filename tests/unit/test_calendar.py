@@ -1,0 +1,40 @@
+"""Working-day deadlines: weekends and Uzbekistan's public holidays do not count."""
+from datetime import date, datetime, timezone
+
+from oss_common.calendar import add_working_days, is_working_day, local_date, working_days_between
+
+
+def test_navruz_and_the_weekend_are_skipped():
+    # 2026: Eid al-Fitr Fri 20 March, Navruz Sat 21 March; Sat/Sun off.
+    assert not is_working_day(date(2026, 3, 21))
+    assert not is_working_day(date(2026, 3, 20))
+    assert not is_working_day(date(2026, 3, 22))
+    assert is_working_day(date(2026, 3, 19))
+    # Thu 19 March + 1 working day skips Fri (Eid), Sat (Navruz), Sun, and Navruz's observed Monday if any.
+    next_day = add_working_days(date(2026, 3, 19), 1)
+    assert next_day > date(2026, 3, 22)
+    assert all(not is_working_day(date(2026, 3, d)) for d in range(20, next_day.day))
+
+
+def test_plain_week_without_holidays():
+    # Mon 2 Nov 2026 + 5 working days = Mon 9 Nov
+    assert add_working_days(date(2026, 11, 2), 5) == date(2026, 11, 9)
+    # Fri + 1 = next Mon
+    assert add_working_days(date(2026, 11, 6), 1) == date(2026, 11, 9)
+
+
+def test_independence_day_is_not_a_working_day():
+    assert not is_working_day(date(2026, 9, 1))
+    assert add_working_days(date(2026, 8, 31), 1) == date(2026, 9, 2)
+
+
+def test_working_days_between_is_the_inverse_of_adding():
+    start = date(2026, 3, 16)
+    for count in (0, 1, 3, 10, 30):
+        assert working_days_between(start, add_working_days(start, count)) == count
+    assert working_days_between(date(2026, 11, 9), date(2026, 11, 2)) == -5
+
+
+def test_local_date_is_tashkent_time():
+    # 20:30 UTC on 31 Dec is already 1 Jan in Tashkent (UTC+5)
+    assert local_date(datetime(2026, 12, 31, 20, 30, tzinfo=timezone.utc)) == date(2027, 1, 1)
