@@ -1,7 +1,7 @@
 """`oss`: run, migrate and feed the platform's services (the runner behind `make run`)."""
 import warnings
 
-warnings.filterwarnings("ignore", message=".*Eventlet is deprecated", category=DeprecationWarning)
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 import eventlet  # noqa: E402
 
@@ -26,11 +26,18 @@ log = logging.getLogger("oss")
 
 @dataclass(frozen=True)
 class ServiceKind:
+    """A kind of service process: where its class lives, its ports, whether it runs per region.
+
+    A regional kind with `national_cls` also has one national instance (`--national`), named
+    after the kind and on the base ports (e.g. national reporting on 8300).
+    """
+
     name: str
     cls: str
     http_base: int
     metrics_base: int
     regional: bool
+    national_cls: str | None = None
 
     @property
     def package(self):
@@ -56,29 +63,35 @@ def service_kind(name):
 
 
 def process_name(kind, region):
-    return f"{kind.name}_{region.slug}" if kind.regional else kind.name
+    return f"{kind.name}_{region.slug}" if (kind.regional and region) else kind.name
 
 
 def service_config(kind, region=None):
-    """The service's config.yml with the defaults that follow from its region (ports, database file)."""
-    if kind.regional and region is None:
+    """The service's config.yml with the defaults that follow from its region (ports, database file).
+
+    `region` None for a regional kind means its national instance.
+    """
+    if kind.regional and region is None and not kind.national_cls:
         raise ConfigurationError(f"{kind.name} runs per region: give --region <slug>")
     offset = region.n if (kind.regional and region) else 0
     defaults = {
         "HTTP_PORT": kind.http_base + offset,
         "METRICS_PORT": kind.metrics_base + offset,
         "DATABASE_URL": f"sqlite:///{VAR_DIR / (process_name(kind, region) + '.db')}",
+        "REGIONS": os.environ.get("REGIONS", DEMO_REGIONS),
     }
-    if kind.regional:
+    if kind.regional and region is not None:
         defaults["REGION"] = region.slug
     config = load_config(kind.folder / "config.yml", overrides=defaults)
-    if kind.regional:
+    if kind.regional and region is not None:
         get_region(config.get("REGION"))
     return config
 
 
 def service_class(kind, region=None):
     module = importlib.import_module(f"{kind.package}.service")
+    if kind.regional and region is None:
+        return getattr(module, kind.national_cls)
     cls = getattr(module, kind.cls)
     if kind.regional:
         cls = type(cls.__name__, (cls,), {"name": process_name(kind, region), "__module__": cls.__module__})
@@ -91,6 +104,13 @@ def migrate(kind, config):
     upgrade(kind.folder / "migrations", config["DATABASE_URL"])
 
 
+def instances(kind, regions):
+    """The regions a kind runs for in a deployment; None stands for a national instance."""
+    if not kind.regional:
+        return [None]
+    return ([None] if kind.national_cls else []) + list(regions)
+
+
 def configure_logging(level="INFO"):
     logging.basicConfig(level=getattr(logging, str(level).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
@@ -99,7 +119,11 @@ def configure_logging(level="INFO"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def region_arg(kind, slug):
+def region_arg(kind, slug, national=False):
+    if national:
+        if not kind.national_cls:
+            raise ConfigurationError(f"{kind.name} has no national instance")
+        return None
     if kind.regional:
         return get_region(slug or os.environ.get("REGION"))
     return None
@@ -109,7 +133,7 @@ def cmd_run(args):
     from nameko.runners import ServiceRunner
 
     kind = service_kind(args.service)
-    region = region_arg(kind, args.region)
+    region = region_arg(kind, args.region, args.national)
     config = service_config(kind, region)
     configure_logging(config.get("LOG_LEVEL", "INFO"))
     if not args.no_migrate:
@@ -133,7 +157,7 @@ def cmd_migrate(args):
     kinds = [service_kind(args.service)] if args.service else list(SERVICES.values())
     regions = deployment_regions(args.regions)
     for kind in kinds:
-        for region in (regions if kind.regional else [None]):
+        for region in instances(kind, regions):
             migrate(kind, service_config(kind, region))
             log.info("migrated %s", process_name(kind, region))
     return 0
@@ -166,6 +190,7 @@ def build_parser():
     run = commands.add_parser("run", help="run one service process in the foreground")
     run.add_argument("--service", required=True, choices=sorted(SERVICES))
     run.add_argument("--region", help="region slug, for regional services (or REGION in the environment)")
+    run.add_argument("--national", action="store_true", help="the national instance of a regional service (reporting)")
     run.add_argument("--no-migrate", action="store_true", help="do not apply schema migrations first")
     run.set_defaults(func=cmd_run)
 

@@ -119,7 +119,7 @@ class OutboxRelay(DependencyProvider):
                     pass
                 backoff = 0.5
             except Exception as exc:  # noqa: BLE001 - the relay must outlive broker and database outages
-                log.warning("outbox relay of %s paused: %s; retrying in %.1fs", self.service_name, type(exc).__name__, backoff)
+                log.warning("outbox relay of %s paused: %s: %s; retrying in %.1fs", self.service_name, type(exc).__name__, exc, backoff)
                 self._close()
                 eventlet.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
@@ -197,8 +197,6 @@ class OutboxRelay(DependencyProvider):
                 routing_key=row.routing_key,
                 delivery_mode=2,
                 message_id=row.event_id,
-                content_type="application/json",
-                content_encoding="utf-8",
                 retry=False,
             )
 

@@ -1,4 +1,5 @@
 """The region registry: Uzbekistan's 14 first-level divisions, their districts and OSS centres."""
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -7,7 +8,7 @@ import yaml
 
 from oss_common.config import ConfigurationError, as_list
 
-REGISTRY_FILE = Path(__file__).with_name("data") / "regions.yml"
+REGISTRY_FILE = Path(os.environ.get("OSS_REGISTRY_FILE") or Path(__file__).with_name("data") / "regions.yml")
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,10 @@ from oss_common.config import PROJECT_ROOT, VAR_DIR
 class ServiceProcess:
     """One `oss run` process, with its own environment (region, ports, database)."""
 
-    def __init__(self, service, region=None, env=None, http_port=None, log_path=None, migrate=True):
+    def __init__(self, service, region=None, env=None, http_port=None, log_path=None, migrate=True, national=False):
         self.service = service
+        self.national = national
+        self.metrics_port = None
         self.region = region
         self.env = dict(os.environ, **{key: str(value) for key, value in (env or {}).items()})
         self.env.setdefault("PYTHONUNBUFFERED", "1")
@@ -37,6 +39,8 @@ class ServiceProcess:
         command = [sys.executable, "-m", "oss_common.cli", "run", "--service", self.service]
         if self.region:
             command += ["--region", self.region]
+        if self.national:
+            command.append("--national")
         if not self.migrate:
             command.append("--no-migrate")
         output = None
@@ -85,20 +89,29 @@ class ServiceProcess:
             self._log_handle = None
 
 
+def stack_processes(regions, log_dir):
+    """One process per national service and per region of each regional service, as `oss run` starts them."""
+    from oss_common.cli import SERVICES, instances, process_name, service_config
+
+    processes = []
+    for kind in SERVICES.values():
+        for region in instances(kind, regions):
+            config = service_config(kind, region)
+            process = ServiceProcess(kind.name, region=region.slug if region else None,
+                                     http_port=config["WEB_SERVER_ADDRESS"].rsplit(":", 1)[1],
+                                     log_path=log_dir / f"{process_name(kind, region)}.log",
+                                     national=kind.regional and region is None)
+            process.metrics_port = config.get("METRICS_PORT")
+            processes.append(process)
+    return processes
+
+
 def run_stack(regions, seed):
-    """The national catalogue and each region's intake, until Ctrl-C; idempotent across runs."""
-    from oss_common.cli import SERVICES, service_config
-
+    """Every service for the given regions until Ctrl-C; the catalogue first, then the seed, then
+    the rest. Idempotent across runs: data stays under var/, the seed loads without duplicates."""
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-    logs = VAR_DIR / "log"
-    catalogue = SERVICES["catalogue"]
-    processes = [ServiceProcess("catalogue", http_port=service_config(catalogue)["WEB_SERVER_ADDRESS"].rsplit(":", 1)[1],
-                                log_path=logs / "catalogue.log")]
-    intake = SERVICES["intake"]
-    for region in regions:
-        port = service_config(intake, region)["WEB_SERVER_ADDRESS"].rsplit(":", 1)[1]
-        processes.append(ServiceProcess("intake", region=region.slug, http_port=port, log_path=logs / f"intake_{region.slug}.log"))
-
+    processes = stack_processes(regions, VAR_DIR / "log")
+    catalogue, others = processes[0], processes[1:]
     stopping = False
 
     def request_stop(signum, frame):
@@ -108,16 +121,15 @@ def run_stack(regions, seed):
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        processes[0].start().wait_healthy()
+        catalogue.start().wait_healthy()
         subprocess.run([sys.executable, "-m", "oss_common.cli", "catalogue", "load", str(seed)], check=True, cwd=PROJECT_ROOT)
-        for process in processes[1:]:
+        for process in others:
             process.start()
-        for process in processes[1:]:
+        for process in others:
             process.wait_healthy()
         print("\nOSS platform demo is up (logs under var/log/, data under var/):")
         for process in processes:
-            print(f"  {process.name:<22} {process.url}/api/v1/   metrics: {metrics_url(process)}")
-        print("  try: curl " + processes[1].url + "/api/v1/districts" if len(processes) > 1 else "")
+            print(f"  {process.name:<24} {process.url}/api/v1/   metrics: http://127.0.0.1:{process.metrics_port}/metrics")
         print("\nCtrl-C stops everything.", flush=True)
         while not stopping:
             for process in processes:
@@ -131,9 +143,3 @@ def run_stack(regions, seed):
             process.stop()
         print("stopped.")
     return 0
-
-
-def metrics_url(process):
-    offset = int(process.http_port) - (8000 if process.service == "catalogue" else 8100)
-    base = 9000 if process.service == "catalogue" else 9100
-    return f"http://127.0.0.1:{base + offset}/metrics"

@@ -1,7 +1,7 @@
 """Test fixtures: an isolated RabbitMQ vhost, SQLite and PostgreSQL databases, real service processes."""
 import warnings
 
-warnings.filterwarnings("ignore", message=".*Eventlet is deprecated", category=DeprecationWarning)
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 import eventlet  # noqa: E402
 

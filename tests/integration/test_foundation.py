@@ -1,0 +1,251 @@
+"""The foundation against a real broker and real databases: one catalogue, three regional intakes."""
+import uuid
+
+import eventlet
+import requests
+
+from tests.integration.conftest import REGIONS, event_listener, post, valid_submission
+
+PREFIX = {"jizzakh": "JI", "namangan": "NG", "fergana": "FA"}
+
+
+def submit(stack, region, body=None, **headers):
+    return post(f"{stack.urls[region]}/api/v1/applications", body or valid_submission(region), **headers)
+
+
+def total(stack, region):
+    response = requests.get(f"{stack.urls[region]}/api/v1/applications", params={"page_size": 1}, timeout=10)
+    assert response.status_code == 200
+    return response.json()["total"]
+
+
+def wait_for(predicate, timeout=15.0, interval=0.1):
+    waited = 0.0
+    while waited < timeout:
+        value = predicate()
+        if value:
+            return value
+        eventlet.sleep(interval)
+        waited += interval
+    return predicate()
+
+
+def test_each_region_numbers_with_its_own_prefix(stack):
+    for region in REGIONS:
+        response = submit(stack, region)
+        assert response.status_code == 201, response.text
+        body = response.json()
+        assert body["tracking_number"].startswith(PREFIX[region] + "-2026-") or body["tracking_number"].startswith(PREFIX[region] + "-")
+        assert body["status"] == "submitted"
+        assert body["due_date"] > body["submitted_at"][:10]
+        assert response.headers["Location"].endswith(body["tracking_number"])
+        fetched = requests.get(f"{stack.urls[region]}/api/v1/applications/{body['tracking_number']}", timeout=10).json()
+        assert fetched["history"][0]["to"] == "submitted"
+        assert fetched["applicant"]["pinfl"] == "31234567890123"
+
+
+def test_a_jizzakh_binding_sees_jizzakh_events_only(stack):
+    with event_listener(stack.amqp_uri, "jizzakh.application.*") as collect:
+        numbers = {region: submit(stack, region).json()["tracking_number"] for region in REGIONS}
+        received = collect(until=lambda got: any(body["data"]["tracking_number"] == numbers["jizzakh"] for _, body in got))
+        eventlet.sleep(1.0)  # give stray events of other regions time to arrive, if they were going to
+        received = collect(timeout=0.5)
+    assert received, "no Jizzakh event arrived"
+    assert {key for key, _ in received} == {"jizzakh.application.submitted"}
+    assert {body["region"] for _, body in received} == {"jizzakh"}
+    mine = [body for _, body in received if body["data"]["tracking_number"] == numbers["jizzakh"]]
+    assert len(mine) == 1
+    event = mine[0]
+    assert set(event) == {"event_id", "type", "region", "occurred_at", "schema_version", "producer", "data"}
+    assert event["type"] == "application.submitted" and event["producer"] == "intake_jizzakh"
+    assert event["occurred_at"].endswith("Z")
+    assert "31234567890123" not in str(event) and "Test Applicant" not in str(event)
+    assert event["data"]["service_name"]["ru"]
+
+
+def test_catalogue_change_reaches_every_intake(stack):
+    code = f"pilot-{uuid.uuid4().hex[:6]}"
+    with stack.rpc() as cluster:
+        base = cluster.catalogue.get_service("photocopying") if _has(cluster, "photocopying") else \
+            cluster.catalogue.list_services(state="published")[0]
+        definition = {key: base[key] for key in ("names", "descriptions", "group", "keywords", "required_documents",
+                                                 "attributes", "fee", "deadline_working_days")}
+        definition.update(code=code, agency=base["agency"]["code"], regions=["namangan"])
+        created = cluster.catalogue.upsert_service(definition)
+        assert created["state"] == "draft" and created["version"] == 1
+        published = cluster.catalogue.publish_service(code)
+        assert published["version"] == 2
+    for region in REGIONS:
+        def seen(region=region):
+            with stack.rpc() as cluster:
+                entry = getattr(cluster, f"intake_{region}").catalogue_entry(code)
+            return entry if entry and entry["version"] == 2 else None
+        entry = wait_for(seen)
+        assert entry is not None, f"intake_{region} never saw version 2 of {code}"
+        assert entry["state"] == "published" and entry["regions"] == ["namangan"]
+    body = valid_submission("namangan", service_code=base["code"])
+    body["service_code"] = code
+    assert submit(stack, "namangan", body).status_code == 201
+    body = valid_submission("jizzakh", service_code=base["code"])
+    body["service_code"] = code
+    refused = submit(stack, "jizzakh", body)
+    assert refused.status_code == 422
+    assert "not offered in jizzakh" in refused.json()["fields"]["service_code"][0]
+    with stack.rpc() as cluster:
+        cluster.catalogue.retire_service(code)
+    wait_for(lambda: _entry_state(stack, "namangan", code) == "retired")
+    retired = submit(stack, "namangan", body)
+    assert retired.status_code == 422 and "retired" in retired.json()["fields"]["service_code"][0]
+
+
+def _has(cluster, code):
+    return any(service["code"] == code for service in cluster.catalogue.list_services(state="published"))
+
+
+def _entry_state(stack, region, code):
+    with stack.rpc() as cluster:
+        entry = getattr(cluster, f"intake_{region}").catalogue_entry(code)
+    return entry and entry["state"]
+
+
+def test_two_intake_processes_of_one_region_never_share_a_tracking_number(stack):
+    second = stack.start("intake", region="jizzakh", database_url=stack.intake_db["jizzakh"], migrate=False)
+    try:
+        before = total(stack, "jizzakh")
+        urls = [stack.urls["jizzakh"], second.url]
+        pool = eventlet.GreenPool(16)
+
+        def one(index):
+            return post(f"{urls[index % 2]}/api/v1/applications", valid_submission("jizzakh"))
+
+        responses = list(pool.imap(one, range(80)))
+        assert [r.status_code for r in responses] == [201] * 80, {r.status_code: r.text for r in responses if r.status_code != 201}
+        numbers = [r.json()["tracking_number"] for r in responses]
+        assert len(set(numbers)) == 80
+        assert total(stack, "jizzakh") == before + 80
+    finally:
+        second.stop()
+
+
+def test_the_same_idempotency_key_yields_one_application(stack):
+    key = str(uuid.uuid4())
+    before = total(stack, "fergana")
+    body = valid_submission("fergana")
+    first = submit(stack, "fergana", body, **{"Idempotency-Key": key})
+    second = submit(stack, "fergana", body, **{"Idempotency-Key": key})
+    assert first.status_code == 201 and second.status_code == 200
+    assert first.json()["tracking_number"] == second.json()["tracking_number"]
+    with stack.rpc() as cluster:
+        third = cluster.intake_fergana.submit_application(body, idempotency_key=key)
+    assert third["tracking_number"] == first.json()["tracking_number"]
+    assert total(stack, "fergana") == before + 1
+    other = dict(body, documents=body["documents"] + ["extra-document"])
+    reused = submit(stack, "fergana", other, **{"Idempotency-Key": key})
+    assert reused.status_code == 422 and reused.json()["error"] == "idempotency_key_reused"
+    assert total(stack, "fergana") == before + 1
+
+
+def test_concurrent_retries_with_one_key_store_one_application(stack):
+    key = str(uuid.uuid4())
+    body = valid_submission("namangan")
+    before = total(stack, "namangan")
+    pool = eventlet.GreenPool(8)
+    responses = list(pool.imap(lambda _: submit(stack, "namangan", body, **{"Idempotency-Key": key}), range(8)))
+    assert {r.status_code for r in responses} <= {200, 201}
+    assert len({r.json()["tracking_number"] for r in responses}) == 1
+    assert total(stack, "namangan") == before + 1
+
+
+def test_workflow_over_http_keeps_who_when_why(stack):
+    number = submit(stack, "jizzakh").json()["tracking_number"]
+    url = f"{stack.urls['jizzakh']}/api/v1/applications/{number}/transitions"
+    for target in ("accepted", "in_review", "approved", "issued"):
+        response = post(url, {"to": target, "actor": "officer:karimov"})
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == target
+    refused = post(url, {"to": "withdrawn", "actor": "applicant", "reason": "changed my mind"})
+    assert refused.status_code == 409
+    assert refused.json()["error"] == "transition_not_allowed" and "to" in refused.json()["fields"]
+    detail = requests.get(f"{stack.urls['jizzakh']}/api/v1/applications/{number}", timeout=10).json()
+    assert [h["to"] for h in detail["history"]] == ["submitted", "accepted", "in_review", "approved", "issued"]
+    assert all(h["actor"] for h in detail["history"]) and detail["history"][1]["actor"] == "officer:karimov"
+    assert detail["status"] == "issued" and detail["allowed_transitions"] == []
+
+
+def test_status_change_event_carries_what_notifications_need(stack):
+    number = submit(stack, "fergana").json()["tracking_number"]
+    with event_listener(stack.amqp_uri, "fergana.application.status_changed") as collect:
+        url = f"{stack.urls['fergana']}/api/v1/applications/{number}/transitions"
+        assert post(url, {"to": "returned_for_correction", "actor": "officer:x", "reason": "photo missing"}).status_code == 200
+        received = collect(until=lambda got: any(b["data"]["tracking_number"] == number for _, b in got))
+    event = next(body for _, body in received if body["data"]["tracking_number"] == number)
+    data = event["data"]
+    assert data["status"] == "returned_for_correction" and data["previous_status"] == "submitted"
+    assert data["reason"] == "photo missing" and data["service_name"]["en"]
+    assert data["contact"]["phone"] == "+998901234567"
+
+
+def test_list_filters_and_pages(stack):
+    number = submit(stack, "namangan").json()["tracking_number"]
+    response = requests.get(f"{stack.urls['namangan']}/api/v1/applications",
+                            params={"status": "submitted", "page_size": 500}, timeout=10)
+    assert response.status_code == 200
+    listing = response.json()
+    assert number in [item["tracking_number"] for item in listing["items"]]
+    assert all(item["status"] == "submitted" for item in listing["items"])
+    item = next(item for item in listing["items"] if item["tracking_number"] == number)
+    assert item["applicant"]["pinfl"] == "31**********23" and item["applicant"]["full_name"] is None
+    assert requests.get(f"{stack.urls['namangan']}/api/v1/applications", params={"page_size": 501}, timeout=10).status_code == 400
+
+
+def test_event_export_pages_through_the_region_history(stack):
+    submit(stack, "fergana")
+    with stack.rpc() as cluster:
+        seen, after = [], 0
+        while True:
+            page = cluster.intake_fergana.export_events(after_id=after, limit=3)
+            seen.extend(page["items"])
+            after = page["next_after_id"]
+            if not page["more"]:
+                break
+    assert seen and all(event["region"] == "fergana" for event in seen)
+    assert len({event["event_id"] for event in seen}) == len(seen)
+
+
+def test_districts_of_the_region(stack):
+    response = requests.get(f"{stack.urls['jizzakh']}/api/v1/districts", params={"lang": "ru"}, timeout=10)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["region"] == "jizzakh" and len(body["items"]) >= 10
+    assert all(item["code"].startswith("1708") and item["name"] for item in body["items"])
+
+
+def test_catalogue_http_api(stack):
+    response = requests.get(f"{stack.urls['catalogue']}/api/v1/services", params={"region": "jizzakh", "lang": "ru"}, timeout=10)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["total"] == len(body["items"]) >= 20
+    service = body["items"][0]
+    for field in ("code", "names", "descriptions", "agency", "group", "required_documents", "attributes", "fee",
+                  "deadline_working_days", "regions", "state", "version"):
+        assert field in service
+    assert service["state"] == "published" and "jizzakh" in service["regions"] and service["name"] == service["names"]["ru"]
+    one = requests.get(f"{stack.urls['catalogue']}/api/v1/services/{service['code']}", timeout=10)
+    assert one.status_code == 200 and one.json()["code"] == service["code"]
+    missing = requests.get(f"{stack.urls['catalogue']}/api/v1/services/no-such-service", timeout=10)
+    assert missing.status_code == 404 and missing.json()["fields"] == {"code": ["unknown service"]}
+    bad = requests.get(f"{stack.urls['catalogue']}/api/v1/services", params={"region": "atlantis"}, timeout=10)
+    assert bad.status_code == 400 and "region" in bad.json()["fields"]
+
+
+def test_loading_the_seed_twice_changes_nothing(stack):
+    import yaml
+
+    from tests.integration.conftest import SEED
+
+    with stack.rpc() as cluster:
+        before = {s["code"]: s["version"] for s in cluster.catalogue.list_services(state="all")}
+        summary = cluster.catalogue.load_catalogue(yaml.safe_load(SEED.read_text(encoding="utf-8")))
+        after = {s["code"]: s["version"] for s in cluster.catalogue.list_services(state="all")}
+    assert summary["services_changed"] == 0 and summary["services_unchanged"] >= 20
+    assert before == after
