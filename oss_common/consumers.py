@@ -25,6 +25,12 @@ DEFAULT_RETRY_BASE_SECONDS = 0.5
 MAX_RETRY_DELAY_SECONDS = 60.0
 
 
+class DeadLetter(Exception):
+    """Raised by a handler that knows retrying cannot help (e.g. a gateway refused a bad number):
+    the event is dead-lettered at once with this message as its recorded error. Whatever the
+    handler committed before raising (a `failed` row, an outbox event) stays committed."""
+
+
 class ProcessedEventMixin:
     """Columns of a consumer's `processed_events` table: the event ids it has applied."""
 
@@ -49,6 +55,7 @@ def first_delivery(session, model, envelope):
 
 class EventHandler(Consumer):
     def __init__(self, *patterns, queue_suffix="events", bindings_config_key=None, **kwargs):
+        kwargs.setdefault("expected_exceptions", (DeadLetter,))
         self.patterns = patterns
         self.queue_suffix = queue_suffix
         self.bindings_config_key = bindings_config_key
@@ -89,6 +96,10 @@ class EventHandler(Consumer):
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is None:
+            self.queue_consumer.ack_message(message)
+            return
+        if issubclass(exc_info[0], DeadLetter):
+            self.dead_letter(message, f"DeadLetter: {exc_info[1]}")
             self.queue_consumer.ack_message(message)
             return
         deliveries = int((message.headers or {}).get("x-delivery-count") or 0) + 1
