@@ -1,16 +1,22 @@
 """Engines, the per-worker SQLAlchemy session dependency and Alembic migrations for every service."""
 import logging
 import threading
+import time
 from pathlib import Path
+
+from eventlet import sleep as _sleep
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from nameko.extensions import DependencyProvider
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
 log = logging.getLogger(__name__)
+
+SQLITE_LOCK_WAIT_SECONDS = 30.0
 
 _engines = {}
 _engines_lock = threading.Lock()
@@ -41,14 +47,27 @@ def _prepare_sqlite(engine, url):
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        # No waiting inside SQLite: its busy handler sleeps in C and would freeze every green
+        # thread of the process, including the one holding the lock (see on_begin).
+        cursor.execute("PRAGMA busy_timeout=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
-        # IMMEDIATE takes the write lock up front: two processes of one region can then never
-        # deadlock upgrading a read lock, they queue on busy_timeout instead.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # IMMEDIATE takes the write lock up front, so two processes of one region never deadlock
+        # upgrading a read lock. While another holds it, wait cooperatively (eventlet.sleep),
+        # so the holder, which may be in this very process, can finish.
+        deadline = time.monotonic() + SQLITE_LOCK_WAIT_SECONDS
+        delay = 0.001
+        while True:
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                    raise
+            _sleep(delay)
+            delay = min(delay * 2, 0.05)
 
 
 def get_engine(database_url):
@@ -60,7 +79,7 @@ def get_engine(database_url):
         url = make_url(database_url)
         options = {"hide_parameters": True, "future": True}
         if url.get_backend_name() == "sqlite":
-            options["connect_args"] = {"timeout": 30, "check_same_thread": False}
+            options["connect_args"] = {"timeout": 0, "check_same_thread": False}
             engine = create_engine(url, **options)
             _prepare_sqlite(engine, url)
         else:

@@ -186,7 +186,8 @@ def event_data(application, definition, actor):
 def get_application(session, tracking, for_update=False):
     query = select(Application).where(Application.tracking_number == tracking)
     if for_update:
-        query = query.with_for_update()
+        # Re-read under the lock: another process may have moved it since this session last looked.
+        query = query.with_for_update().execution_options(populate_existing=True)
     application = session.scalar(query)
     if application is None:
         raise ApplicationNotFound(f"no application {tracking!r} in this region", fields={"tracking_number": ["unknown"]})
