@@ -17,6 +17,7 @@ from sqlalchemy.orm import sessionmaker
 log = logging.getLogger(__name__)
 
 SQLITE_LOCK_WAIT_SECONDS = 30.0
+READ_ONLY = "oss_read_only"
 
 _engines = {}
 _engines_lock = threading.Lock()
@@ -54,6 +55,10 @@ def _prepare_sqlite(engine, url):
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
+        if connection.get_execution_options().get(READ_ONLY):
+            # A reader sees a consistent WAL snapshot without any lock.
+            connection.exec_driver_sql("BEGIN")
+            return
         # IMMEDIATE takes the write lock up front, so two processes of one region never deadlock
         # upgrading a read lock. While another holds it, wait cooperatively (eventlet.sleep),
         # so the holder, which may be in this very process, can finish.
@@ -97,8 +102,13 @@ def dispose_engines():
         _engines.clear()
 
 
-def session_factory(database_url):
-    return sessionmaker(bind=get_engine(database_url), expire_on_commit=False, future=True)
+def session_factory(database_url, read_only=False):
+    """Sessions on the URL's engine. Read-only ones never take SQLite's write lock, so a worker
+    holding it can still read through them (e.g. intake's catalogue copy) without waiting on itself."""
+    engine = get_engine(database_url)
+    if read_only:
+        engine = engine.execution_options(**{READ_ONLY: True})
+    return sessionmaker(bind=engine, expire_on_commit=False, future=True)
 
 
 class Database(DependencyProvider):

@@ -119,4 +119,5 @@ class HealthCheck:
         from sqlalchemy import text
 
         self.db.execute(text("SELECT 1"))
+        self.db.rollback()
         return {"status": "ok", "service": self.name}

@@ -47,6 +47,7 @@ class CatalogueCache(DependencyProvider):
         self.config = config
         self.region = config["REGION"]
         self.Session = session_factory(config["DATABASE_URL"])
+        self.ReadSession = session_factory(config["DATABASE_URL"], read_only=True)
         self.ttl = float(config.get("CATALOGUE_CACHE_TTL") or 2.0)
         self.resync_seconds = float(config.get("CATALOGUE_RESYNC_SECONDS") or 300.0)
         self.rpc_timeout = float(config.get("CATALOGUE_RPC_TIMEOUT") or 10.0)
@@ -81,7 +82,7 @@ class CatalogueCache(DependencyProvider):
         return entry.definition if entry is not None else None
 
     def reload(self):
-        with self.Session() as session:
+        with self.ReadSession() as session:
             self.entries = {entry.code: entry for entry in session.scalars(select(CatalogueEntry))}
             self.newest_refresh = session.scalar(select(func.max(CatalogueEntry.refreshed_at)))
         self.loaded_at = time.monotonic()
