@@ -5,6 +5,8 @@ it when it runs again. A crash between publish and marking the row sent re-sends
 which consumers absorb because they record the `event_id`s they have applied.
 """
 import logging
+import socket
+import time
 from datetime import timezone
 
 import eventlet
@@ -61,8 +63,9 @@ class OutboxRelay(DependencyProvider):
     The injected value is `record(session, envelope)`.
     """
 
-    def __init__(self, model, batch_size=200, poll_interval=1.0):
+    def __init__(self, model, batch_size=200, poll_interval=1.0, confirm_timeout=30.0):
         self.model = model
+        self.confirm_timeout = confirm_timeout
         self.batch_size = batch_size
         self.poll_interval = poll_interval
 
@@ -130,12 +133,25 @@ class OutboxRelay(DependencyProvider):
 
     def _ensure_producer(self):
         if self._producer is None:
-            self._connection = Connection(self.amqp_uri, transport_options={"confirm_publish": True}, heartbeat=0)
+            self._connection = Connection(self.amqp_uri, heartbeat=0)
             self._connection.ensure_connection(max_retries=1)
             channel = self._connection.channel()
             EVENTS_EXCHANGE(channel).declare()
+            # Confirms are collected per batch, not waited for one message at a time.
+            channel.confirm_select()
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            self._published_tag = 0
+            self._confirmed_tag = 0
+            self._nacked = False
             self._producer = Producer(channel, exchange=EVENTS_EXCHANGE, serializer="json")
         return self._producer
+
+    def _on_ack(self, delivery_tag, multiple):
+        self._confirmed_tag = max(self._confirmed_tag, delivery_tag)
+
+    def _on_nack(self, delivery_tag, multiple):
+        self._nacked = True
 
     def _close(self):
         if self._connection is not None:
@@ -190,6 +206,11 @@ class OutboxRelay(DependencyProvider):
         OUTBOX_OLDEST_AGE.labels(self.service_name, self.region).set(age)
 
     def _publish(self, rows):
+        """Publish the batch, then wait until the broker has confirmed every message of it.
+
+        Acks may be `multiple`, so the highest confirmed tag covers all below it. A nack or a
+        timeout raises: the rows stay unsent and go again (a re-send consumers absorb).
+        """
         producer = self._ensure_producer()
         for row in rows:
             producer.publish(
@@ -199,6 +220,18 @@ class OutboxRelay(DependencyProvider):
                 message_id=row.event_id,
                 retry=False,
             )
+            self._published_tag += 1
+        deadline = time.monotonic() + self.confirm_timeout
+        while self._confirmed_tag < self._published_tag and not self._nacked:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("broker did not confirm the outbox batch")
+            try:
+                self._connection.drain_events(timeout=min(remaining, 1.0))
+            except socket.timeout:
+                continue
+        if self._nacked:
+            raise RuntimeError("broker refused (nacked) part of the outbox batch")
 
     def _mark_sent(self, session, rows):
         model = self.model

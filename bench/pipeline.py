@@ -1,0 +1,394 @@
+"""The pipeline benchmark: the bus's own limits, then submissions, relay and event lag, in one run.
+
+    .venv/bin/python -m bench.pipeline [--db sqlite|postgresql] [--quick]
+
+Prints one table; every ratio compares figures measured in this same run on this machine.
+"""
+import warnings
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+import eventlet  # noqa: E402
+
+eventlet.monkey_patch()  # noqa: E402
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import requests  # noqa: E402
+import yaml  # noqa: E402
+from kombu import Connection, Consumer, Producer, Queue, binding  # noqa: E402
+from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from oss_common.config import PROJECT_ROOT  # noqa: E402
+from oss_common.events import EVENTS_EXCHANGE, make_event, utc_now  # noqa: E402
+from oss_common.regions import get_region  # noqa: E402
+from oss_common.supervisor import ServiceProcess  # noqa: E402
+
+BROKER = os.environ.get("BENCH_BROKER", "amqp://guest:guest@127.0.0.1:5672")
+POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REGIONS = ("jizzakh", "namangan", "fergana")
+SEED = PROJECT_ROOT / "services" / "catalogue" / "seed" / "services.yml"
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class Figures:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, name, throughput=None, latencies=None, note=""):
+        median = statistics.median(latencies) * 1000 if latencies else None
+        p99 = percentile(latencies, 0.99) * 1000 if latencies else None
+        self.rows.append((name, throughput, median, p99, note))
+        print(f"  measured {name}: {_fmt(throughput, '/s')} p50 {_fmt(median, ' ms')} p99 {_fmt(p99, ' ms')} {note}", flush=True)
+
+    def print_table(self, title):
+        print(f"\n{title}")
+        print(f"{'measurement':<48} {'throughput':>12} {'p50':>10} {'p99':>10}  note")
+        for name, throughput, median, p99, note in self.rows:
+            print(f"{name:<48} {_fmt(throughput, '/s'):>12} {_fmt(median, ' ms'):>10} {_fmt(p99, ' ms'):>10}  {note}")
+
+
+def _fmt(value, unit):
+    return "-" if value is None else f"{value:,.1f}{unit}"
+
+
+# ---------------------------------------------------------------- environment
+
+
+class BenchStack:
+    """A vhost of its own and the services on fresh databases, like the integration tests."""
+
+    def __init__(self, backend, workdir):
+        self.backend = backend
+        self.workdir = Path(workdir)
+        self.vhost = f"oss-bench-{uuid.uuid4().hex[:6]}"
+        self.amqp_uri = f"{BROKER}/{self.vhost}"
+        self.processes = []
+        self.databases = []
+        self.urls = {}
+        self.intake_db = {}
+        self.port = 28000
+
+    def __enter__(self):
+        subprocess.run(["rabbitmqctl", "add_vhost", self.vhost], check=True, capture_output=True)
+        subprocess.run(["rabbitmqctl", "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
+        return self
+
+    def __exit__(self, *exc):
+        for process in reversed(self.processes):
+            process.stop()
+        subprocess.run(["rabbitmqctl", "delete_vhost", self.vhost], capture_output=True)
+        if self.databases:
+            engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+            with engine.connect() as connection:
+                for name in self.databases:
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            engine.dispose()
+
+    def database(self, name):
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.workdir / (name + '.db')}"
+        database = f"oss_bench_{name}_{uuid.uuid4().hex[:6]}"
+        engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{database}"'))
+        engine.dispose()
+        self.databases.append(database)
+        return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
+
+    def start(self, service, region=None, database_url=None, national=False, wait=True, **env):
+        self.port += 1
+        http_port = self.port
+        self.port += 1
+        environment = {"AMQP_URI": self.amqp_uri, "HTTP_PORT": http_port, "METRICS_PORT": self.port,
+                       "DATABASE_URL": database_url or self.database(f"{service}_{region or 'national'}"),
+                       "LOG_LEVEL": "WARNING", "OSS_VAR_DIR": str(self.workdir)}
+        environment.update(env)
+        process = ServiceProcess(service, region=region, env=environment, http_port=http_port, national=national,
+                                 log_path=self.workdir / "logs" / f"{service}_{region or 'national'}_{len(self.processes)}.log")
+        process.database_url = environment["DATABASE_URL"]
+        process.start()
+        self.processes.append(process)
+        if wait:
+            process.wait_healthy(timeout=120)
+        return process
+
+    def rpc(self, timeout=60):
+        return ClusterRpcProxy({"AMQP_URI": self.amqp_uri}, timeout=timeout)
+
+
+def sample_submission(region_slug, service):
+    region = get_region(region_slug)
+    attributes = {}
+    for attribute in service["attributes"]:
+        if attribute.get("required"):
+            attributes[attribute["code"]] = {"string": "v", "text": "t", "number": 1, "datetime": "2026-01-15",
+                                             "singlevaluelist": (attribute.get("values") or [{"key": "x"}])[0]["key"],
+                                             "multivaluelist": [(attribute.get("values") or [{"key": "x"}])[0]["key"]]}[attribute["datatype"]]
+    return {
+        "service_code": service["code"],
+        "applicant": {"pinfl": "31234567890123", "full_name": "Bench Applicant", "phone": "+998901234567",
+                      "language": "uz", "channel": "sms"},
+        "district": region.districts[0].code,
+        "documents": [document["code"] for document in service["required_documents"]],
+        "attributes": attributes,
+    }
+
+
+def bench_service():
+    document = yaml.safe_load(SEED.read_text(encoding="utf-8"))
+    return next(s for s in document["services"] if s.get("state") == "published" and s["regions"] == "all" and s["required_documents"])
+
+
+# ---------------------------------------------------------------- measurements
+
+
+def run_clients(clients, total, call):
+    """`total` calls spread over `clients` green threads; returns (throughput, latencies)."""
+    latencies = []
+    per_client = total // clients
+
+    def client(index):
+        with call.session() as session:
+            for _ in range(per_client):
+                started = time.perf_counter()
+                session(index)
+                latencies.append(time.perf_counter() - started)
+
+    pool = eventlet.GreenPool(clients)
+    started = time.perf_counter()
+    for index in range(clients):
+        pool.spawn(client, index)
+    pool.waitall()
+    elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, latencies
+
+
+class RpcCall:
+    def __init__(self, amqp_uri, service, method, args_for):
+        self.amqp_uri, self.service, self.method, self.args_for = amqp_uri, service, method, args_for
+
+    @contextlib.contextmanager
+    def session(self):
+        with ClusterRpcProxy({"AMQP_URI": self.amqp_uri}, timeout=60) as cluster:
+            method = getattr(getattr(cluster, self.service), self.method)
+            yield lambda index: method(*self.args_for(index))
+
+
+class HttpCall:
+    def __init__(self, url, body_for):
+        self.url, self.body_for = url, body_for
+
+    @contextlib.contextmanager
+    def session(self):
+        with requests.Session() as http:
+            def call(index):
+                response = http.post(self.url, json=self.body_for(index), timeout=60)
+                if response.status_code != 201:
+                    raise RuntimeError(f"submission answered {response.status_code}: {response.text[:200]}")
+            yield call
+
+
+def raw_publish_with_confirms(amqp_uri, count):
+    """kombu persistent publish, one confirm per message, on `oss.events`; then consume with acks."""
+    queue = Queue(f"bench.raw.{uuid.uuid4().hex[:6]}", bindings=[binding(EVENTS_EXCHANGE, routing_key="bench.raw.*")],
+                  durable=True, auto_delete=False, queue_arguments={"x-queue-type": "quorum"})
+    body = make_event("application.submitted", "bench", "bench", {"tracking_number": "XX-2026-000000", "pad": "x" * 600})
+    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        channel = connection.channel()
+        EVENTS_EXCHANGE(channel).declare()
+        bound = queue(channel)
+        bound.declare()
+        producer = Producer(channel, exchange=EVENTS_EXCHANGE, serializer="json")
+        started = time.perf_counter()
+        for _ in range(count):
+            producer.publish(body, routing_key="bench.raw.ping", delivery_mode=2, retry=False)
+        publish_rate = count / (time.perf_counter() - started)
+        received = 0
+
+        def on_message(_body, message):
+            nonlocal received
+            received += 1
+            message.ack()
+
+        started = time.perf_counter()
+        with Consumer(connection.channel(), queues=[queue], callbacks=[on_message], accept=["json"], prefetch_count=100):
+            while received < count:
+                connection.drain_events(timeout=10)
+        consume_rate = count / (time.perf_counter() - started)
+        bound.delete()
+    return publish_rate, consume_rate
+
+
+def relay_throughput(stack, region, count):
+    """Stop one intake, queue `count` events in its outbox, start it: events relayed per second."""
+    intake = stack.intakes[region]
+    intake.stop()
+    engine = create_engine(intake.database_url)
+    with engine.begin() as connection:
+        rows = []
+        for index in range(count):
+            event = make_event("application.bench", region, f"intake_{region}", {"tracking_number": f"B-{index}", "pad": "x" * 600})
+            rows.append({"event_id": event["event_id"], "event_type": event["type"], "routing_key": f"{region}.application.bench",
+                         "payload": event, "created_at": utc_now()})
+        from services.intake.models import OutboxEvent
+
+        connection.execute(OutboxEvent.__table__.insert(), rows)
+    started = time.perf_counter()
+    restarted = stack.start("intake", region=region, database_url=intake.database_url, wait=False)
+    stack.intakes[region] = restarted
+    while True:
+        with engine.connect() as connection:
+            pending = connection.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")).scalar()
+        if pending == 0:
+            break
+        eventlet.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    restarted.wait_healthy()
+    return count / elapsed, elapsed
+
+
+def event_lag(stack, rate, seconds, service):
+    """Submissions at `rate`/s across the regions; lag from the submit call to the event's arrival
+    at a consumer of `*.application.submitted` (and to regional reporting's count, if running)."""
+    submitted_at = {}
+    lags = []
+    queue = Queue(exclusive=True, auto_delete=True, bindings=[binding(EVENTS_EXCHANGE, routing_key="*.application.submitted")])
+    submission_latencies = []
+    done = eventlet.event.Event()
+
+    def listen():
+        with Connection(stack.amqp_uri) as connection:
+            def on_message(body, message):
+                number = body["data"]["tracking_number"]
+                arrived = time.perf_counter()
+                if number in submitted_at:
+                    lags.append(arrived - submitted_at[number])
+                message.ack()
+            with Consumer(connection.channel(), queues=[queue], callbacks=[on_message], accept=["json"]):
+                ready.send(True)
+                while not done.ready() or len(lags) < len(submitted_at):
+                    try:
+                        connection.drain_events(timeout=0.5)
+                    except TimeoutError:
+                        if done.ready():
+                            break
+
+    ready = eventlet.event.Event()
+    listener = eventlet.spawn(listen)
+    ready.wait()
+    sessions = {region: requests.Session() for region in REGIONS}
+    bodies = {region: sample_submission(region, service) for region in REGIONS}
+    pool = eventlet.GreenPool(64)
+
+    def one(region):
+        started = time.perf_counter()
+        response = sessions[region].post(f"{stack.intakes[region].url}/api/v1/applications", json=bodies[region], timeout=60)
+        submission_latencies.append(time.perf_counter() - started)
+        submitted_at[response.json()["tracking_number"]] = started
+
+    interval = 1.0 / rate
+    start = time.perf_counter()
+    for index in range(int(rate * seconds)):
+        target = start + index * interval
+        delay = target - time.perf_counter()
+        if delay > 0:
+            eventlet.sleep(delay)
+        pool.spawn(one, REGIONS[index % len(REGIONS)])
+    pool.waitall()
+    eventlet.sleep(2.0)
+    done.send(True)
+    listener.wait()
+    achieved = len(submission_latencies) / (time.perf_counter() - start - 2.0)
+    return achieved, submission_latencies, lags
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
+    args = parser.parse_args(argv)
+    scale = 0.25 if args.quick else 1.0
+    figures = Figures()
+    service = bench_service()
+    with tempfile.TemporaryDirectory(prefix="oss-bench-") as workdir, BenchStack(args.db, workdir) as stack:
+        print(f"bench on {args.db}, vhost {stack.vhost}, work dir {workdir}", flush=True)
+        noop = subprocess.Popen([sys.executable, "-m", "bench.noop_service"], cwd=PROJECT_ROOT,
+                                env=dict(os.environ, AMQP_URI=stack.amqp_uri))
+        catalogue = stack.start("catalogue")
+        with stack.rpc() as cluster:
+            cluster.catalogue.load_catalogue(yaml.safe_load(SEED.read_text(encoding="utf-8")))
+        stack.intakes = {region: stack.start("intake", region=region, wait=False) for region in REGIONS}
+        for process in stack.intakes.values():
+            process.wait_healthy(timeout=120)
+        del catalogue
+        try:
+            rates = {}
+            for clients in (1, 8, 32):
+                total = max(clients * 10, int(2000 * scale) if clients > 1 else int(500 * scale))
+                noop_call = RpcCall(stack.amqp_uri, "bench_noop", "ping", lambda index: ({"n": index},))
+                rates[("noop", clients)], latencies = run_clients(clients, total, noop_call)
+                figures.add(f"baseline: no-op nameko RPC, {clients} clients", rates[("noop", clients)], latencies)
+            publish_rate, consume_rate = raw_publish_with_confirms(stack.amqp_uri, int(5000 * scale))
+            figures.add("baseline: kombu publish with confirm (persistent)", publish_rate)
+            figures.add("baseline: kombu consume with ack", consume_rate)
+            body = sample_submission("jizzakh", service)
+            for clients in (1, 8, 32):
+                total = max(clients * 10, int(2000 * scale) if clients > 1 else int(500 * scale))
+                call = RpcCall(stack.amqp_uri, "intake_jizzakh", "submit_application", lambda index: (body,))
+                rates[("rpc", clients)], latencies = run_clients(clients, total, call)
+                figures.add(f"submission via RPC, {clients} clients", rates[("rpc", clients)], latencies,
+                            f"{rates[('rpc', clients)] / rates[('noop', clients)]:.0%} of no-op RPC")
+            url = f"{stack.intakes['jizzakh'].url}/api/v1/applications"
+            for clients in (1, 8, 32):
+                total = max(clients * 10, int(2000 * scale) if clients > 1 else int(500 * scale))
+                rates[("http", clients)], latencies = run_clients(clients, total, HttpCall(url, lambda index: body))
+                figures.add(f"submission via HTTP, {clients} clients", rates[("http", clients)], latencies)
+            relay_rate, _ = relay_throughput(stack, "fergana", int(5000 * scale))
+            figures.add("outbox relay (events published with confirm)", relay_rate,
+                        note=f"{relay_rate / publish_rate:.0%} of raw publish-with-confirm")
+            achieved, submit_latencies, lags = event_lag(stack, 100, 20 * scale, service)
+            figures.add("steady load 100/s over 3 regions: submission", achieved, submit_latencies)
+            figures.add("  event lag: submit -> consumer", None, lags, f"{len(lags)} events")
+        finally:
+            noop.terminate()
+            noop.wait()
+    figures.print_table(f"OSS pipeline benchmark ({args.db}, {os.cpu_count()} cores)")
+    best_rpc = max(rates[("rpc", c)] / rates[("noop", c)] for c in (1, 8, 32))
+    lag_p99 = percentile(lags, 0.99) * 1000
+    submit_p99 = percentile(submit_latencies, 0.99) * 1000
+    targets = [
+        ("submission throughput >= 50% of no-op RPC (best concurrency)", best_rpc >= 0.5, f"{best_rpc:.0%}"),
+        ("p99 submission latency < 50 ms at 100/s", submit_p99 < 50, f"{submit_p99:.1f} ms"),
+        ("event lag p99 < 250 ms at 100/s", lag_p99 < 250, f"{lag_p99:.1f} ms"),
+        ("relay >= 80% of raw publish-with-confirm", relay_rate / publish_rate >= 0.8, f"{relay_rate / publish_rate:.0%}"),
+    ]
+    print("\ntargets")
+    for name, met, value in targets:
+        print(f"  [{'met' if met else 'MISSED'}] {name}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
