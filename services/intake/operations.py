@@ -3,7 +3,7 @@ import hashlib
 import json
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -56,17 +56,29 @@ def check_against_catalogue(region, definition, submission):
     return centre, attributes
 
 
+_SEQUENCE_STATEMENTS = {}
+
+
+def _sequence_statement(dialect):
+    """The upsert that hands out the next number, built once per dialect so it compiles once."""
+    statement = _SEQUENCE_STATEMENTS.get(dialect)
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table = TrackingSequence.__table__
+        statement = (
+            insert(table)
+            .values(year=bindparam("year"), last_value=1)
+            .on_conflict_do_update(index_elements=[table.c.year], set_={"last_value": table.c.last_value + 1})
+            .returning(table.c.last_value)
+        )
+        _SEQUENCE_STATEMENTS[dialect] = statement
+    return statement
+
+
 def next_sequence(session, year):
     """The next tracking sequence of `year`: one atomic upsert, so concurrent processes never share one."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(TrackingSequence)
-        .values(year=year, last_value=1)
-        .on_conflict_do_update(index_elements=["year"], set_={"last_value": TrackingSequence.last_value + 1})
-        .returning(TrackingSequence.last_value)
-    )
-    return session.execute(statement).scalar_one()
+    connection = session.connection()
+    return connection.execute(_sequence_statement(connection.dialect.name), {"year": year}).scalar_one()
 
 
 def find_by_key(session, key):
