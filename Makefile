@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 REGIONS ?= jizzakh,namangan,fergana
 
-.PHONY: run test venv broker migrate unit integration clean
+.PHONY: run test venv broker migrate unit integration bench clean
 
 run: venv broker
 	REGIONS=$(REGIONS) $(PY) -m oss_common.cli demo
@@ -24,6 +24,9 @@ $(VENV)/.installed: pyproject.toml
 
 broker:
 	deploy/local/ensure-broker.sh
+
+bench: venv broker
+	$(PY) -m bench.pipeline
 
 migrate: venv
 	REGIONS=$(REGIONS) $(PY) -m oss_common.cli migrate
