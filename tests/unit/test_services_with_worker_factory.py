@@ -1,0 +1,119 @@
+"""Service classes as single workers (nameko's worker_factory), on an in-memory SQLite session:
+entrypoint logic without a broker."""
+import pytest
+from marshmallow import ValidationError
+from nameko.testing.services import worker_factory
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import sessionmaker
+
+from oss_common.outbox import record_event
+from services.catalogue.models import Base as CatalogueBase, OutboxEvent as CatalogueOutbox
+from services.catalogue.service import CatalogueService
+from services.intake.exceptions import ApplicationInvalid, ServiceNotAvailable, TransitionRejected
+from services.intake.models import Application, Base as IntakeBase, OutboxEvent as IntakeOutbox
+from services.intake.service import IntakeService
+
+
+def memory_session(base):
+    engine = create_engine("sqlite://")
+    base.metadata.create_all(engine)
+    return sessionmaker(bind=engine, expire_on_commit=False)()
+
+
+L = {"uz": "x", "ru": "x", "en": "x"}
+DEFINITION = {
+    "code": "photocopying", "version": 3, "state": "published", "regions": ["jizzakh"],
+    "agency": {"code": "oss-centre", "names": L}, "names": {"uz": "Nusxa", "ru": "Копия", "en": "Copy"},
+    "deadline_working_days": 2,
+    "required_documents": [{"code": "identity-document", "names": L}],
+    "attributes": [{"code": "pages", "datatype": "number", "required": True, "variable": True, "order": 1}],
+}
+
+
+class FakeCatalogue:
+    region = "jizzakh"
+
+    def __init__(self, *definitions):
+        self.definitions = {definition["code"]: definition for definition in definitions}
+
+    def get(self, code):
+        return self.definitions.get(code)
+
+
+def submission(**overrides):
+    body = {"service_code": "photocopying", "district": "1708401", "documents": ["identity-document"],
+            "attributes": {"pages": 2},
+            "applicant": {"pinfl": "31234567890123", "full_name": "A B", "phone": "+998901234567",
+                          "language": "ru", "channel": "sms"}}
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def intake():
+    session = memory_session(IntakeBase)
+    return worker_factory(IntakeService, db=session, catalogue=FakeCatalogue(DEFINITION),
+                          record_event=lambda s, envelope: record_event(s, IntakeOutbox, envelope))
+
+
+def test_submission_stores_the_application_and_its_event_together(intake):
+    view = intake.submit_application(submission())
+    assert view["tracking_number"].startswith("JI-") and view["status"] == "submitted"
+    assert view["centre"] == "jizzakh-city"
+    events = intake.db.scalars(select(IntakeOutbox)).all()
+    assert [event.routing_key for event in events] == ["jizzakh.application.submitted"]
+    assert events[0].payload["data"]["service_name"]["ru"] == "Копия"
+    assert "31234567890123" not in str(events[0].payload)
+
+
+@pytest.mark.parametrize("body,error,field", [
+    (submission(service_code="unknown-service"), ServiceNotAvailable, "service_code"),
+    (submission(documents=[]), ApplicationInvalid, "documents"),
+    (submission(attributes={}), ApplicationInvalid, "attributes.pages"),
+    (submission(district="1714401"), ApplicationInvalid, "district"),
+])
+def test_refused_submission_writes_nothing(intake, body, error, field):
+    with pytest.raises(error) as raised:
+        intake.submit_application(body)
+    assert field in raised.value.fields
+    intake.db.rollback()
+    assert intake.db.scalars(select(Application)).all() == []
+    assert intake.db.scalars(select(IntakeOutbox)).all() == []
+
+
+def test_schema_errors_surface_before_any_lookup(intake):
+    with pytest.raises(ValidationError):
+        intake.submit_application(submission(applicant={"pinfl": "1"}))
+
+
+def test_transition_records_who_and_raises_an_event(intake):
+    number = intake.submit_application(submission())["tracking_number"]
+    view = intake.transition(number, "accepted", "officer:aliyev")
+    assert view["status"] == "accepted" and view["history"][-1]["actor"] == "officer:aliyev"
+    with pytest.raises(TransitionRejected):
+        intake.transition(number, "issued", "officer:aliyev")
+    routing_keys = [event.routing_key for event in intake.db.scalars(select(IntakeOutbox))]
+    assert routing_keys == ["jizzakh.application.submitted", "jizzakh.application.status_changed"]
+
+
+def test_catalogue_upsert_bumps_version_only_on_change():
+    session = memory_session(CatalogueBase)
+    catalogue = worker_factory(CatalogueService, db=session,
+                               record_event=lambda s, envelope: record_event(s, CatalogueOutbox, envelope))
+    catalogue.load_catalogue({
+        "groups": [{"code": "office-services", "names": L}],
+        "agencies": [{"code": "oss-centre", "names": L}],
+        "services": [{"code": "photocopying", "group": "office-services", "agency": "oss-centre", "names": L,
+                      "descriptions": L, "fee": {"free": False, "bca_multiple": 0.002},
+                      "deadline_working_days": 1, "regions": "all"}],
+    })
+    first = catalogue.get_service("photocopying")
+    assert first["version"] == 1 and first["state"] == "published" and len(first["regions"]) == 14
+    definition = {key: first[key] for key in ("code", "names", "descriptions", "group", "fee", "deadline_working_days", "regions")}
+    definition["agency"] = "oss-centre"
+    assert catalogue.upsert_service(definition)["version"] == 1
+    definition["deadline_working_days"] = 2
+    assert catalogue.upsert_service(definition)["version"] == 2
+    assert catalogue.retire_service("photocopying")["state"] == "retired"
+    types = [event.event_type for event in session.scalars(select(CatalogueOutbox))]
+    assert types == ["catalogue.service_published", "catalogue.service_published", "catalogue.service_retired"]
