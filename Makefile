@@ -3,12 +3,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 REGIONS ?= jizzakh,namangan,fergana
 
-.PHONY: run test venv broker migrate unit integration bench clean
+.PHONY: run test venv broker tools migrate unit integration bench bench-reporting clean
 
 run: venv broker
 	REGIONS=$(REGIONS) $(PY) -m oss_common.cli demo
 
-test: venv broker
+test: venv broker tools
 	$(PY) -m pytest
 
 unit: venv
@@ -25,8 +25,14 @@ $(VENV)/.installed: pyproject.toml
 broker:
 	deploy/local/ensure-broker.sh
 
+tools:
+	deploy/local/ensure-tools.sh
+
 bench: venv broker
 	$(PY) -m bench.pipeline
+
+bench-reporting: venv
+	$(PY) -m bench.reporting_summary
 
 migrate: venv
 	REGIONS=$(REGIONS) $(PY) -m oss_common.cli migrate

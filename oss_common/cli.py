@@ -19,6 +19,7 @@ from pathlib import Path  # noqa: E402
 import yaml  # noqa: E402
 
 from oss_common.config import PROJECT_ROOT, VAR_DIR, ConfigurationError, load_config  # noqa: E402
+from oss_common.deployment import NATIONAL_FILE, deployment_file, service_settings  # noqa: E402
 from oss_common.regions import deployment_regions, get_region  # noqa: E402
 
 log = logging.getLogger("oss")
@@ -29,7 +30,9 @@ class ServiceKind:
     """A kind of service process: where its class lives, its ports, whether it runs per region.
 
     A regional kind with `national_cls` also has one national instance (`--national`), named
-    after the kind and on the base ports (e.g. national reporting on 8300).
+    after the kind and on the base ports (e.g. national reporting on 8300). With
+    `national_by_choice` the deployment runs either that instance or the regional ones, never
+    both: the national one when deploy/regions/national.yml lists the kind under `services:`.
     """
 
     name: str
@@ -38,6 +41,7 @@ class ServiceKind:
     metrics_base: int
     regional: bool
     national_cls: str | None = None
+    national_by_choice: bool = False
 
     @property
     def package(self):
@@ -51,8 +55,49 @@ class ServiceKind:
 SERVICES = {
     "catalogue": ServiceKind("catalogue", "CatalogueService", 8000, 9000, regional=False),
     "intake": ServiceKind("intake", "IntakeService", 8100, 9100, regional=True),
+    "notifications": ServiceKind("notifications", "NotificationService", 8200, 9200, regional=True,
+                                 national_cls="NotificationService", national_by_choice=True),
+    "reporting": ServiceKind("reporting", "ReportingService", 8300, 9300, regional=True, national_cls="NationalReportingService"),
 }
 DEMO_REGIONS = "jizzakh,namangan,fergana"
+
+MAIN_HELP = """\
+oss: run and look after the OSS platform's services.
+
+Every service is a nameko process on the shared RabbitMQ bus with its own database.
+Settings come from, strongest first: environment variables (AMQP_URI, DATABASE_URL,
+HTTP_PORT, METRICS_PORT, ...), the oblast's deployment file deploy/regions/<slug>.yml
+(deploy/regions/national.yml for national services), then defaults derived from the region
+(ports 8100 + n / 9100 + n, a SQLite file under var/).
+
+First steps on a new machine:
+  oss run --national                       the catalogue (and other national services)
+  oss catalogue load services/catalogue/seed/services.yml
+  oss run --region jizzakh                 every service of Jizzakh, one process each
+  oss status                               who is up, queue depths, outbox backlog
+
+`oss <command> --help` explains each command."""
+
+RUN_HELP = """\
+Run services in the foreground until Ctrl-C (or SIGTERM); schema migrations are applied first.
+
+  oss run --region jizzakh                 every regional service of Jizzakh, each its own process
+  oss run --national                       the national services, each its own process
+  oss run --service intake --region jizzakh   one service in this process (what a container runs)
+  oss run --service reporting --national   the national instance of a regional service
+
+With --region/--national, if one process dies the others are stopped and the exit status is 1,
+so a service manager (systemd, Kubernetes) can restart the group."""
+
+STATUS_HELP = """\
+Show, for each national service and each service of the given regions:
+  STATE         up when GET /health answers 200, DOWN otherwise
+  RPC QUEUE     messages waiting in rpc-<service> and how many consumers serve it
+  EVENT QUEUES  events waiting in each <service>.<purpose> queue
+  DEAD          events parked in the dead-letter queues (<queue>.dead); should be 0
+  OUTBOX        events committed but not yet published (oss_outbox_pending_events)
+Ports come from the same configuration `oss run` uses; the broker from AMQP_URI.
+Exit status 0 when every service is up, 1 otherwise."""
 
 
 def service_kind(name):
@@ -67,7 +112,9 @@ def process_name(kind, region):
 
 
 def service_config(kind, region=None):
-    """The service's config.yml with the defaults that follow from its region (ports, database file).
+    """The service's config.yml with the defaults that follow from its region (ports, database file),
+    overridden by the region's deployment file (deploy/regions/<slug>.yml), itself overridden by
+    the environment.
 
     `region` None for a regional kind means its national instance.
     """
@@ -80,6 +127,7 @@ def service_config(kind, region=None):
         "DATABASE_URL": f"sqlite:///{VAR_DIR / (process_name(kind, region) + '.db')}",
         "REGIONS": os.environ.get("REGIONS", DEMO_REGIONS),
     }
+    defaults.update(service_settings(region.slug if (kind.regional and region) else NATIONAL_FILE, kind.name))
     if kind.regional and region is not None:
         defaults["REGION"] = region.slug
     config = load_config(kind.folder / "config.yml", overrides=defaults)
@@ -104,11 +152,22 @@ def migrate(kind, config):
     upgrade(kind.folder / "migrations", config["DATABASE_URL"])
 
 
+def runs_nationally(kind):
+    """Whether the deployment runs the kind's national instance (see ServiceKind)."""
+    if not kind.national_cls:
+        return False
+    return not kind.national_by_choice or kind.name in (deployment_file(NATIONAL_FILE).get("services") or {})
+
+
+def runs_regionally(kind):
+    return kind.regional and not (kind.national_by_choice and runs_nationally(kind))
+
+
 def instances(kind, regions):
     """The regions a kind runs for in a deployment; None stands for a national instance."""
     if not kind.regional:
         return [None]
-    return ([None] if kind.national_cls else []) + list(regions)
+    return ([None] if runs_nationally(kind) else []) + (list(regions) if runs_regionally(kind) else [])
 
 
 def configure_logging(level="INFO"):
@@ -129,9 +188,26 @@ def region_arg(kind, slug, national=False):
     return None
 
 
+def group_members(region_slug, national):
+    """The (kind, region) pairs `oss run --region`/`--national` starts: every regional service of
+    the region, or every national service (the catalogue and national instances)."""
+    if bool(region_slug) == bool(national):
+        raise ConfigurationError("give --service S, or --region <slug> (every service of that region), or --national")
+    if national:
+        return [(kind, None) for kind in SERVICES.values() if not kind.regional or runs_nationally(kind)]
+    region = get_region(region_slug)
+    return [(kind, region) for kind in SERVICES.values() if runs_regionally(kind)]
+
+
 def cmd_run(args):
     from nameko.runners import ServiceRunner
 
+    if args.service is None:
+        from oss_common.supervisor import run_group
+
+        members = group_members(args.region, args.national)
+        configure_logging()
+        return run_group(members, Path(args.log_dir) if args.log_dir else None, migrate=not args.no_migrate)
     kind = service_kind(args.service)
     region = region_arg(kind, args.region, args.national)
     config = service_config(kind, region)
@@ -177,6 +253,39 @@ def cmd_catalogue_load(args):
     return 0
 
 
+def cmd_reporting_rebuild(args):
+    kind = service_kind("reporting")
+    region = get_region(args.region or os.environ.get("REGION"))
+    config = service_config(kind, region)
+    configure_logging(config.get("LOG_LEVEL", "INFO"))
+    migrate(kind, config)
+    projections = importlib.import_module(f"{kind.package}.projections")
+    result = projections.rebuild_from_intake(config, page_size=args.page_size)
+    print(f"{process_name(kind, region)} rebuilt from intake_{region.slug}: "
+          f"{result['events_read']} events read, {result['events_applied']} applied")
+    return 0
+
+
+def cmd_status(args):
+    from oss_common.status import deployment_status, format_status
+
+    regions = deployment_regions(args.regions)
+    members = group_members(None, True) + [member for region in regions for member in group_members(region.slug, False)]
+    amqp_uri = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+    statuses = deployment_status(members, amqp_uri, host=args.host, timeout=args.timeout)
+    print(format_status(statuses, broker_reachable=any(status.rpc is not None for status in statuses)))
+    return 0 if all(status.up for status in statuses) else 1
+
+
+def cmd_broker_definitions(args):
+    from oss_common.broker import render
+    from oss_common.deployment import deployed_slugs
+
+    slugs = [region.slug for region in deployment_regions(args.regions or ",".join(deployed_slugs()))]
+    sys.stdout.write(render(slugs))
+    return 0
+
+
 def cmd_demo(args):
     from oss_common.supervisor import run_stack
 
@@ -184,14 +293,19 @@ def cmd_demo(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="oss", description=__doc__)
+    parser = argparse.ArgumentParser(prog="oss", description=MAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run one service process in the foreground")
-    run.add_argument("--service", required=True, choices=sorted(SERVICES))
-    run.add_argument("--region", help="region slug, for regional services (or REGION in the environment)")
-    run.add_argument("--national", action="store_true", help="the national instance of a regional service (reporting)")
+    run = commands.add_parser(
+        "run", help="run services in the foreground (one, a region's, or the national ones)",
+        formatter_class=argparse.RawDescriptionHelpFormatter, description=RUN_HELP)
+    run.add_argument("--service", choices=sorted(SERVICES),
+                     help="run just this service, in this process (default: every service of --region / --national)")
+    run.add_argument("--region", help="region slug from the registry, e.g. jizzakh (or REGION in the environment with --service)")
+    run.add_argument("--national", action="store_true",
+                     help="the national services: the catalogue and national instances (e.g. national reporting)")
     run.add_argument("--no-migrate", action="store_true", help="do not apply schema migrations first")
+    run.add_argument("--log-dir", help="with --region/--national: one log file per service here (default: this terminal)")
     run.set_defaults(func=cmd_run)
 
     mig = commands.add_parser("migrate", help="apply schema migrations to services' databases")
@@ -205,6 +319,35 @@ def build_parser():
     load.add_argument("file")
     load.add_argument("--timeout", type=float, default=30.0)
     load.set_defaults(func=cmd_catalogue_load)
+
+    reporting = commands.add_parser("reporting", help="reporting administration")
+    reporting_commands = reporting.add_subparsers(dest="reporting_command", required=True)
+    rebuild = reporting_commands.add_parser(
+        "rebuild", help="empty a region's reporting read model and replay the region's whole event history from intake")
+    rebuild.add_argument("--region", help="region slug (or REGION in the environment)")
+    rebuild.add_argument("--page-size", type=int, default=1000, help="events fetched per intake export call")
+    rebuild.set_defaults(func=cmd_reporting_rebuild)
+
+    status = commands.add_parser(
+        "status", help="each service: up or down, queue depths, outbox backlog",
+        formatter_class=argparse.RawDescriptionHelpFormatter, description=STATUS_HELP)
+    status.add_argument("--regions", default=os.environ.get("REGIONS", DEMO_REGIONS),
+                        help="regions to look at, comma-separated (default: REGIONS or %(default)s)")
+    status.add_argument("--host", default=os.environ.get("OSS_STATUS_HOST", "127.0.0.1"),
+                        help="where the services' HTTP and metrics ports answer (default: %(default)s)")
+    status.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each answer")
+    status.set_defaults(func=cmd_status)
+
+    broker = commands.add_parser("broker", help="RabbitMQ administration")
+    broker_commands = broker.add_subparsers(dest="broker_command", required=True)
+    broker_definitions = broker_commands.add_parser(
+        "definitions", help="print the broker definitions (vhost, exchanges, policies, users) for the deployment",
+        description="Print RabbitMQ definitions for the regions of deploy/regions/ (or --regions): "
+                    "`oss broker definitions > deploy/rabbitmq/definitions.json`, then on the broker "
+                    "`rabbitmqctl import_definitions deploy/rabbitmq/definitions.json` and "
+                    "`rabbitmqctl change_password oss-<region> ...` for each user (they have no password until then).")
+    broker_definitions.add_argument("--regions", help="comma-separated slugs (default: every deploy/regions/<slug>.yml)")
+    broker_definitions.set_defaults(func=cmd_broker_definitions)
 
     demo = commands.add_parser("demo", help="the national catalogue plus intake for each region, until Ctrl-C")
     demo.add_argument("--regions", default=os.environ.get("REGIONS", DEMO_REGIONS))

@@ -14,14 +14,15 @@ from nameko.messaging import Consumer
 from sqlalchemy import DateTime, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from oss_common.config import as_list
-from oss_common.events import DEAD_LETTER_EXCHANGE, dead_letter_queue, event_queue, load_envelope, utc_now
-from oss_common.metrics import EVENT_LAG, EVENTS_DEAD_LETTERED
+from oss_common.config import ConfigurationError, as_list
+from oss_common.events import BROKER_DELIVERY_LIMIT, DEAD_LETTER_EXCHANGE, dead_letter_queue, event_queue, load_envelope, utc_now
+from oss_common.metrics import DEAD_LETTER_MESSAGES, EVENT_LAG, EVENT_QUEUE_MESSAGES, EVENTS_DEAD_LETTERED
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DELIVERY_LIMIT = 5
 DEFAULT_RETRY_BASE_SECONDS = 0.5
+DEFAULT_QUEUE_DEPTH_SECONDS = 15.0
 MAX_RETRY_DELAY_SECONDS = 60.0
 
 
@@ -67,18 +68,53 @@ class EventHandler(Consumer):
         self.delivery_limit = int(config.get("DELIVERY_LIMIT") or DEFAULT_DELIVERY_LIMIT)
         self.retry_base = float(config.get("RETRY_BASE_SECONDS") or DEFAULT_RETRY_BASE_SECONDS)
         self.amqp_uri = config["AMQP_URI"]
+        self.depth_interval = float(config.get("QUEUE_DEPTH_SECONDS") or DEFAULT_QUEUE_DEPTH_SECONDS)
+        self._depth_thread = None
         patterns = self.patterns
         if self.bindings_config_key and config.get(self.bindings_config_key):
             patterns = as_list(config[self.bindings_config_key])
         patterns = [pattern.format(region=self.region) for pattern in patterns]
         self.queue_name = f"{self.container.service_name}.{self.queue_suffix}"
-        self.queue = event_queue(self.queue_name, patterns, delivery_limit=self.delivery_limit + 1)
+        if not 1 <= self.delivery_limit < BROKER_DELIVERY_LIMIT:
+            raise ConfigurationError(f"DELIVERY_LIMIT must be between 1 and {BROKER_DELIVERY_LIMIT - 1}")
+        self.queue = event_queue(self.queue_name, patterns)
         with Connection(self.amqp_uri) as connection:
             channel = connection.channel()
             DEAD_LETTER_EXCHANGE(channel).declare()
             dead_letter_queue(self.queue_name)(channel).declare()
             self.queue(channel).declare()
         super().setup()
+
+    def start(self):
+        super().start()
+        self._depth_thread = self.container.spawn_managed_thread(self._watch_depth)
+
+    def stop(self):
+        if self._depth_thread is not None:
+            self._depth_thread.kill()
+        super().stop()
+
+    def kill(self):
+        if self._depth_thread is not None:
+            self._depth_thread.kill()
+        super().kill()
+
+    def _watch_depth(self):
+        """Publish how many events wait in this queue and its dead-letter queue (for alerts and `oss status`)."""
+        waiting = EVENT_QUEUE_MESSAGES.labels(self.container.service_name, self.region, self.queue_name)
+        dead = DEAD_LETTER_MESSAGES.labels(self.container.service_name, self.region, f"{self.queue_name}.dead")
+        while True:
+            try:
+                with Connection(self.amqp_uri) as connection:
+                    while True:
+                        channel = connection.channel()
+                        waiting.set(_message_count(channel, self.queue_name))
+                        dead.set(_message_count(channel, f"{self.queue_name}.dead"))
+                        channel.close()
+                        eventlet.sleep(self.depth_interval)
+            except Exception as exc:  # noqa: BLE001 - the broker may be away; the gauges keep their last value
+                log.debug("queue depth of %s unavailable: %s", self.queue_name, type(exc).__name__)
+                eventlet.sleep(self.depth_interval)
 
     def handle_message(self, body, message):
         try:
@@ -143,6 +179,11 @@ class EventHandler(Consumer):
             )
         EVENTS_DEAD_LETTERED.labels(self.container.service_name, self.region, event_type).inc()
         log.error("dead-lettered a %s event from %s: %s", event_type, self.queue_name, error)
+
+
+def _message_count(channel, queue_name):
+    """Messages ready in a queue (not those being handled), by a passive declare that creates nothing."""
+    return channel.queue_declare(queue=queue_name, passive=True).message_count
 
 
 def _parse_time(value):

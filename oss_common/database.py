@@ -1,5 +1,6 @@
 """Engines, the per-worker SQLAlchemy session dependency and Alembic migrations for every service."""
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from sqlalchemy.orm import sessionmaker
 
 log = logging.getLogger(__name__)
 
-SQLITE_LOCK_WAIT_SECONDS = 30.0
+SQLITE_LOCK_WAIT_SECONDS = float(os.environ.get("SQLITE_LOCK_WAIT_SECONDS") or 30.0)
 READ_ONLY = "oss_read_only"
 
 _engines = {}

@@ -70,11 +70,17 @@ def routing_key(envelope):
     return f"{envelope['region']}.{envelope['type']}"
 
 
-def event_queue(name, patterns, delivery_limit=5):
+# The broker's own cap on deliveries of one message, fixed because a queue's arguments cannot
+# change once it exists. Consumers give up earlier (DELIVERY_LIMIT, configurable) and record why;
+# this cap only catches a message whose handler kills its process before it can give up.
+BROKER_DELIVERY_LIMIT = 50
+
+
+def event_queue(name, patterns):
     """A durable quorum queue bound to `oss.events` by topic patterns, dead-lettering to `oss.dlx`.
 
-    The broker counts deliveries (`x-delivery-count`); past the limit it dead-letters the
-    message with the queue's name as routing key, so a poison message never blocks the queue.
+    The broker counts deliveries (`x-delivery-count`); past BROKER_DELIVERY_LIMIT it dead-letters
+    the message with the queue's name as routing key, so a poison message never blocks the queue.
     """
     return Queue(
         name,
@@ -83,7 +89,7 @@ def event_queue(name, patterns, delivery_limit=5):
         auto_delete=False,
         queue_arguments={
             "x-queue-type": "quorum",
-            "x-delivery-limit": delivery_limit,
+            "x-delivery-limit": BROKER_DELIVERY_LIMIT,
             "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
             "x-dead-letter-routing-key": name,
         },

@@ -5,6 +5,7 @@ import logging
 from marshmallow import ValidationError
 from nameko.exceptions import BadRequest as NamekoBadRequest
 from nameko.web.handlers import HttpRequestHandler
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
 from werkzeug.wrappers import Response
 
@@ -112,12 +113,17 @@ def query_params(request, schema):
 
 class HealthCheck:
     """Mixin for a service class with a `db` session: `GET /health` answers 200 once the
-    process serves and its database answers, 503 otherwise (for probes and the runner)."""
+    process serves, its database answers and `readiness_problems()` names none; 503 otherwise
+    (for probes and the runner)."""
 
     @api("GET", "/health")
     def health(self, request):
-        from sqlalchemy import text
-
         self.db.execute(text("SELECT 1"))
         self.db.rollback()
+        problems = self.readiness_problems()
+        if problems:
+            raise Unavailable(f"not ready: {'; '.join(problems)}", fields={"health": problems})
         return {"status": "ok", "service": self.name}
+
+    def readiness_problems(self):
+        return []

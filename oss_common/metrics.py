@@ -5,35 +5,30 @@ Labels are service, entrypoint, region and service code only: never anything a c
 import logging
 import time
 
-from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
-from nameko.messaging import Consumer
-from nameko.rpc import Rpc
-from nameko.timer import Timer
-from nameko.web.handlers import HttpRequestHandler
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 log = logging.getLogger(__name__)
 
 ENTRYPOINT_CALLS = Counter(
-    "oss_entrypoint_calls_total", "Entrypoint calls handled, by outcome.",
-    ["service", "entrypoint", "kind", "region", "outcome"],
+    "oss_entrypoint_calls_total", "Entrypoint calls handled (RPC, HTTP, event and timer), errors included.",
+    ["service", "entrypoint", "region"],
 )
 ENTRYPOINT_ERRORS = Counter(
     "oss_entrypoint_errors_total", "Entrypoint calls that raised, by exception type.",
-    ["service", "entrypoint", "kind", "region", "exception"],
+    ["service", "entrypoint", "region", "exception"],
 )
 ENTRYPOINT_LATENCY = Histogram(
     "oss_entrypoint_duration_seconds", "Time spent handling one entrypoint call.",
-    ["service", "entrypoint", "kind", "region"],
+    ["service", "entrypoint", "region"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 OUTBOX_PENDING = Gauge(
-    "oss_outbox_pending_events", "Outbox rows not yet published (as of the relay's last scan, capped at one batch).",
+    "oss_outbox_pending_events", "Outbox rows not yet published to the bus, counted at most once a second.",
     ["service", "region"],
 )
 OUTBOX_OLDEST_AGE = Gauge(
-    "oss_outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row.",
+    "oss_outbox_oldest_pending_age_seconds", "Age of the oldest unpublished outbox row (0 when none waits).",
     ["service", "region"],
 )
 OUTBOX_RELAYED = Counter(
@@ -49,6 +44,14 @@ EVENTS_DEAD_LETTERED = Counter(
     "oss_events_dead_lettered_total", "Events a consumer gave up on and dead-lettered.",
     ["service", "region", "event_type"],
 )
+EVENT_QUEUE_MESSAGES = Gauge(
+    "oss_event_queue_messages", "Events ready in a consumer's queue, waiting for a worker, polled from the broker.",
+    ["service", "region", "queue"],
+)
+DEAD_LETTER_MESSAGES = Gauge(
+    "oss_dead_letter_queue_messages", "Events parked in a consumer's dead-letter queue, polled from the broker.",
+    ["service", "region", "queue"],
+)
 APPLICATIONS_SUBMITTED = Counter(
     "oss_applications_submitted_total", "Applications submitted.", ["region", "service_code"],
 )
@@ -59,12 +62,18 @@ APPLICATIONS_DECIDED = Counter(
 SLA_BREACHES = Counter(
     "oss_sla_breaches_total", "Applications decided after their legal due date.", ["region", "service_code"],
 )
+NOTIFICATION_DELIVERIES = Counter(
+    "oss_notification_deliveries_total", "Notification delivery attempts, by channel and outcome (sent or failed).",
+    ["region", "channel", "outcome"],
+)
 CATALOGUE_CACHE_AGE = Gauge(
     "oss_catalogue_cache_age_seconds", "Seconds since intake's catalogue copy was last refreshed from the catalogue.",
     ["service", "region"],
 )
-
-ENTRYPOINT_KINDS = ((Rpc, "rpc"), (HttpRequestHandler, "http"), (EventHandler, "event"), (Consumer, "event"), (Timer, "timer"))
+REPORTING_REGIONS_MISSING = Counter(
+    "oss_reporting_regions_missing_total", "National summaries a region's reporting did not answer in time.",
+    ["region"],
+)
 
 _server_ports = set()
 
@@ -76,13 +85,6 @@ def serve_metrics(port, address="0.0.0.0"):
     start_http_server(int(port), addr=address)
     _server_ports.add(int(port))
     log.info("metrics on :%s/metrics", port)
-
-
-def entrypoint_kind(entrypoint):
-    for cls, kind in ENTRYPOINT_KINDS:
-        if isinstance(entrypoint, cls):
-            return kind
-    return "other"
 
 
 class Metrics(DependencyProvider):
@@ -100,11 +102,10 @@ class Metrics(DependencyProvider):
     def worker_result(self, worker_ctx, result=None, exc_info=None):
         started = self.starts.pop(worker_ctx, None)
         entrypoint = worker_ctx.entrypoint
-        labels = (self.container.service_name, entrypoint.method_name, entrypoint_kind(entrypoint), self.region)
+        labels = (self.container.service_name, entrypoint.method_name, self.region)
         if started is not None:
             ENTRYPOINT_LATENCY.labels(*labels).observe(time.perf_counter() - started)
-        outcome = "success" if exc_info is None else "error"
-        ENTRYPOINT_CALLS.labels(*labels, outcome).inc()
+        ENTRYPOINT_CALLS.labels(*labels).inc()
         if exc_info is not None:
             ENTRYPOINT_ERRORS.labels(*labels, exc_info[0].__name__).inc()
 

@@ -13,7 +13,7 @@ import eventlet
 from eventlet.event import Event
 from kombu import Connection, Producer
 from nameko.extensions import DependencyProvider
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, bindparam, select, update
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, bindparam, func, select, update
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from oss_common.database import session_factory
@@ -63,8 +63,10 @@ class OutboxRelay(DependencyProvider):
     The injected value is `record(session, envelope)`.
     """
 
-    def __init__(self, model, batch_size=200, poll_interval=1.0, confirm_timeout=30.0, linger=0.005):
+    def __init__(self, model, batch_size=200, poll_interval=1.0, confirm_timeout=30.0, linger=0.005,
+                 backlog_interval=1.0):
         self.model = model
+        self.backlog_interval = backlog_interval
         self.linger = linger
         self.confirm_timeout = confirm_timeout
         self.batch_size = batch_size
@@ -88,6 +90,10 @@ class OutboxRelay(DependencyProvider):
         self._thread = None
         self._connection = None
         self._producer = None
+        self._backlog_counted_at = float("-inf")
+        self._oldest_pending = None
+        OUTBOX_PENDING.labels(self.service_name, self.region).set(0)
+        OUTBOX_OLDEST_AGE.labels(self.service_name, self.region).set_function(self.oldest_pending_age)
 
     def start(self):
         self._running = True
@@ -200,18 +206,35 @@ class OutboxRelay(DependencyProvider):
         if lock:
             query = query.with_for_update(skip_locked=True)
         rows = session.execute(query).all()
-        self._observe_backlog(rows)
+        if time.monotonic() - self._backlog_counted_at >= self.backlog_interval:
+            self._count_backlog(session)
+        elif not rows and not lock:
+            # Without row locks, an empty scan means nothing waits (with them, another relay may hold rows).
+            self._set_backlog(0, None)
         return rows
 
-    def _observe_backlog(self, rows):
-        age = 0.0
-        if rows:
-            oldest = rows[0].created_at
-            if oldest.tzinfo is None:
-                oldest = oldest.replace(tzinfo=timezone.utc)
-            age = max(0.0, (utc_now() - oldest).total_seconds())
-        OUTBOX_PENDING.labels(self.service_name, self.region).set(len(rows))
-        OUTBOX_OLDEST_AGE.labels(self.service_name, self.region).set(age)
+    def _count_backlog(self, session):
+        """Count every unsent row (an index range scan), not just this batch: the backlog alert's input.
+
+        Throttled, because a busy relay scans many times a second."""
+        model = self.model
+        count, oldest = session.execute(
+            select(func.count(model.id), func.min(model.created_at)).where(model.sent_at.is_(None))
+        ).one()
+        self._backlog_counted_at = time.monotonic()
+        self._set_backlog(count, oldest)
+
+    def _set_backlog(self, count, oldest):
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=timezone.utc)
+        self._oldest_pending = oldest
+        OUTBOX_PENDING.labels(self.service_name, self.region).set(count)
+
+    def oldest_pending_age(self):
+        """Seconds the oldest unsent row has waited, as of now (it keeps growing while the bus is down)."""
+        if self._oldest_pending is None:
+            return 0.0
+        return max(0.0, (utc_now() - self._oldest_pending).total_seconds())
 
     def _publish(self, rows):
         """Publish the batch, then wait until the broker has confirmed every message of it.

@@ -1,12 +1,13 @@
 """The region registry: Uzbekistan's 14 first-level divisions, their districts and OSS centres."""
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
 from oss_common.config import ConfigurationError, as_list
+from oss_common.deployment import deployed_slugs, deployment_file, regions_dir
 
 REGISTRY_FILE = Path(os.environ.get("OSS_REGISTRY_FILE") or Path(__file__).with_name("data") / "regions.yml")
 
@@ -48,8 +49,22 @@ class Region:
         return base + self.n
 
 
-@lru_cache(maxsize=None)
 def load_registry(path=REGISTRY_FILE):
+    """Every region by slug: the registry file, with the districts and centres that deployment
+    files (deploy/regions/<slug>.yml) add for oblasts the registry does not detail yet."""
+    return _load_registry(Path(path), regions_dir())
+
+
+def _districts(items):
+    return tuple(District(code=str(d["code"]), slug=d["slug"], names=dict(d["names"])) for d in items or ())
+
+
+def _centres(items):
+    return tuple(Centre(code=str(c["code"]), district=str(c["district"]), names=dict(c["names"])) for c in items or ())
+
+
+@lru_cache(maxsize=None)
+def _load_registry(path, deployment_dir):
     with open(path, encoding="utf-8") as handle:
         raw = yaml.safe_load(handle)
     regions = {}
@@ -62,17 +77,35 @@ def load_registry(path=REGISTRY_FILE):
             names=dict(item["names"]),
             soato=str(item.get("soato", "")),
             main_centre=item.get("main_centre"),
-            districts=tuple(
-                District(code=str(d["code"]), slug=d["slug"], names=dict(d["names"]))
-                for d in item.get("districts") or ()
-            ),
-            centres=tuple(
-                Centre(code=c["code"], district=str(c["district"]), names=dict(c["names"]))
-                for c in item.get("centres") or ()
-            ),
+            districts=_districts(item.get("districts")),
+            centres=_centres(item.get("centres")),
         )
         regions[region.slug] = region
+    for slug in deployed_slugs():
+        if slug not in regions:
+            raise ConfigurationError(f"deployment file {slug}.yml names no region of the registry; "
+                                     f"the registry knows: {', '.join(sorted(regions))}")
+        regions[slug] = _extended(regions[slug], deployment_file(slug))
     return regions
+
+
+def _extended(region, document):
+    """The region with the deployment file's districts and centres added; one the registry already
+    has may not be redefined there (edit the registry instead), so two sources never disagree."""
+    districts, centres = _districts(document.get("districts")), _centres(document.get("centres"))
+    if not districts and not centres and not document.get("main_centre"):
+        return region
+    clashes = {d.code for d in districts} & {d.code for d in region.districts} | \
+        ({c.code for c in centres} & {c.code for c in region.centres})
+    if clashes:
+        raise ConfigurationError(f"deployment file {region.slug}.yml redefines {sorted(clashes)} of the registry")
+    all_districts = region.districts + districts
+    known = {d.code for d in all_districts}
+    strays = sorted(c.code for c in centres if c.district not in known)
+    if strays:
+        raise ConfigurationError(f"deployment file {region.slug}.yml: centres {strays} are in no district of {region.slug}")
+    return replace(region, districts=all_districts, centres=region.centres + centres,
+                   main_centre=document.get("main_centre") or region.main_centre)
 
 
 def all_regions():

@@ -89,30 +89,33 @@ class ServiceProcess:
             self._log_handle = None
 
 
+def service_process(kind, region, log_dir=None, migrate=True):
+    """The process `oss run --service` starts for one kind and region (None: national), with the
+    ports its configuration (defaults, deployment file, environment) gives it."""
+    from oss_common.cli import process_name, service_config
+
+    config = service_config(kind, region)
+    process = ServiceProcess(kind.name, region=region.slug if region else None,
+                             http_port=config["WEB_SERVER_ADDRESS"].rsplit(":", 1)[1],
+                             log_path=log_dir / f"{process_name(kind, region)}.log" if log_dir else None,
+                             national=kind.regional and region is None, migrate=migrate)
+    process.metrics_port = config.get("METRICS_PORT")
+    return process
+
+
 def stack_processes(regions, log_dir):
     """One process per national service and per region of each regional service, as `oss run` starts them."""
-    from oss_common.cli import SERVICES, instances, process_name, service_config
+    from oss_common.cli import SERVICES, instances
 
-    processes = []
-    for kind in SERVICES.values():
-        for region in instances(kind, regions):
-            config = service_config(kind, region)
-            process = ServiceProcess(kind.name, region=region.slug if region else None,
-                                     http_port=config["WEB_SERVER_ADDRESS"].rsplit(":", 1)[1],
-                                     log_path=log_dir / f"{process_name(kind, region)}.log",
-                                     national=kind.regional and region is None)
-            process.metrics_port = config.get("METRICS_PORT")
-            processes.append(process)
-    return processes
+    return [service_process(kind, region, log_dir) for kind in SERVICES.values() for region in instances(kind, regions)]
 
 
-def run_stack(regions, seed):
-    """Every service for the given regions until Ctrl-C; the catalogue first, then the seed, then
-    the rest. Idempotent across runs: data stays under var/, the seed loads without duplicates."""
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    processes = stack_processes(regions, VAR_DIR / "log")
-    catalogue, others = processes[0], processes[1:]
+def supervise(processes, title, start=None):
+    """Start the processes (`start` does it when order matters), list them, and watch them until
+    Ctrl-C/SIGTERM or until one exits; then stop all, newest first. 0 on a requested stop, 1 when
+    a process died (so a service manager restarts the group)."""
     stopping = False
+    died = False
 
     def request_stop(signum, frame):
         nonlocal stopping
@@ -121,25 +124,52 @@ def run_stack(regions, seed):
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        catalogue.start().wait_healthy()
-        subprocess.run([sys.executable, "-m", "oss_common.cli", "catalogue", "load", str(seed)], check=True, cwd=PROJECT_ROOT)
-        for process in others:
-            process.start()
-        for process in others:
-            process.wait_healthy()
-        print("\nOSS platform demo is up (logs under var/log/, data under var/):")
+        if start is not None:
+            start()
+        else:
+            for process in processes:
+                process.start()
+            for process in processes:
+                process.wait_healthy()
+        print(f"\n{title}:")
         for process in processes:
             print(f"  {process.name:<24} {process.url}/api/v1/   metrics: http://127.0.0.1:{process.metrics_port}/metrics")
         print("\nCtrl-C stops everything.", flush=True)
         while not stopping:
             for process in processes:
                 if process.process.poll() is not None:
-                    print(f"{process.name} exited with {process.process.returncode}; see {process.log_path}", file=sys.stderr)
-                    stopping = True
+                    print(f"{process.name} exited with {process.process.returncode}"
+                          + (f"; see {process.log_path}" if process.log_path else ""), file=sys.stderr)
+                    stopping = died = True
             time.sleep(0.5)
     finally:
         print("stopping ...", flush=True)
         for process in reversed(processes):
             process.stop()
         print("stopped.")
-    return 0
+    return 1 if died else 0
+
+
+def run_group(members, log_dir=None, migrate=True):
+    """`oss run --region` / `--national`: each (kind, region) as its own child process."""
+    processes = [service_process(kind, region, log_dir, migrate) for kind, region in members]
+    names = ", ".join(process.name for process in processes)
+    return supervise(processes, f"running {names}")
+
+
+def run_stack(regions, seed):
+    """Every service for the given regions until Ctrl-C; the catalogue first, then the seed, then
+    the rest. Idempotent across runs: data stays under var/, the seed loads without duplicates."""
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    processes = stack_processes(regions, VAR_DIR / "log")
+    catalogue, others = processes[0], processes[1:]
+
+    def start():
+        catalogue.start().wait_healthy()
+        subprocess.run([sys.executable, "-m", "oss_common.cli", "catalogue", "load", str(seed)], check=True, cwd=PROJECT_ROOT)
+        for process in others:
+            process.start()
+        for process in others:
+            process.wait_healthy()
+
+    return supervise(processes, "OSS platform demo is up (logs under var/log/, data under var/)", start)

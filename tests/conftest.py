@@ -7,6 +7,7 @@ import eventlet  # noqa: E402
 
 eventlet.monkey_patch()  # noqa: E402 - nameko's standalone RPC in the tests needs green sockets
 
+import contextlib  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
@@ -33,10 +34,11 @@ def _rabbitmqctl(*args):
     return subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
 
 
-@pytest.fixture(scope="session")
-def amqp_uri():
-    """A vhost of its own for this test session, so tests never see a running demo's traffic."""
-    vhost = f"oss-test-{uuid.uuid4().hex[:8]}"
+@contextlib.contextmanager
+def fresh_vhost(purpose="session"):
+    """A RabbitMQ vhost of its own (deleted afterwards), so that the queues one group of tests
+    leaves behind (and the events piling up in them) never reach another group's services."""
+    vhost = f"oss-test-{purpose}-{uuid.uuid4().hex[:8]}"
     created = False
     if shutil.which("rabbitmqctl"):
         try:
@@ -44,10 +46,18 @@ def amqp_uri():
                 _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*").returncode == 0
         except (OSError, subprocess.SubprocessError):
             created = False
-    uri = f"{BROKER}/{quote(vhost, safe='')}" if created else f"{BROKER}/"
-    yield uri
-    if created:
-        _rabbitmqctl("delete_vhost", vhost)
+    try:
+        yield f"{BROKER}/{quote(vhost, safe='')}" if created else f"{BROKER}/"
+    finally:
+        if created:
+            _rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture(scope="session")
+def amqp_uri():
+    """A vhost of its own for this test session, so tests never see a running demo's traffic."""
+    with fresh_vhost() as uri:
+        yield uri
 
 
 def _postgres_available():

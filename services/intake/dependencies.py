@@ -81,6 +81,11 @@ class CatalogueCache(DependencyProvider):
         entry = self.entries.get(code)
         return entry.definition if entry is not None else None
 
+    def has_entries(self):
+        if time.monotonic() - self.loaded_at > self.ttl:
+            self.reload()
+        return bool(self.entries)
+
     def reload(self):
         with self.ReadSession() as session:
             self.entries = {entry.code: entry for entry in session.scalars(select(CatalogueEntry))}

@@ -39,6 +39,9 @@ class IntakeService(HealthCheck):
     def region(self):
         return get_region(self.catalogue.region)
 
+    def readiness_problems(self):
+        return [] if self.catalogue.has_entries() else ["no copy of the catalogue yet (is the catalogue reachable?)"]
+
     # RPC
 
     @rpc

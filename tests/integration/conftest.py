@@ -1,18 +1,20 @@
 """A real stack per database backend: the catalogue and three regional intakes as processes."""
 import contextlib
+import functools
 import json
 import os
 from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from kombu import Connection, Consumer, Queue, binding
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from oss_common.config import PROJECT_ROOT
 from oss_common.events import EVENTS_EXCHANGE
 from oss_common.supervisor import ServiceProcess
-from tests.conftest import free_port
+from tests.conftest import free_port, fresh_vhost
 
 SEED = Path(os.environ.get("OSS_SEED_FILE") or PROJECT_ROOT / "services" / "catalogue" / "seed" / "services.yml")
 REGIONS = ("jizzakh", "namangan", "fergana")
@@ -72,10 +74,29 @@ class Stack:
 
     intakes = None
 
+    def start_national(self, service, database_url=None, wait=True, **extra):
+        """The national instance of a regional service (`oss run --service S --national`)."""
+        env = self.env(database_url or self.databases.new(f"{service}-national"), **extra)
+        process = ServiceProcess(service, env=env, http_port=env["HTTP_PORT"], national=True,
+                                 log_path=self.tmp_path / "logs" / f"{service}-national-{len(self.processes)}.log")
+        process.metrics_port = env["METRICS_PORT"]
+        process.start()
+        self.processes.append(process)
+        if wait:
+            process.wait_healthy()
+        return process
+
     @contextlib.contextmanager
     def rpc(self, timeout=30):
         with ClusterRpcProxy({"AMQP_URI": self.amqp_uri}, timeout=timeout) as cluster:
             yield cluster
+
+    def running(self, service, region=None):
+        """The newest live process of a service (tests restart some; stopped ones stay listed)."""
+        for process in reversed(self.processes):
+            if process.service == service and process.region == region and process.process.poll() is None:
+                return process
+        raise LookupError(f"no running {service} {region or ''}")
 
     def stop_all(self):
         for process in reversed(self.processes):
@@ -83,14 +104,17 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(amqp_uri, databases, tmp_path_factory):
+def stack(databases, tmp_path_factory):
+    """The catalogue and three intakes on one backend, on a vhost of their own: the SQLite and
+    PostgreSQL stacks (and the fault tests' stacks) never share queues."""
     tmp_path = tmp_path_factory.mktemp(f"stack-{databases.backend}")
-    running = Stack(amqp_uri, databases, tmp_path)
-    running.intakes = {}
-    try:
-        yield running.start_all()
-    finally:
-        running.stop_all()
+    with fresh_vhost(f"stack-{databases.backend}") as amqp_uri:
+        running = Stack(amqp_uri, databases, tmp_path)
+        running.intakes = {}
+        try:
+            yield running.start_all()
+        finally:
+            running.stop_all()
 
 
 @contextlib.contextmanager
@@ -125,10 +149,14 @@ def event_listener(amqp_uri, *patterns):
             yield collect
 
 
-def seed_service(code):
-    import yaml
+@functools.lru_cache(maxsize=1)
+def seed_document():
+    """The seed catalogue, parsed once per test session (callers must not modify it)."""
+    return yaml.safe_load(SEED.read_text(encoding="utf-8"))
 
-    document = yaml.safe_load(SEED.read_text(encoding="utf-8"))
+
+def seed_service(code):
+    document = seed_document()
     return next(service for service in document["services"] if service["code"] == code)
 
 
@@ -136,9 +164,8 @@ def valid_submission(region_slug, service_code=None, **overrides):
     """A submission that fits the seed catalogue: by default the first published service offered
     everywhere that asks for documents and has only simple required attributes."""
     from oss_common.regions import get_region
-    import yaml
 
-    document = yaml.safe_load(SEED.read_text(encoding="utf-8"))
+    document = seed_document()
     service = next(
         s for s in document["services"]
         if (service_code is None and s.get("state", "published") == "published" and s["regions"] == "all"

@@ -29,6 +29,7 @@ def broker_up(uri, timeout=60):
     return False
 
 
+@pytest.mark.broker_restart
 def test_event_committed_while_broker_is_down_arrives_exactly_once(stack):
     queue_name = f"test-dedup-{time.monotonic_ns()}"
     queue = Queue(queue_name, bindings=[binding(EVENTS_EXCHANGE, routing_key="fergana.application.submitted")],

@@ -1,0 +1,124 @@
+"""`oss status`: each service process of a deployment, up or down, its queues and its outbox backlog.
+
+It asks what an operator could ask by hand: the process's `/health`, the broker (a passive
+declare of each queue, which creates nothing) and the process's `/metrics`.
+"""
+from dataclasses import dataclass, field
+
+import requests
+from amqp.exceptions import NotFound
+from kombu import Connection
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+from prometheus_client.parser import text_string_to_metric_families
+
+from oss_common.consumers import EventHandler
+
+
+@dataclass
+class QueueDepth:
+    name: str
+    messages: int | None  # None: the queue does not exist (the service never ran here)
+    consumers: int | None = None
+
+
+@dataclass
+class ProcessStatus:
+    name: str
+    http_port: int
+    metrics_port: int | None
+    up: bool
+    rpc: QueueDepth | None = None
+    events: list = field(default_factory=list)
+    dead: list = field(default_factory=list)
+    outbox_pending: float | None = None
+
+    @property
+    def dead_messages(self):
+        counts = [queue.messages for queue in self.dead if queue.messages is not None]
+        return sum(counts) if counts else None
+
+
+def event_queue_names(cls):
+    """`<service>.<suffix>` of each event handler the service class declares."""
+    names = []
+    for attribute in dir(cls):
+        for entrypoint in getattr(getattr(cls, attribute, None), ENTRYPOINT_EXTENSIONS_ATTR, ()):
+            if isinstance(entrypoint, EventHandler):
+                names.append(f"{cls.name}.{entrypoint.queue_suffix}")
+    return sorted(set(names))
+
+
+def queue_depth(connection, name):
+    channel = connection.channel()
+    try:
+        declared = channel.queue_declare(queue=name, passive=True)
+        return QueueDepth(name, declared.message_count, declared.consumer_count)
+    except NotFound:
+        return QueueDepth(name, None)
+    finally:
+        if channel.is_open:
+            channel.close()
+
+
+def metric_value(text, name):
+    """Sum of a metric's samples in a /metrics page (None when the page does not have it)."""
+    values = [sample.value for family in text_string_to_metric_families(text)
+              for sample in family.samples if sample.name == name]
+    return sum(values) if values else None
+
+
+def process_status(process, cls, connection, host, timeout):
+    status = ProcessStatus(process.name, int(process.http_port),
+                           int(process.metrics_port) if process.metrics_port else None, up=False)
+    try:
+        status.up = requests.get(f"http://{host}:{status.http_port}/health", timeout=timeout).status_code == 200
+    except requests.RequestException:
+        status.up = False
+    if connection is not None:
+        status.rpc = queue_depth(connection, f"rpc-{cls.name}")
+        for name in event_queue_names(cls):
+            status.events.append(queue_depth(connection, name))
+            status.dead.append(queue_depth(connection, f"{name}.dead"))
+    if status.metrics_port:
+        try:
+            page = requests.get(f"http://{host}:{status.metrics_port}/metrics", timeout=timeout)
+            status.outbox_pending = metric_value(page.text, "oss_outbox_pending_events")
+        except requests.RequestException:
+            pass
+    return status
+
+
+def deployment_status(members, amqp_uri, host="127.0.0.1", timeout=2.0):
+    """Statuses of the (kind, region) processes; the broker's part is left out when it is away."""
+    from oss_common.cli import service_class
+    from oss_common.supervisor import service_process
+
+    connection = Connection(amqp_uri, connect_timeout=timeout)
+    try:
+        connection.ensure_connection(max_retries=1)
+    except Exception:  # noqa: BLE001 - status still reports the processes without the broker
+        connection = None
+    try:
+        return [process_status(service_process(kind, region), service_class(kind, region), connection, host, timeout)
+                for kind, region in members]
+    finally:
+        if connection is not None:
+            connection.release()
+
+
+def _count(value):
+    return "-" if value is None else f"{value:g}"
+
+
+def format_status(statuses, broker_reachable=True):
+    lines = [f"{'SERVICE':<24} {'HTTP':>5}  {'STATE':<5}  {'RPC QUEUE':<14} {'EVENT QUEUES':<28} {'DEAD':>5} {'OUTBOX':>7}"]
+    for status in statuses:
+        rpc = "-" if status.rpc is None or status.rpc.messages is None else \
+            f"{status.rpc.messages} ({status.rpc.consumers} cons.)"
+        events = ", ".join(f"{queue.name.split('.', 1)[1]}: {_count(queue.messages)}" for queue in status.events) or "-"
+        dead = _count(status.dead_messages)
+        lines.append(f"{status.name:<24} {status.http_port:>5}  {'up' if status.up else 'DOWN':<5}  {rpc:<14} "
+                     f"{events:<28} {dead:>5} {_count(status.outbox_pending):>7}")
+    if not broker_reachable:
+        lines.append("(the broker did not answer: queue columns are empty)")
+    return "\n".join(lines)
