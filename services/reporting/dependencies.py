@@ -1,0 +1,89 @@
+"""How reporting reaches the outside world: other services over RPC, and who may read reports."""
+import hmac
+import logging
+import time
+
+import eventlet
+from nameko.exceptions import UnknownService
+from nameko.extensions import DependencyProvider
+from nameko.rpc import ReplyListener, ServiceProxy
+
+from oss_common.database import Database, session_factory
+from oss_common.regions import deployment_regions
+from services.reporting.exceptions import CredentialsRequired
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NATIONAL_TIMEOUT_SECONDS = 5.0
+
+
+class RegionalReports(DependencyProvider):
+    """Asks every configured region's `reporting_<slug>` at once and waits at most
+    NATIONAL_TIMEOUT_SECONDS; a region that is not running or does not answer in time is
+    reported missing instead of holding the answer up.
+
+    Requests expire in the broker after the timeout, so a stopped region does not find a pile
+    of stale questions when it comes back.
+    """
+
+    rpc_reply_listener = ReplyListener()
+
+    def setup(self):
+        config = self.container.config
+        self.regions = [region.slug for region in deployment_regions(config.get("REGIONS"))]
+        self.timeout = float(config.get("NATIONAL_TIMEOUT_SECONDS") or DEFAULT_NATIONAL_TIMEOUT_SECONDS)
+
+    def get_dependency(self, worker_ctx):
+        def ask(method, *args):
+            """({slug: answer}, [missing slugs]) for `reporting_<slug>.<method>(*args)` across regions."""
+            deadline = time.monotonic() + self.timeout
+            replies, missing = {}, []
+            for slug in self.regions:
+                proxy = ServiceProxy(worker_ctx, f"reporting_{slug}", self.rpc_reply_listener, expiration=self.timeout)
+                try:
+                    replies[slug] = getattr(proxy, method).call_async(*args)
+                except UnknownService:
+                    missing.append(slug)
+            answers = {}
+            for slug, reply in replies.items():
+                try:
+                    with eventlet.Timeout(max(deadline - time.monotonic(), 0.001)):
+                        answers[slug] = reply.result()
+                except eventlet.Timeout:
+                    missing.append(slug)
+                except Exception as exc:  # noqa: BLE001 - a region's failure must not fail the national answer
+                    log.warning("reporting_%s answered %s with %s", slug, method, type(exc).__name__)
+                    missing.append(slug)
+            return answers, missing
+
+        ask.slugs = list(self.regions)
+        return ask
+
+
+class ReportReaders(DependencyProvider):
+    """Reports other than open data need `Authorization: Bearer <REPORTS_TOKEN>` when a token is
+    configured; without one (a laptop demo) they are open."""
+
+    def setup(self):
+        self.token = str(self.container.config.get("REPORTS_TOKEN") or "")
+
+    def get_dependency(self, worker_ctx):
+        def check(request):
+            if not self.token:
+                return
+            given = request.headers.get("Authorization", "")
+            scheme, _, credential = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(credential.strip().encode(), self.token.encode()):
+                raise CredentialsRequired("reports need a reader's token: Authorization: Bearer <token>",
+                                          fields={"Authorization": ["a valid bearer token is required"]})
+
+        return check
+
+
+class ReadOnlyDatabase(Database):
+    """Sessions for answering questions: on SQLite they read a consistent snapshot without
+    taking the write lock, so reports never queue behind the event consumer."""
+
+    def setup(self):
+        super().setup()
+        self.Session = session_factory(self.url, read_only=True)

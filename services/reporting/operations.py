@@ -1,0 +1,185 @@
+"""Reporting's questions to its read model: the summary, SLA compliance, overdue applications,
+open data and the compact answer a region gives the national aggregator."""
+from collections import defaultdict
+from datetime import date
+
+from sqlalchemy import func, select
+
+from services.reporting.domain import (
+    COUNT_DIMENSIONS, OPEN_STATUSES, compliance, processing_figures, ranked, suppress,
+)
+from services.reporting.models import ApplicationState, DailyCount, DailyDecision
+
+BREAKDOWN_KEYS = {"service": "service_code", "district": "district", "centre": "centre",
+                  "channel": "channel", "status": "status"}
+DECISION_COUNTS = ("approved", "rejected", "on_time", "late")
+
+
+def _period(column, start, end):
+    conditions = []
+    if start is not None:
+        conditions.append(column >= start)
+    if end is not None:
+        conditions.append(column <= end)
+    return conditions
+
+
+def submission_counts(session, start=None, end=None):
+    """{dimension: {value: applications}} for applications submitted in the period."""
+    rows = session.execute(
+        select(DailyCount.dimension, DailyCount.value, func.sum(DailyCount.applications))
+        .where(*_period(DailyCount.day, start, end))
+        .group_by(DailyCount.dimension, DailyCount.value)
+    ).all()
+    counts = {dimension: {} for dimension in COUNT_DIMENSIONS}
+    for dimension, value, total in rows:
+        if total:
+            counts[dimension][value] = int(total)
+    return counts
+
+
+def summary(session, start=None, end=None):
+    """Applications submitted in the period: totals, by day, and by service, district, centre,
+    channel and current status."""
+    counts = submission_counts(session, start, end)
+    by_day = session.execute(
+        select(DailyCount.day, DailyCount.applications)
+        .where(DailyCount.dimension == "all", *_period(DailyCount.day, start, end))
+        .order_by(DailyCount.day)
+    ).all()
+    report = {
+        "from": iso_date(start),
+        "to": iso_date(end),
+        "totals": {
+            "applications": counts["all"].get("", 0),
+            "open": sum(count for status, count in counts["status"].items() if status in OPEN_STATUSES),
+        },
+        "by_day": [{"day": day.isoformat(), "applications": count} for day, count in by_day if count],
+    }
+    for dimension, key in BREAKDOWN_KEYS.items():
+        report[f"by_{dimension}"] = ranked(counts[dimension], key)
+    return report
+
+
+def decision_counts(session, start=None, end=None):
+    """{dimension: {value: {approved, rejected, on_time, late}}} for decisions taken in the period."""
+    columns = [func.sum(getattr(DailyDecision, name)) for name in DECISION_COUNTS]
+    rows = session.execute(
+        select(DailyDecision.dimension, DailyDecision.value, *columns)
+        .where(*_period(DailyDecision.day, start, end))
+        .group_by(DailyDecision.dimension, DailyDecision.value)
+    ).all()
+    counts = defaultdict(dict)
+    for dimension, value, *sums in rows:
+        counts[dimension][value] = {name: int(total or 0) for name, total in zip(DECISION_COUNTS, sums)}
+    return counts
+
+
+def processing_times(session, start=None, end=None):
+    """Processing seconds of the decisions taken in the period: {service_code: [seconds]}."""
+    rows = session.execute(
+        select(ApplicationState.service_code, ApplicationState.processing_seconds)
+        .where(ApplicationState.decided_day.is_not(None), *_period(ApplicationState.decided_day, start, end))
+    ).all()
+    by_service = defaultdict(list)
+    for code, seconds in rows:
+        by_service[code].append(seconds)
+    return by_service
+
+
+def sla(session, start=None, end=None):
+    """Decisions taken in the period within the legal deadline and late, in total, per service
+    (with processing time from submission to decision, median and 90th percentile) and per district."""
+    counts = decision_counts(session, start, end)
+    times = processing_times(session, start, end)
+    every_time = [seconds for values in times.values() for seconds in values]
+
+    def row(figures):
+        return {"decided": figures["on_time"] + figures["late"], **figures,
+                "compliance": compliance(figures["on_time"], figures["late"])}
+
+    empty = dict.fromkeys(DECISION_COUNTS, 0)
+    return {
+        "from": iso_date(start),
+        "to": iso_date(end),
+        "totals": {**row(counts["all"].get("", empty)), "processing": processing_figures(every_time)},
+        "by_service": [
+            {"service_code": code, **row(figures), "processing": processing_figures(times.get(code, []))}
+            for code, figures in sorted(counts["service"].items())
+        ],
+        "by_district": [{"district": code, **row(figures)} for code, figures in sorted(counts["district"].items())],
+    }
+
+
+def overdue(session, today, limit=1000, offset=0):
+    """Open applications past their due date, oldest due first: tracking numbers and due dates only."""
+    late = (ApplicationState.is_open.is_(True), ApplicationState.due_date < today)
+    total = session.scalar(select(func.count()).select_from(ApplicationState).where(*late))
+    backlog = session.scalar(select(func.count()).select_from(ApplicationState).where(ApplicationState.is_open.is_(True)))
+    rows = session.execute(
+        select(ApplicationState.tracking_number, ApplicationState.service_code, ApplicationState.district,
+               ApplicationState.centre, ApplicationState.status, ApplicationState.due_date)
+        .where(*late).order_by(ApplicationState.due_date, ApplicationState.tracking_number)
+        .offset(offset).limit(limit)
+    ).all()
+    return {
+        "as_of": today.isoformat(),
+        "open_backlog": backlog,
+        "overdue": total,
+        "items": [
+            {"tracking_number": number, "service_code": code, "district": district, "centre": centre,
+             "status": status, "due_date": due.isoformat(), "days_overdue": (today - due).days}
+            for number, code, district, centre, status, due in rows
+        ],
+    }
+
+
+def open_data(session, start=None, end=None):
+    """Aggregates anyone may read: every cell under the suppression threshold is withheld."""
+    counts = submission_counts(session, start, end)
+    total = counts["all"].get("", 0)
+    published_total = suppress({"": total})[""]
+    report = {"from": iso_date(start), "to": iso_date(end), "suppressed_below": 5,
+              "totals": {"applications": published_total}}
+    for dimension in ("service", "district", "channel", "status"):
+        cells = suppress(counts[dimension]) if published_total is not None else dict.fromkeys(counts[dimension])
+        report[f"by_{dimension}"] = [
+            {BREAKDOWN_KEYS[dimension]: value, "applications": cells[value], "suppressed": cells[value] is None}
+            for value in sorted(cells)
+        ]
+    return report
+
+
+def regional_summary(session, start=None, end=None):
+    """What a region tells the national aggregator: its totals, breakdowns and SLA headline."""
+    counts = submission_counts(session, start, end)
+    decisions = decision_counts(session, start, end).get("all", {}).get("", dict.fromkeys(DECISION_COUNTS, 0))
+    times = processing_times(session, start, end)
+    processing = processing_figures([seconds for values in times.values() for seconds in values])
+    months = defaultdict(int)
+    for day, code, count in session.execute(
+        select(DailyCount.day, DailyCount.value, DailyCount.applications)
+        .where(DailyCount.dimension == "service", *_period(DailyCount.day, start, end))
+    ):
+        months[(code, day.strftime("%Y-%m"))] += count
+    return {
+        "totals": {
+            "applications": counts["all"].get("", 0),
+            "open": sum(count for status, count in counts["status"].items() if status in OPEN_STATUSES),
+            "decided": decisions["on_time"] + decisions["late"],
+            **decisions,
+        },
+        "by_service": counts["service"],
+        "by_status": counts["status"],
+        "by_service_month": [{"service_code": code, "month": month, "applications": count}
+                             for (code, month), count in sorted(months.items()) if count],
+        "sla": {
+            "sla_compliance": compliance(decisions["on_time"], decisions["late"]),
+            "median_processing_seconds": processing["median_seconds"],
+            "p90_processing_seconds": processing["p90_seconds"],
+        },
+    }
+
+
+def iso_date(day: date | None):
+    return day.isoformat() if day else None

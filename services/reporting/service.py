@@ -1,0 +1,139 @@
+"""Reporting's nameko services: `reporting_<region>` (read model, HTTP on 8300 + n) and the national
+aggregator `reporting` (HTTP on 8300) that asks every region at once."""
+from marshmallow import ValidationError
+from nameko.rpc import rpc
+from werkzeug.wrappers import Response
+
+from oss_common.calendar import local_date
+from oss_common.consumers import DeadLetter, event_handler
+from oss_common.events import utc_now
+from oss_common.http import HealthCheck, api, query_params
+from oss_common.metrics import REPORTING_REGIONS_MISSING, Metrics
+from oss_common.database import Database
+from services.reporting import exports, operations, projections
+from services.reporting.dependencies import ReadOnlyDatabase, RegionalReports, ReportReaders
+from services.reporting.domain import merge_regions
+from services.reporting.operations import iso_date
+from services.reporting.schemas import OpenDataQuerySchema, OverdueQuerySchema, PeriodSchema, ReportQuerySchema
+
+PERIOD = PeriodSchema()
+REPORT_QUERY = ReportQuerySchema()
+OVERDUE_QUERY = OverdueQuerySchema()
+OPEN_DATA_QUERY = OpenDataQuerySchema()
+
+
+def period(start=None, end=None):
+    loaded = PERIOD.load({"from": start, "to": end})
+    return loaded["start"], loaded["end"]
+
+
+def formatted(kind, report, fmt, filename):
+    """The report as JSON, or as a CSV or XLSX download."""
+    if fmt == "json":
+        return report
+    tables = exports.report_tables(kind, report)
+    if fmt == "csv":
+        body, mimetype = exports.to_csv(tables), "text/csv"
+    else:
+        body, mimetype = exports.to_xlsx(tables), exports.XLSX_MIMETYPE
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}.{fmt}"'})
+
+
+class ReportingService(HealthCheck):
+    """Runs once per region; the runner names it `reporting_<slug>` from the REGION setting."""
+
+    name = "reporting"
+
+    db = Database()
+    reader = ReadOnlyDatabase()
+    readers = ReportReaders()
+    metrics = Metrics()
+
+    # Events
+
+    @event_handler("{region}.application.*", queue_suffix="applications")
+    def on_application_event(self, event):
+        try:
+            projections.apply_event(self.db, event)
+        except ValidationError as exc:
+            raise DeadLetter(f"application event body invalid: {', '.join(sorted(exc.messages))}") from exc
+        self.db.commit()
+
+    # RPC
+
+    @rpc
+    def summary(self, start=None, end=None):
+        return operations.summary(self.reader, *period(start, end))
+
+    @rpc
+    def sla(self, start=None, end=None):
+        return operations.sla(self.reader, *period(start, end))
+
+    @rpc
+    def overdue(self, limit=1000, offset=0):
+        query = OVERDUE_QUERY.load({"limit": limit, "offset": offset})
+        return operations.overdue(self.reader, local_date(utc_now()), query["limit"], query["offset"])
+
+    @rpc
+    def regional_summary(self, start=None, end=None):
+        """The region's part of the national view."""
+        return operations.regional_summary(self.reader, *period(start, end))
+
+    # HTTP
+
+    @api("GET", "/api/v1/reports/summary")
+    def http_summary(self, request):
+        self.readers(request)
+        query = query_params(request, REPORT_QUERY)
+        report = operations.summary(self.reader, query["start"], query["end"])
+        return formatted("summary", report, query["format"], f"{self.name}-summary")
+
+    @api("GET", "/api/v1/reports/sla")
+    def http_sla(self, request):
+        self.readers(request)
+        query = query_params(request, REPORT_QUERY)
+        report = operations.sla(self.reader, query["start"], query["end"])
+        return formatted("sla", report, query["format"], f"{self.name}-sla")
+
+    @api("GET", "/api/v1/reports/overdue")
+    def http_overdue(self, request):
+        self.readers(request)
+        query = query_params(request, OVERDUE_QUERY)
+        report = operations.overdue(self.reader, local_date(utc_now()), query["limit"], query["offset"])
+        return formatted("overdue", report, query["format"], f"{self.name}-overdue")
+
+    @api("GET", "/api/v1/open-data/summary")
+    def http_open_data(self, request):
+        query = query_params(request, OPEN_DATA_QUERY)
+        return operations.open_data(self.reader, query["start"], query["end"])
+
+
+class NationalReportingService:
+    """The central ministry's view: every configured region's figures, asked for at once."""
+
+    name = "reporting"
+
+    regions = RegionalReports()
+    readers = ReportReaders()
+    metrics = Metrics()
+
+    @rpc
+    def national_summary(self, start=None, end=None):
+        return self._national_summary(*period(start, end))
+
+    @api("GET", "/api/v1/reports/summary")
+    def http_summary(self, request):
+        self.readers(request)
+        query = query_params(request, REPORT_QUERY)
+        report = self._national_summary(query["start"], query["end"])
+        return formatted("national", report, query["format"], "reporting-national-summary")
+
+    @api("GET", "/health")
+    def health(self, request):
+        return {"status": "ok", "service": self.name}
+
+    def _national_summary(self, start, end):
+        answers, missing = self.regions("regional_summary", iso_date(start), iso_date(end))
+        for slug in missing:
+            REPORTING_REGIONS_MISSING.labels(slug).inc()
+        return {"from": iso_date(start), "to": iso_date(end), **merge_regions(answers, missing, self.regions.slugs)}

@@ -1,0 +1,140 @@
+"""The read model against a real SQLite file: duplicates, out-of-order events, decisions, rebuild."""
+import random
+import uuid
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from oss_common.database import session_factory, upgrade
+from oss_common.config import PROJECT_ROOT
+from services.reporting import operations, projections
+
+MIGRATIONS = PROJECT_ROOT / "services" / "reporting" / "migrations"
+START = datetime(2026, 3, 2, 5, 0, tzinfo=timezone.utc)  # 10:00 in Tashkent, a Monday
+
+
+@pytest.fixture
+def Session(tmp_path):
+    url = f"sqlite:///{tmp_path / 'reporting.db'}"
+    upgrade(MIGRATIONS, url)
+    return session_factory(url)
+
+
+def event(tracking, status, changed_at, previous=None, service="photocopying", district="1708401",
+          due=date(2026, 3, 6), on_time=None, submitted_at=START):
+    data = {
+        "tracking_number": tracking, "service_code": service, "service_version": 1, "agency": "khokimiyat",
+        "district": district, "centre": "jizzakh-city", "status": status, "previous_status": previous,
+        "reason": None, "actor": "officer:test", "submitted_at": _z(submitted_at), "changed_at": _z(changed_at),
+        "due_date": due.isoformat(), "language": "uz", "channel": "sms",
+        "contact": {"phone": "+998901234567", "email": None},
+    }
+    if on_time is not None:
+        data["decided_on_time"] = on_time
+    return {"event_id": str(uuid.uuid4()), "type": "application.submitted" if status == "submitted" else "application.status_changed",
+            "region": "jizzakh", "occurred_at": _z(changed_at), "schema_version": 1, "producer": "intake_jizzakh", "data": data}
+
+
+def _z(moment):
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def history(tracking, *statuses, step=timedelta(hours=1), **kwargs):
+    events, previous = [], None
+    for index, status in enumerate(statuses):
+        on_time = True if status in ("approved", "rejected") else None
+        events.append(event(tracking, status, START + step * index, previous, on_time=on_time, **kwargs))
+        previous = status
+    return events
+
+
+def apply_all(Session, events):
+    with Session() as session, session.begin():
+        return [projections.apply_event(session, envelope) for envelope in events]
+
+
+def figures(Session):
+    with Session() as session:
+        summary = operations.summary(session)
+        sla = operations.sla(session)
+    summary.pop("from"), summary.pop("to"), sla.pop("from"), sla.pop("to")
+    return summary, sla
+
+
+def test_a_duplicate_event_counts_once(Session):
+    submitted = history("JI-2026-000001", "submitted")[0]
+    assert apply_all(Session, [submitted, submitted]) == [True, False]
+    summary, _ = figures(Session)
+    assert summary["totals"] == {"applications": 1, "open": 1}
+    assert summary["by_status"] == [{"status": "submitted", "applications": 1}]
+
+
+def test_events_in_any_order_end_with_the_newest_status_and_one_decision(Session):
+    events = history("JI-2026-000002", "submitted", "accepted", "in_review", "approved", "issued")
+    apply_all(Session, list(reversed(events)))
+    summary, sla = figures(Session)
+    assert summary["totals"] == {"applications": 1, "open": 0}
+    assert summary["by_status"] == [{"status": "issued", "applications": 1}]
+    assert summary["by_day"] == [{"day": "2026-03-02", "applications": 1}]
+    assert sla["totals"]["decided"] == 1 and sla["totals"]["on_time"] == 1 and sla["totals"]["approved"] == 1
+    assert sla["totals"]["processing"]["median_seconds"] == 3 * 3600
+
+
+def test_a_late_decision_counts_against_the_sla_of_its_service_and_district(Session):
+    late = event("JI-2026-000003", "rejected", START + timedelta(days=10), "in_review", due=date(2026, 3, 4), on_time=False)
+    apply_all(Session, [late])
+    _, sla = figures(Session)
+    assert sla["by_service"][0]["late"] == 1 and sla["by_service"][0]["compliance"] == 0.0
+    assert sla["by_district"] == [{"district": "1708401", "decided": 1, "approved": 0, "rejected": 1, "on_time": 0,
+                                   "late": 1, "compliance": 0.0}]
+
+
+def test_overdue_lists_open_applications_past_due_without_personal_data(Session):
+    apply_all(Session, history("JI-2026-000004", "submitted", "accepted") + history("JI-2026-000005", "submitted", "withdrawn"))
+    with Session() as session:
+        report = operations.overdue(session, today=date(2026, 3, 10))
+    assert report["overdue"] == 1 and report["open_backlog"] == 1
+    assert report["items"] == [{"tracking_number": "JI-2026-000004", "service_code": "photocopying", "district": "1708401",
+                                "centre": "jizzakh-city", "status": "accepted", "due_date": "2026-03-06", "days_overdue": 4}]
+    assert "+998" not in str(report)
+
+
+def test_shuffled_duplicated_stream_and_rebuild_give_the_in_order_figures(Session, tmp_path):
+    rng = random.Random(42)
+    paths = [("submitted",), ("submitted", "accepted"), ("submitted", "accepted", "in_review", "approved", "issued"),
+             ("submitted", "returned_for_correction", "resubmitted", "accepted", "in_review", "rejected"),
+             ("submitted", "withdrawn")]
+    stream = []
+    for number in range(200):
+        stream += history(f"JI-2026-{number:06d}", *rng.choice(paths), service=rng.choice(["a-svc", "b-svc"]),
+                          district=rng.choice(["1708401", "1708201"]), step=timedelta(minutes=rng.randint(1, 3000)))
+    in_order = tmp_path / "in-order.db"
+    upgrade(MIGRATIONS, f"sqlite:///{in_order}")
+    ordered_session = session_factory(f"sqlite:///{in_order}")
+    apply_all(ordered_session, stream)
+    shuffled = stream + rng.sample(stream, 100)
+    rng.shuffle(shuffled)
+    apply_all(Session, shuffled)
+    assert figures(Session) == figures(ordered_session)
+
+    pages = [shuffled[i:i + 64] for i in range(0, len(shuffled), 64)]
+
+    def export_page(after_id, limit):
+        return {"items": pages[after_id], "next_after_id": after_id + 1, "more": after_id + 1 < len(pages)}
+
+    result = projections.rebuild(Session, export_page, page_size=64)
+    assert result == {"events_read": len(shuffled), "events_applied": len(stream)}
+    assert figures(Session) == figures(ordered_session)
+
+
+def test_open_data_hides_small_cells(Session):
+    events = []
+    for number in range(12):
+        events += history(f"JI-2026-1{number:05d}", "submitted", service="big" if number < 9 else "small")
+    apply_all(Session, events)
+    with Session() as session:
+        report = operations.open_data(session)
+    assert report["totals"] == {"applications": 12}
+    by_service = {row["service_code"]: row for row in report["by_service"]}
+    assert by_service["small"]["applications"] is None and by_service["small"]["suppressed"]
+    assert by_service["big"]["applications"] is None  # else 12 - 9 would give `small` away
