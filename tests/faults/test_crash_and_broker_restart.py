@@ -1,0 +1,130 @@
+"""Nothing is lost: `kill -9` of intake and a broker restart in the middle of a load."""
+import shutil
+import subprocess
+import time
+import uuid
+
+import eventlet
+import pytest
+import requests
+from kombu import Connection, Queue, binding
+from sqlalchemy import create_engine, text
+
+from oss_common.events import EVENTS_EXCHANGE
+from tests.conftest import free_port
+from tests.integration.conftest import valid_submission
+
+CLIENTS = 8
+PER_CLIENT = 250  # 2,000 submissions in all
+
+
+def durable_listener(amqp_uri, pattern):
+    queue = Queue(f"test-faults-{uuid.uuid4().hex[:8]}", bindings=[binding(EVENTS_EXCHANGE, routing_key=pattern)],
+                  durable=True, auto_delete=False, queue_arguments={"x-queue-type": "quorum"})
+    with Connection(amqp_uri) as connection:
+        queue(connection.channel()).declare()
+    return queue
+
+
+def drain(amqp_uri, queue, expected, timeout=90):
+    """Event ids and tracking numbers that arrived (a deduplicating consumer keeps one per event id)."""
+    events = {}
+    deliveries = 0
+    deadline = time.monotonic() + timeout
+    with Connection(amqp_uri) as connection:
+        bound = queue(connection.channel())
+        while time.monotonic() < deadline and len(set(events.values())) < expected:
+            message = bound.get(no_ack=False)
+            if message is None:
+                time.sleep(0.1)
+                continue
+            body = message.decode()
+            events.setdefault(body["event_id"], body["data"]["tracking_number"])
+            deliveries += 1
+            message.ack()
+        bound.delete()
+    return events, deliveries
+
+
+def load(url_of, keys, acknowledged):
+    """Clients that retry with the same Idempotency-Key until they get an answer, as a desk would."""
+    def client(batch):
+        with requests.Session() as http:
+            for key in batch:
+                while True:
+                    try:
+                        response = http.post(url_of(), json=valid_submission("jizzakh"),
+                                             headers={"Idempotency-Key": key}, timeout=10)
+                    except requests.RequestException:
+                        eventlet.sleep(0.2)
+                        continue
+                    if response.status_code in (200, 201):
+                        acknowledged[key] = response.json()["tracking_number"]
+                        break
+                    assert response.status_code >= 500, response.text  # only outages are retried
+                    eventlet.sleep(0.2)
+
+    pool = eventlet.GreenPool(CLIENTS)
+    for index in range(CLIENTS):
+        pool.spawn(client, keys[index::CLIENTS])
+    return pool
+
+
+def stored(database_url):
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT idempotency_key, tracking_number FROM applications")).all()
+    engine.dispose()
+    return rows
+
+
+def assert_exactly_once(rows, keys, acknowledged, events):
+    assert len(rows) == len(keys), "every submission is stored once"
+    assert len({row.idempotency_key for row in rows}) == len(keys)
+    by_key = {row.idempotency_key: row.tracking_number for row in rows}
+    assert all(by_key[key] == number for key, number in acknowledged.items()), "acknowledged means stored"
+    assert len(acknowledged) == len(keys)
+    numbers = list(events.values())
+    assert sorted(numbers) == sorted(by_key.values()), "each stored application's event arrives once"
+
+
+def test_kill_9_in_the_middle_of_2000_submissions_loses_and_doubles_nothing(fault_stack):
+    port = free_port()
+    database_url = fault_stack.databases.new("intake-jizzakh")
+    queue = durable_listener(fault_stack.amqp_uri, "jizzakh.application.submitted")
+    intake = fault_stack.start("intake", region="jizzakh", database_url=database_url, HTTP_PORT=port)
+    keys = [str(uuid.uuid4()) for _ in range(CLIENTS * PER_CLIENT)]
+    acknowledged = {}
+    pool = load(lambda: f"http://127.0.0.1:{port}/api/v1/applications", keys, acknowledged)
+    while len(acknowledged) < len(keys) // 3:
+        eventlet.sleep(0.05)
+    intake.kill()  # SIGKILL: no clean shutdown, workers and relay die mid-flight
+    eventlet.sleep(1.0)
+    fault_stack.start("intake", region="jizzakh", database_url=database_url, HTTP_PORT=port)
+    pool.waitall()
+    events, _ = drain(fault_stack.amqp_uri, queue, expected=len(keys))
+    assert_exactly_once(stored(database_url), keys, acknowledged, events)
+
+
+@pytest.mark.broker_restart
+@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl to restart the broker")
+def test_broker_restart_in_the_middle_of_a_load_loses_and_doubles_nothing(fault_stack):
+    database_url = fault_stack.databases.new("intake-jizzakh")
+    queue = durable_listener(fault_stack.amqp_uri, "jizzakh.application.submitted")
+    intake = fault_stack.start("intake", region="jizzakh", database_url=database_url)
+    keys = [str(uuid.uuid4()) for _ in range(CLIENTS * 100)]
+    acknowledged = {}
+    pool = load(lambda: f"{intake.url}/api/v1/applications", keys, acknowledged)
+    while len(acknowledged) < len(keys) // 3:
+        eventlet.sleep(0.05)
+    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=120)
+    try:
+        eventlet.sleep(2.0)  # submissions go on; the relay keeps their events
+    finally:
+        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=120)
+    pool.waitall()
+    events, _ = drain(fault_stack.amqp_uri, queue, expected=len(keys))
+    assert_exactly_once(stored(database_url), keys, acknowledged, events)
+    # the service reconnected by itself: its RPC answers again
+    with fault_stack.rpc() as cluster:
+        assert cluster.intake_jizzakh.get_application(acknowledged[keys[0]])["tracking_number"] == acknowledged[keys[0]]

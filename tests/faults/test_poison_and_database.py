@@ -1,0 +1,99 @@
+"""A poison event is dead-lettered after bounded retries; a database outage answers 503, then heals."""
+import re
+import sqlite3
+import time
+import uuid
+
+import requests
+from kombu import Connection, Producer
+from sqlalchemy.engine import make_url
+
+from oss_common.events import EVENTS_EXCHANGE, make_event
+from tests.faults.conftest import TcpProxy
+from tests.integration.conftest import valid_submission
+
+
+def test_poison_event_is_retried_then_dead_lettered_and_the_queue_keeps_flowing(fault_stack):
+    intake = fault_stack.start("intake", region="jizzakh", database_url=fault_stack.databases.new("intake-jizzakh"),
+                               DELIVERY_LIMIT=3, RETRY_BASE_SECONDS=0.05)
+    with fault_stack.rpc() as cluster:
+        good = cluster.catalogue.get_service("photocopying")
+    poison = make_event("catalogue.service_published", "national", "test", {"code": "broken-service"})  # no version
+    healthy_code = f"fresh-{uuid.uuid4().hex[:6]}"
+    healthy = make_event("catalogue.service_published", "national", "test", dict(good, code=healthy_code, version=1))
+    with Connection(fault_stack.amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        producer = Producer(connection.channel(), exchange=EVENTS_EXCHANGE, serializer="json")
+        producer.publish(poison, routing_key="national.catalogue.service_published", delivery_mode=2)
+        producer.publish(healthy, routing_key="national.catalogue.service_published", delivery_mode=2)
+
+    deadline = time.monotonic() + 30
+    entry = None
+    while time.monotonic() < deadline and entry is None:
+        with fault_stack.rpc() as cluster:
+            entry = cluster.intake_jizzakh.catalogue_entry(healthy_code)
+        time.sleep(0.2)
+    assert entry is not None, "the event behind the poison one was never applied"
+
+    dead = None
+    with Connection(fault_stack.amqp_uri) as connection:
+        channel = connection.channel()
+        while time.monotonic() < deadline and dead is None:
+            dead = channel.basic_get("intake_jizzakh.catalogue.dead", no_ack=True)
+            if dead is None:
+                time.sleep(0.2)
+    assert dead is not None, "the poison event was not dead-lettered"
+    headers = dead.headers
+    assert "KeyError" in headers["x-error"] and "3 deliveries" in headers["x-error"]
+    assert headers["x-failed-queue"] == "intake_jizzakh.catalogue"
+    assert headers["x-original-routing-key"] == "national.catalogue.service_published"
+    assert "broken-service" in (dead.body.decode() if isinstance(dead.body, bytes) else dead.body)
+    metrics = requests.get(f"http://127.0.0.1:{intake.metrics_port}/metrics", timeout=10).text
+    assert re.search(r"oss_events_dead_lettered_total\{[^}]*event_type=\"catalogue.service_published\"[^}]*\} [1-9]", metrics)
+
+
+def _hold_sqlite_lock(url, seconds):
+    connection = sqlite3.connect(make_url(url).database, timeout=0)
+    connection.execute("BEGIN EXCLUSIVE")
+    return connection
+
+
+def test_database_outage_answers_503_then_heals_without_restart(fault_stack, databases):
+    if databases.backend == "postgresql":
+        target = make_url(databases.new("intake-fergana"))
+        proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432).start()
+        database_url = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        intake = fault_stack.start("intake", region="fergana", database_url=database_url)
+        outage, recovery = proxy.cut, proxy.restore
+        request_cleanup = proxy.stop
+    else:
+        database_url = databases.new("intake-fergana")
+        intake = fault_stack.start("intake", region="fergana", database_url=database_url, SQLITE_LOCK_WAIT_SECONDS=1)
+        holder = {}
+        outage = lambda: holder.update(connection=_hold_sqlite_lock(database_url, 30))  # noqa: E731
+        recovery = lambda: holder.pop("connection").rollback()  # noqa: E731
+        request_cleanup = lambda: None  # noqa: E731
+    url = f"{intake.url}/api/v1/applications"
+    assert requests.post(url, json=valid_submission("fergana"), timeout=30).status_code == 201
+    before = requests.get(url, params={"page_size": 1}, timeout=30).json()["total"]
+    outage()
+    try:
+        refused = requests.post(url, json=valid_submission("fergana"), timeout=60)
+        assert refused.status_code == 503, refused.text
+        body = refused.json()
+        assert body["error"] == "unavailable" and "database" in body["message"]
+        assert requests.get(url, timeout=60).status_code == 503
+    finally:
+        recovery()
+    deadline = time.monotonic() + 30
+    response = None
+    while time.monotonic() < deadline:
+        response = requests.post(url, json=valid_submission("fergana"), timeout=30)
+        if response.status_code == 201:
+            break
+        time.sleep(0.5)
+    assert response.status_code == 201, response.text
+    assert requests.get(url, params={"page_size": 1}, timeout=30).json()["total"] == before + 1
+    request_cleanup()
+
+
+
