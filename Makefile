@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 REGIONS ?= jizzakh,namangan,fergana
 
-.PHONY: run test venv broker tools migrate unit integration bench bench-reporting clean
+.PHONY: run test venv broker tools migrate unit integration bench bench-reporting openapi clean
 
 run: venv broker
 	REGIONS=$(REGIONS) $(PY) -m oss_common.cli demo
@@ -33,6 +33,10 @@ bench: venv broker
 
 bench-reporting: venv
 	$(PY) -m bench.reporting_summary
+
+# Every service's OpenAPI document (from its `api` entrypoints and marshmallow schemas) into docs/openapi/.
+openapi: venv
+	$(PY) -m oss_common.openapi docs/openapi
 
 migrate: venv
 	REGIONS=$(REGIONS) $(PY) -m oss_common.cli migrate

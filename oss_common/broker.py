@@ -68,11 +68,13 @@ def national_principals():
         event_write=rf"^{NATIONAL}\.catalogue\.", event_read=rf"^{NATIONAL}\.",
         rpc_write=rf"^({CATALOGUE_SERVICES}\.[a-z_]+|{UUID})$", rpc_read=rf"^({CATALOGUE_SERVICES}\.\*|{UUID})$",
     )
-    # The ministry reads every region's events and may call every service (national reporting, operators).
+    # The ministry reads every region's events; over RPC it asks the catalogue and the regions'
+    # reporting (the national view's fan-out), never a region's intake or notifications.
     ministry = _principal(
         "ministry", MINISTRY_SERVICES,
         event_write=rf"^{NATIONAL}\.", event_read=".*",
-        rpc_write=".*", rpc_read=rf"^(({MINISTRY_SERVICES})\.\*|{UUID})$",
+        rpc_write=rf"^(({CATALOGUE_SERVICES}|reporting_[a-z]+)\.[a-z_]+|{UUID})$",
+        rpc_read=rf"^(({MINISTRY_SERVICES})\.\*|{UUID})$",
     )
     return [catalogue, ministry]
 

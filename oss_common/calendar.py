@@ -14,7 +14,8 @@ def _holidays_of(year):
 
 
 def is_working_day(day: date) -> bool:
-    return day.weekday() < 5 and day not in _holidays_of(day.year)
+    """Not a weekend day nor a holiday, and a Saturday the government moved a day off from is one."""
+    return _holidays_of(day.year).is_working_day(day)
 
 
 def add_working_days(start: date, working_days: int) -> date:

@@ -8,6 +8,7 @@ import eventlet  # noqa: E402
 eventlet.monkey_patch()  # noqa: E402 - must precede every import that opens sockets
 
 import argparse  # noqa: E402
+import gc  # noqa: E402
 import importlib  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
@@ -61,6 +62,14 @@ SERVICES = {
 }
 DEMO_REGIONS = "jizzakh,namangan,fergana"
 
+
+def deployed_regions():
+    """REGIONS from the environment, else every oblast with a deploy/regions/<slug>.yml (so that a new
+    oblast's file is all national reporting and `oss status` need), else the demo's three."""
+    from oss_common.deployment import deployed_slugs
+
+    return os.environ.get("REGIONS") or ",".join(deployed_slugs()) or DEMO_REGIONS
+
 MAIN_HELP = """\
 oss: run and look after the OSS platform's services.
 
@@ -111,6 +120,32 @@ def process_name(kind, region):
     return f"{kind.name}_{region.slug}" if (kind.regional and region) else kind.name
 
 
+def auth_secret_file():
+    """Where a single-machine deployment (and `make run`) keeps its token key: AUTH_SECRET_FILE or var/auth-secret."""
+    return Path(os.environ.get("AUTH_SECRET_FILE") or VAR_DIR / "auth-secret")
+
+
+def ensure_auth_secret():
+    """The key in auth_secret_file(), made (readable by its owner only) when there is none yet."""
+    from oss_common.auth import new_secret
+
+    path = auth_secret_file()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(new_secret() + "\n")
+    return path.read_text().strip()
+
+
+def auth_secret():
+    """AUTH_SECRET from the environment, else from auth_secret_file(); None when neither has one."""
+    if os.environ.get("AUTH_SECRET"):
+        return os.environ["AUTH_SECRET"]
+    path = auth_secret_file()
+    return path.read_text().strip() if path.exists() else None
+
+
 def service_config(kind, region=None):
     """The service's config.yml with the defaults that follow from its region (ports, database file),
     overridden by the region's deployment file (deploy/regions/<slug>.yml), itself overridden by
@@ -125,8 +160,10 @@ def service_config(kind, region=None):
         "HTTP_PORT": kind.http_base + offset,
         "METRICS_PORT": kind.metrics_base + offset,
         "DATABASE_URL": f"sqlite:///{VAR_DIR / (process_name(kind, region) + '.db')}",
-        "REGIONS": os.environ.get("REGIONS", DEMO_REGIONS),
+        "REGIONS": deployed_regions(),
     }
+    if auth_secret_file().exists():
+        defaults["AUTH_SECRET"] = auth_secret_file().read_text().strip()
     defaults.update(service_settings(region.slug if (kind.regional and region) else NATIONAL_FILE, kind.name))
     if kind.regional and region is not None:
         defaults["REGION"] = region.slug
@@ -199,6 +236,20 @@ def group_members(region_slug, national):
     return [(kind, region) for kind in SERVICES.values() if runs_regionally(kind)]
 
 
+def settle_garbage_collector():
+    """Once a service has started: what exists now (modules, mappers, schemas, statement caches)
+    lives as long as the process, so move it out of the collector's sight (gc.freeze), and let
+    the youngest generation grow larger before a collection. Python's collector was ~7% of a busy
+    intake's CPU, mostly re-scanning those long-lived objects. OSS_GC_THRESHOLD=0 keeps Python's
+    defaults."""
+    threshold = int(os.environ.get("OSS_GC_THRESHOLD") or 10000)
+    if threshold <= 0:
+        return
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(threshold, 20, 20)
+
+
 def cmd_run(args):
     from nameko.runners import ServiceRunner
 
@@ -223,6 +274,7 @@ def cmd_run(args):
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     runner.start()
+    settle_garbage_collector()
     log.info("%s up: http on %s, metrics on :%s", process_name(kind, region), config["WEB_SERVER_ADDRESS"], config.get("METRICS_PORT"))
     runner.wait()
     return 0
@@ -286,10 +338,68 @@ def cmd_broker_definitions(args):
     return 0
 
 
+TOKEN_HELP = """\
+Print a signed bearer token (JWT) for one caller. Roles:
+  operator          --region R --centre C [--centre C2 ...]  files and reads applications at its centres
+  officer           --region R --agency A [--agency A2 ...]  moves its agencies' applications on
+  analyst           (national)                               reads every region's reports
+  catalogue-admin   (national)                               edits the catalogue
+The key is AUTH_SECRET, or the file AUTH_SECRET_FILE (default var/auth-secret, which `make run` makes).
+Use it as: curl -H "Authorization: Bearer $(oss token issue ...)" ..."""
+
+
+def cmd_token_issue(args):
+    from oss_common.auth import issue_token
+
+    secret = auth_secret()
+    if not secret:
+        raise ConfigurationError(f"no token key: set AUTH_SECRET or create {auth_secret_file()} (make run does)")
+    if args.region:
+        get_region(args.region)
+    try:
+        token = issue_token(secret, args.role, args.subject, region=args.region, centres=as_codes(args.centre),
+                            agencies=as_codes(args.agency), ttl_seconds=int(args.ttl_hours * 3600))
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    print(token)
+    return 0
+
+
+def as_codes(values):
+    return [code.strip() for value in values or () for code in value.split(",") if code.strip()]
+
+
+def demo_tokens(regions, secret, ttl_seconds=7 * 24 * 3600):
+    """A token per role for the demo: an operator (all centres) and an officer (all agencies) per
+    region, one analyst, one catalogue admin. Returns [(label, token)]."""
+    from oss_common.auth import ANALYST, CATALOGUE_ADMIN, OFFICER, OPERATOR, issue_token
+
+    seed = yaml.safe_load((PROJECT_ROOT / "services" / "catalogue" / "seed" / "services.yml").read_text(encoding="utf-8"))
+    agencies = sorted(agency["code"] for agency in seed["agencies"])
+    tokens = []
+    for region in regions:
+        centres = [centre.code for centre in region.centres] or [region.main_centre]
+        tokens.append((f"operator {region.slug}", issue_token(secret, OPERATOR, f"demo-operator-{region.slug}", region.slug,
+                                                              centres=centres, ttl_seconds=ttl_seconds)))
+        tokens.append((f"officer {region.slug}", issue_token(secret, OFFICER, f"demo-officer-{region.slug}", region.slug,
+                                                             agencies=agencies, ttl_seconds=ttl_seconds)))
+    tokens.append(("analyst", issue_token(secret, ANALYST, "demo-analyst", ttl_seconds=ttl_seconds)))
+    tokens.append(("catalogue-admin", issue_token(secret, CATALOGUE_ADMIN, "demo-catalogue-admin", ttl_seconds=ttl_seconds)))
+    return tokens
+
+
 def cmd_demo(args):
     from oss_common.supervisor import run_stack
 
-    return run_stack(deployment_regions(args.regions), seed=Path(args.seed))
+    regions = deployment_regions(args.regions)
+    secret = ensure_auth_secret()
+    tokens = demo_tokens(regions, secret)
+    path = VAR_DIR / "demo-tokens.txt"
+    path.write_text("".join(f"{label}\t{token}\n" for label, token in tokens), encoding="utf-8")
+    os.chmod(path, 0o600)
+    banner = (f"Demo tokens (valid 7 days; also in {path}; send as Authorization: Bearer <token>):\n"
+              + "".join(f"  {label:<18} {token}\n" for label, token in tokens))
+    return run_stack(regions, seed=Path(args.seed), banner=banner)
 
 
 def build_parser():
@@ -310,7 +420,7 @@ def build_parser():
 
     mig = commands.add_parser("migrate", help="apply schema migrations to services' databases")
     mig.add_argument("--service", choices=sorted(SERVICES))
-    mig.add_argument("--regions", default=os.environ.get("REGIONS", DEMO_REGIONS))
+    mig.add_argument("--regions", default=deployed_regions())
     mig.set_defaults(func=cmd_migrate)
 
     catalogue = commands.add_parser("catalogue", help="catalogue administration")
@@ -331,8 +441,9 @@ def build_parser():
     status = commands.add_parser(
         "status", help="each service: up or down, queue depths, outbox backlog",
         formatter_class=argparse.RawDescriptionHelpFormatter, description=STATUS_HELP)
-    status.add_argument("--regions", default=os.environ.get("REGIONS", DEMO_REGIONS),
-                        help="regions to look at, comma-separated (default: REGIONS or %(default)s)")
+    status.add_argument("--regions", default=deployed_regions(),
+                        help="regions to look at, comma-separated (default: REGIONS, else every deploy/regions/<slug>.yml: "
+                             "%(default)s)")
     status.add_argument("--host", default=os.environ.get("OSS_STATUS_HOST", "127.0.0.1"),
                         help="where the services' HTTP and metrics ports answer (default: %(default)s)")
     status.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each answer")
@@ -348,6 +459,18 @@ def build_parser():
                     "`rabbitmqctl change_password oss-<region> ...` for each user (they have no password until then).")
     broker_definitions.add_argument("--regions", help="comma-separated slugs (default: every deploy/regions/<slug>.yml)")
     broker_definitions.set_defaults(func=cmd_broker_definitions)
+
+    tokens = commands.add_parser("token", help="bearer tokens for the HTTP APIs")
+    token_commands = tokens.add_subparsers(dest="token_command", required=True)
+    issue = token_commands.add_parser("issue", help="print a signed token for one caller",
+                                      formatter_class=argparse.RawDescriptionHelpFormatter, description=TOKEN_HELP)
+    issue.add_argument("--role", required=True, choices=["operator", "officer", "analyst", "catalogue-admin"])
+    issue.add_argument("--region", help="region slug (operator, officer)")
+    issue.add_argument("--centre", action="append", help="OSS centre code (operator; repeat or comma-separate)")
+    issue.add_argument("--agency", action="append", help="agency code (officer; repeat or comma-separate)")
+    issue.add_argument("--subject", required=True, help="who: a staff id or login, recorded in audit trails")
+    issue.add_argument("--ttl-hours", type=float, default=8.0, help="hours until it expires (default %(default)s)")
+    issue.set_defaults(func=cmd_token_issue)
 
     demo = commands.add_parser("demo", help="the national catalogue plus intake for each region, until Ctrl-C")
     demo.add_argument("--regions", default=os.environ.get("REGIONS", DEMO_REGIONS))

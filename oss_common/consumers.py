@@ -10,10 +10,12 @@ from datetime import datetime, timezone
 import eventlet
 from kombu import Connection, Producer
 from marshmallow import ValidationError
+from nameko.extensions import DependencyProvider
 from nameko.messaging import Consumer
-from sqlalchemy import DateTime, String, select
+from sqlalchemy import String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+from oss_common.database import UtcDateTime
 from oss_common.config import ConfigurationError, as_list
 from oss_common.events import BROKER_DELIVERY_LIMIT, DEAD_LETTER_EXCHANGE, dead_letter_queue, event_queue, load_envelope, utc_now
 from oss_common.metrics import DEAD_LETTER_MESSAGES, EVENT_LAG, EVENT_QUEUE_MESSAGES, EVENTS_DEAD_LETTERED
@@ -32,6 +34,34 @@ class DeadLetter(Exception):
     handler committed before raising (a `failed` row, an outbox event) stays committed."""
 
 
+class EventDelivery:
+    """Which delivery of its event a handler's worker is on: `number` 1 is the first; on the `last`
+    one a handler that fails again is dead-lettered, so it may settle what it owns first."""
+
+    def __init__(self, number, limit):
+        self.number = number
+        self.limit = limit
+
+    @property
+    def last(self):
+        return self.number >= self.limit
+
+
+class EventDeliveryCount(DependencyProvider):
+    """Gives an `@event_handler` method its EventDelivery, from the quorum queue's `x-delivery-count`."""
+
+    def setup(self):
+        self.limit = int(self.container.config.get("DELIVERY_LIMIT") or DEFAULT_DELIVERY_LIMIT)
+
+    def get_dependency(self, worker_ctx):
+        return EventDelivery(delivery_number(worker_ctx.data), self.limit)
+
+
+def delivery_number(headers):
+    """1 for a message's first delivery, counted by the broker's `x-delivery-count` header."""
+    return int((headers or {}).get("x-delivery-count") or 0) + 1
+
+
 class ProcessedEventMixin:
     """Columns of a consumer's `processed_events` table: the event ids it has applied."""
 
@@ -39,7 +69,7 @@ class ProcessedEventMixin:
 
     event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     event_type: Mapped[str] = mapped_column(String(64), nullable=False)
-    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    processed_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
 
 
 def first_delivery(session, model, envelope):
@@ -138,7 +168,7 @@ class EventHandler(Consumer):
             self.dead_letter(message, f"DeadLetter: {exc_info[1]}")
             self.queue_consumer.ack_message(message)
             return
-        deliveries = int((message.headers or {}).get("x-delivery-count") or 0) + 1
+        deliveries = delivery_number(message.headers)
         if deliveries >= self.delivery_limit:
             self.dead_letter(message, f"{exc_info[0].__name__} after {deliveries} deliveries")
             self.queue_consumer.ack_message(message)

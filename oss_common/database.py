@@ -1,27 +1,64 @@
 """Engines, the per-worker SQLAlchemy session dependency and Alembic migrations for every service."""
 import logging
 import os
+import sqlite3
 import threading
 import time
 from pathlib import Path
 
 from eventlet import sleep as _sleep
+from eventlet.semaphore import Semaphore
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from nameko.extensions import DependencyProvider
-from sqlalchemy import create_engine, event
+from datetime import timezone
+
+from sqlalchemy import DateTime, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
 
 SQLITE_LOCK_WAIT_SECONDS = float(os.environ.get("SQLITE_LOCK_WAIT_SECONDS") or 30.0)
+# A pooled server connection is pinged (SELECT 1) at checkout only after lying idle this long.
+# One used moments ago is almost always alive, and should it have died anyway, the failing
+# statement invalidates it and every connection of the pool opened before it (SQLAlchemy's
+# disconnect handling), so the next checkout connects afresh.
+PING_AFTER_IDLE_SECONDS = float(os.environ.get("DB_PING_AFTER_IDLE_SECONDS") or 10.0)
+IDLE_SINCE = "oss_idle_since"
 READ_ONLY = "oss_read_only"
+WRITER = "oss_sqlite_writer"  # in a connection's info while it holds this process's writer slot
 
 _engines = {}
 _engines_lock = threading.Lock()
+
+
+class UtcDateTime(TypeDecorator):
+    """An instant, stored in UTC and read back aware.
+
+    SQLite keeps a datetime as text without its offset, so a bound value in another zone
+    (a Tashkent day's midnight, say) would be compared by its wall-clock digits; and what it
+    reads back is naive. Converting every bound value to UTC and marking every result UTC makes
+    SQLite answer as PostgreSQL's timestamptz does.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: give instants with their time zone")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def _make_green_psycopg():
@@ -54,6 +91,15 @@ def _prepare_sqlite(engine, url):
         cursor.execute("PRAGMA busy_timeout=0")
         cursor.close()
 
+    # One writer at a time per process, handed over in order: green threads of this process queue
+    # here instead of each polling BEGIN IMMEDIATE, so only one per process polls (against other
+    # processes of the region) and can afford short back-off.
+    writers = Semaphore(1)
+
+    def release_writer(connection_info):
+        if connection_info.pop(WRITER, False):
+            writers.release()
+
     @event.listens_for(engine, "begin")
     def on_begin(connection):
         if connection.get_execution_options().get(READ_ONLY):
@@ -61,19 +107,71 @@ def _prepare_sqlite(engine, url):
             connection.exec_driver_sql("BEGIN")
             return
         # IMMEDIATE takes the write lock up front, so two processes of one region never deadlock
-        # upgrading a read lock. While another holds it, wait cooperatively (eventlet.sleep),
-        # so the holder, which may be in this very process, can finish.
+        # upgrading a read lock. While another process holds it, wait cooperatively (eventlet.sleep),
+        # so the rest of this process keeps serving.
         deadline = time.monotonic() + SQLITE_LOCK_WAIT_SECONDS
+        if not writers.acquire(timeout=SQLITE_LOCK_WAIT_SECONDS):
+            raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
+        connection.info[WRITER] = True
         delay = 0.001
-        while True:
-            try:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-                return
-            except OperationalError as exc:
-                if "locked" not in str(exc.orig) or time.monotonic() > deadline:
-                    raise
-            _sleep(delay)
-            delay = min(delay * 2, 0.05)
+        try:
+            while True:
+                try:
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                    return
+                except OperationalError as exc:
+                    if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                        raise
+                _sleep(delay)
+                delay = min(delay * 2, 0.005)
+        except BaseException:
+            release_writer(connection.info)
+            raise
+
+    # The slot is released as the transaction ends (before SQLite's COMMIT, which does not yield),
+    # and, should a connection go back to the pool still holding it, at check-in.
+    @event.listens_for(engine, "commit")
+    def on_commit(connection):
+        release_writer(connection.info)
+
+    @event.listens_for(engine, "rollback")
+    def on_rollback(connection):
+        release_writer(connection.info)
+
+    @event.listens_for(engine, "checkin")
+    def on_checkin(_dbapi_connection, record):
+        release_writer(record.info)
+
+
+def _ping_when_idle(engine):
+    """Pre-ping only connections that lay idle in the pool for PING_AFTER_IDLE_SECONDS or more.
+
+    `pool_pre_ping` pinged on every checkout: one more round trip per unit of work (~5% of a busy
+    intake's samples on PostgreSQL). A connection that fails the ping is replaced, as with
+    pool_pre_ping; a connection that dies between uses is invalidated by its failing statement.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def on_checkin(_dbapi_connection, record):
+        record.info[IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def on_checkout(dbapi_connection, record, _proxy):
+        idle_since = record.info.pop(IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # noqa: BLE001 - any failure: let the pool connect afresh
+            raise DisconnectionError(f"idle connection failed its ping: {type(exc).__name__}") from exc
+
+
+def _server_engine(url, **options):
+    if url.get_backend_name() == "postgresql":
+        _make_green_psycopg()
+    engine = create_engine(url, **options)
+    _ping_when_idle(engine)
+    return engine
 
 
 def get_engine(database_url):
@@ -89,18 +187,45 @@ def get_engine(database_url):
             engine = create_engine(url, **options)
             _prepare_sqlite(engine, url)
         else:
-            if url.get_backend_name() == "postgresql":
-                _make_green_psycopg()
-            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **options)
+            engine = _server_engine(url, pool_size=10, max_overflow=20, **options)
         _engines[database_url] = engine
+        return engine
+
+
+_counter_engines = {}
+
+
+def counter_engine(database_url):
+    """PostgreSQL only: autocommit connections for counters taken outside the caller's transaction
+    (one per URL per process, like get_engine).
+
+    Each statement commits on its own, so a row lock it takes lasts one statement, not the
+    caller's whole transaction. Those commits do not wait for the WAL flush
+    (synchronous_commit=off): WAL is flushed in order, so the synchronous commit of any
+    transaction that uses the counter's value afterwards makes the counter's step durable too.
+    A crash can lose only steps whose values no acknowledged transaction used (as with
+    PostgreSQL's own sequences), so a value is never handed out twice to committed work.
+    """
+    url = make_url(database_url)
+    key = url.render_as_string(hide_password=False)
+    with _engines_lock:
+        engine = _counter_engines.get(key)
+        if engine is None:
+            if url.get_backend_name() != "postgresql":
+                raise ValueError("counter_engine is for PostgreSQL; SQLite writes in one transaction at a time anyway")
+            engine = _server_engine(url, pool_size=5, max_overflow=20, isolation_level="AUTOCOMMIT",
+                                    connect_args={"options": "-c synchronous_commit=off"},
+                                    hide_parameters=True, future=True)
+            _counter_engines[key] = engine
         return engine
 
 
 def dispose_engines():
     with _engines_lock:
-        for engine in _engines.values():
+        for engine in (*_engines.values(), *_counter_engines.values()):
             engine.dispose()
         _engines.clear()
+        _counter_engines.clear()
 
 
 def session_factory(database_url, read_only=False):

@@ -1,14 +1,20 @@
 """The HTTP entrypoint every service uses: JSON in and out, the one error format, a body limit."""
+import io
 import json
 import logging
+import re
+from dataclasses import dataclass
 
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError, fields
 from nameko.exceptions import BadRequest as NamekoBadRequest
 from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
+from werkzeug.exceptions import HTTPException
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
-from werkzeug.wrappers import Response
+from werkzeug.wrappers import Request, Response
 
+from oss_common.auth import ROLES, Unauthorized, VerifiedTokens, authorize, bearer_token, check_secret
 from oss_common.errors import (
     ApiError, BadRequest, PayloadTooLarge, Unavailable, UnsupportedMediaType, from_validation_error,
 )
@@ -16,6 +22,9 @@ from oss_common.errors import (
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 32
+# Text no database column or UTF-8 response can carry: NUL, and halves of a surrogate pair.
+UNUSABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 def json_response(payload, status=200, headers=None):
@@ -31,21 +40,119 @@ def error_response(error: ApiError):
     return json_response(error.to_dict(), status=error.status)
 
 
+@dataclass(frozen=True)
+class ApiDoc:
+    """What an `api` entrypoint declares about itself for the OpenAPI document (oss_common.openapi).
+
+    `query`, `headers`, `body`, `form` and `response` are marshmallow schemas (classes or
+    instances); `status` the success status(es); `errors` the 4xx statuses beyond those the inputs
+    imply; `content` other media types the success response may come as; `hidden` leaves it out.
+    """
+
+    summary: str | None = None
+    query: object = None
+    headers: object = None
+    body: object = None
+    form: object = None
+    response: object = None
+    status: int | tuple = 200
+    errors: tuple = ()
+    content: tuple = ()
+    hidden: bool = False
+
+
+class JsonErrorsWsgiApp(WsgiApp):
+    """nameko's WSGI app, with the routing errors werkzeug raises before any entrypoint runs (an
+    unknown path, a method the path does not take) in the platform's JSON error format."""
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)  # as nameko's: nothing reads the body before the handler
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            provider, values = adapter.match()
+        except HTTPException as exc:
+            if exc.code is None or exc.code < 400:  # redirects (a missing trailing slash) stay as they are
+                return exc(environ, start_response)
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.code, "bad_request")
+            headers = [(name, value) for name, value in exc.get_headers(environ) if name.lower() == "allow"]
+            message = {404: f"no resource {environ.get('PATH_INFO', '')!r} here",
+                       405: f"{environ.get('REQUEST_METHOD')} is not allowed here"}.get(exc.code, exc.description)
+            fields = {"url": ["unknown path"]} if exc.code == 404 else {"method": ["not allowed"]} if exc.code == 405 else {}
+            response = json_response({"error": code, "message": message, "fields": fields}, status=exc.code, headers=headers)
+            return response(environ, start_response)
+        request.path_values = values
+        try:
+            answer = provider.handle_request(request)
+        except HTTPException as exc:
+            answer = exc
+        return answer(environ, start_response)
+
+
+class OssWebServer(WebServer):
+    def get_wsgi_app(self):
+        return JsonErrorsWsgiApp(self)
+
+
 class ApiHandler(HttpRequestHandler):
     """`@api("GET", "/path")`: the method returns a dict/list (200), `(status, payload)`,
     `(status, headers, payload)` or a werkzeug Response; raised ApiErrors become their 4xx JSON,
     marshmallow errors a 400 naming the fields, a database that is down a 503, anything else a 500.
+
+    Keyword arguments named like ApiDoc's fields (`query=`, `body=`, `response=`, ...) describe
+    the endpoint for its service's OpenAPI document; they change nothing at run time.
+
+    Every endpoint needs a bearer token (oss_common.auth) unless declared `public=True`;
+    `roles=(...)` narrows who may call it (default: any role). A token for another region gets
+    403 on a regional instance. The method reads its caller with `principal(request)`.
     """
 
-    def __init__(self, method, url, **kwargs):
+    server = OssWebServer()
+
+    def __init__(self, method, url, roles=None, public=False, **kwargs):
+        doc = {name: kwargs.pop(name) for name in ApiDoc.__dataclass_fields__ if name in kwargs}
+        self.doc = ApiDoc(**doc)
+        self.public = public
+        self.roles = tuple(roles or ROLES)
+        unknown = set(self.roles) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown roles {sorted(unknown)}")
         kwargs.setdefault("expected_exceptions", (ApiError, ValidationError))
         super().__init__(method, url, **kwargs)
 
+    def setup(self):
+        super().setup()
+        config = self.container.config
+        self.region = config.get("REGION") or None
+        self.secret = None if self.public else check_secret(config.get("AUTH_SECRET"))
+        self.tokens = VerifiedTokens()
+
+    def authenticate(self, request):
+        """The caller's Principal, or the 401/403 response to answer instead."""
+        try:
+            token = bearer_token(request.headers.get("Authorization"))
+            return authorize(self.tokens.read(self.secret, token), self.roles, self.region)
+        except Unauthorized as exc:
+            response = error_response(exc)
+            response.headers["WWW-Authenticate"] = 'Bearer realm="oss"'
+            return response
+        except ApiError as exc:
+            return error_response(exc)
+
     def handle_request(self, request):
+        if not self.public:
+            caller = self.authenticate(request)
+            if isinstance(caller, Response):
+                return caller
+            request.environ[PRINCIPAL_KEY] = caller
         limit = int(self.container.config.get("MAX_BODY_BYTES") or DEFAULT_MAX_BODY_BYTES)
         request.max_content_length = limit
+        if not _buffer_chunked_body(request.environ, limit):
+            return error_response(PayloadTooLarge(f"request body over {limit} bytes", fields={"body": [f"at most {limit} bytes"]}))
         if request.content_length is not None and request.content_length > limit:
             return error_response(PayloadTooLarge(f"request body over {limit} bytes", fields={"body": [f"at most {limit} bytes"]}))
+        if UNUSABLE_TEXT.search(request.path) or any(
+                UNUSABLE_TEXT.search(name) or UNUSABLE_TEXT.search(value) for name, value in request.args.items(multi=True)):
+            return error_response(BadRequest("the URL holds a NUL character", fields={"url": ["must not contain NUL characters"]}))
         return super().handle_request(request)
 
     def response_from_result(self, result):
@@ -77,6 +184,25 @@ class ApiHandler(HttpRequestHandler):
 api = ApiHandler.decorator
 
 
+def _buffer_chunked_body(environ, limit):
+    """Read a chunked body (eventlet de-chunks it) into memory and give it a Content-Length, as
+    werkzeug takes a body without one for empty; False when it is over `limit` bytes."""
+    if environ.get("HTTP_TRANSFER_ENCODING", "").lower() != "chunked":
+        return True
+    body = environ["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        return False
+    environ.pop("HTTP_TRANSFER_ENCODING")
+    environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
+    return True
+PRINCIPAL_KEY = "oss.principal"
+
+
+def principal(request):
+    """The authenticated caller of a non-public `api` endpoint (None on public ones)."""
+    return request.environ.get(PRINCIPAL_KEY)
+
+
 def json_body(request, required=True):
     """The request's JSON body as a dict; a 4xx naming `body` when it is absent or not JSON."""
     mimetype = request.mimetype or ""
@@ -102,7 +228,35 @@ def json_body(request, required=True):
         raise BadRequest("request body is not valid JSON", fields={"body": ["not valid JSON"]}) from exc
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object", fields={"body": ["must be a JSON object"]})
+    problem = _unfit_part(body)
+    if problem:
+        field, message = problem
+        raise BadRequest(f"request body: {field} {message}", fields={field: [message]})
     return body
+
+
+def _unfit_part(document):
+    """(field, message) for the first part of a decoded body no schema should be handed: text with
+    a NUL or half a surrogate pair (no database column or UTF-8 answer can carry it), or nesting
+    deeper than any request needs (marshmallow and json.dumps recurse, and would fail with
+    RecursionError on their own deeper stack). None when the body is fit."""
+    pending = [(document, (), 0)]
+    while pending:
+        item, path, depth = pending.pop()
+        field = ".".join(map(str, path)) or "body"
+        if depth > MAX_JSON_DEPTH:
+            return ".".join(map(str, path[:2])), f"nested deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(item, str):
+            if UNUSABLE_TEXT.search(item):
+                return field, "must not contain \\u0000 or unpaired \\ud800-\\udfff escapes"
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                if UNUSABLE_TEXT.search(key):
+                    return field, "names must not contain \\u0000 or unpaired \\ud800-\\udfff escapes"
+                pending.append((value, (*path, key), depth + 1))
+        elif isinstance(item, list):
+            pending.extend((value, (*path, index), depth + 1) for index, value in enumerate(item))
+    return None
 
 
 def query_params(request, schema):
@@ -111,12 +265,17 @@ def query_params(request, schema):
     return schema.load(data)
 
 
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+    service = fields.String(required=True)
+
+
 class HealthCheck:
     """Mixin for a service class with a `db` session: `GET /health` answers 200 once the
     process serves, its database answers and `readiness_problems()` names none; 503 otherwise
     (for probes and the runner)."""
 
-    @api("GET", "/health")
+    @api("GET", "/health", public=True, summary="Liveness and readiness", response=HealthSchema, errors=(503,))
     def health(self, request):
         self.db.execute(text("SELECT 1"))
         self.db.rollback()

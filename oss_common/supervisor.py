@@ -110,7 +110,7 @@ def stack_processes(regions, log_dir):
     return [service_process(kind, region, log_dir) for kind in SERVICES.values() for region in instances(kind, regions)]
 
 
-def supervise(processes, title, start=None):
+def supervise(processes, title, start=None, banner=""):
     """Start the processes (`start` does it when order matters), list them, and watch them until
     Ctrl-C/SIGTERM or until one exits; then stop all, newest first. 0 on a requested stop, 1 when
     a process died (so a service manager restarts the group)."""
@@ -134,6 +134,8 @@ def supervise(processes, title, start=None):
         print(f"\n{title}:")
         for process in processes:
             print(f"  {process.name:<24} {process.url}/api/v1/   metrics: http://127.0.0.1:{process.metrics_port}/metrics")
+        if banner:
+            print("\n" + banner, end="")
         print("\nCtrl-C stops everything.", flush=True)
         while not stopping:
             for process in processes:
@@ -144,10 +146,25 @@ def supervise(processes, title, start=None):
             time.sleep(0.5)
     finally:
         print("stopping ...", flush=True)
-        for process in reversed(processes):
-            process.stop()
+        stop_all(processes)
         print("stopped.")
     return 1 if died else 0
+
+
+def stop_all(processes, timeout=15.0):
+    """SIGTERM to every process at once (newest first), so they finish their workers side by side;
+    then wait for each, SIGKILL for one that does not stop in time."""
+    for process in reversed(processes):
+        if process.process and process.process.poll() is None:
+            process.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in reversed(processes):
+        if process.process:
+            try:
+                process.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+        process._close_log()
 
 
 def run_group(members, log_dir=None, migrate=True):
@@ -157,7 +174,7 @@ def run_group(members, log_dir=None, migrate=True):
     return supervise(processes, f"running {names}")
 
 
-def run_stack(regions, seed):
+def run_stack(regions, seed, banner=""):
     """Every service for the given regions until Ctrl-C; the catalogue first, then the seed, then
     the rest. Idempotent across runs: data stays under var/, the seed loads without duplicates."""
     VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -172,4 +189,4 @@ def run_stack(regions, seed):
         for process in others:
             process.wait_healthy()
 
-    return supervise(processes, "OSS platform demo is up (logs under var/log/, data under var/)", start)
+    return supervise(processes, "OSS platform demo is up (logs under var/log/, data under var/)", start, banner)

@@ -22,12 +22,61 @@ from sqlalchemy.engine import make_url  # noqa: E402
 BROKER = os.environ.get("OSS_TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672")
 POSTGRES_ADMIN_URL = os.environ.get("OSS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("OSS_REQUIRE_POSTGRES") == "1"
+# The test deployments' token key (Stack.env gives it to every service as AUTH_SECRET).
+TEST_AUTH_SECRET = "test-deployment-key-" + "0123456789abcdef" * 2
+
+
+def token(role, region=None, centres=None, agencies=None, subject=None, secret=TEST_AUTH_SECRET, **kwargs):
+    """A signed token; staff of a region get every centre/agency of it unless narrowed."""
+    from oss_common.auth import OFFICER, OPERATOR, issue_token
+    from oss_common.regions import get_region
+
+    if role == OPERATOR and centres is None:
+        centres = [centre.code for centre in get_region(region).centres]
+    if role == OFFICER and agencies is None:
+        agencies = ALL_AGENCIES
+    return issue_token(secret, role, subject or f"test-{role}", region=region, centres=centres or (),
+                       agencies=agencies or (), **kwargs)
+
+
+def auth(role, region=None, **kwargs):
+    """`Authorization: Bearer ...` headers for a test caller (see token())."""
+    return {"Authorization": f"Bearer {token(role, region, **kwargs)}"}
+
+
+def _seed_agencies():
+    import yaml
+
+    from oss_common.config import PROJECT_ROOT
+
+    seed = yaml.safe_load((PROJECT_ROOT / "services" / "catalogue" / "seed" / "services.yml").read_text(encoding="utf-8"))
+    return sorted(agency["code"] for agency in seed["agencies"])
+
+
+ALL_AGENCIES = _seed_agencies()
 
 
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+REQUIRE_TOOLS = os.environ.get("OSS_REQUIRE_TOOLS") == "1"
+
+
+def missing_tool(reason):
+    """Skip for want of a tool the machine lacks, or fail where CI says every tool must be there."""
+    if REQUIRE_TOOLS:
+        pytest.fail(f"{reason} (OSS_REQUIRE_TOOLS=1)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def rabbitmqctl_available():
+    """For tests that administer the broker itself (import definitions, stop and start it)."""
+    if shutil.which("rabbitmqctl") is None:
+        missing_tool("needs rabbitmqctl on this machine (the broker's own package) to administer the broker")
 
 
 def _rabbitmqctl(*args):
@@ -46,6 +95,11 @@ def fresh_vhost(purpose="session"):
                 _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*").returncode == 0
         except (OSError, subprocess.SubprocessError):
             created = False
+    if not created and REQUIRE_TOOLS:
+        pytest.fail("could not create a RabbitMQ vhost for the tests with rabbitmqctl (OSS_REQUIRE_TOOLS=1)")
+    if not created:
+        warnings.warn("rabbitmqctl could not create a vhost: the tests share the broker's default vhost '/'; "
+                      "stop any running `make run` demo first")
     try:
         yield f"{BROKER}/{quote(vhost, safe='')}" if created else f"{BROKER}/"
     finally:

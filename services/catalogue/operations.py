@@ -1,12 +1,15 @@
 """The catalogue's units of work: upsert, publish, retire and query public services."""
+from datetime import timezone
+
 from sqlalchemy import select
 
-from oss_common.events import NATIONAL, make_event, utc_now
+from oss_common.events import NATIONAL, make_event, rfc3339, utc_now
 from oss_common.schemas import localized
 from services.catalogue.exceptions import ServiceNotFound, UnknownReference
-from services.catalogue.models import Agency, Group, PublicService
+from services.catalogue.models import Agency, CatalogueChange, Group, PublicService
 
 PRODUCER = "catalogue"
+SYSTEM = "system:catalogue-file"  # the actor of changes made over RPC (`oss catalogue load`)
 EVENT_FOR_STATE = {
     "published": "catalogue.service_published",
     "retired": "catalogue.service_retired",
@@ -31,7 +34,8 @@ def service_view(row, agency_names, lang=None):
         "regions": definition["regions"],
         "state": row.state,
         "version": row.version,
-        "updated_at": row.updated_at.isoformat(),
+        # SQLite hands the stored UTC instant back without its zone.
+        "updated_at": rfc3339(row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=timezone.utc)),
     }
     if lang:
         view["name"] = localized(definition["names"], lang)
@@ -43,9 +47,18 @@ def agency_names(session):
     return {agency.code: agency.names for agency in session.scalars(select(Agency))}
 
 
-def _announce(session, record, row):
+def _announce(session, record, row, actor):
+    """Publish the change (through the outbox) and write it to the audit trail."""
     event = make_event(EVENT_FOR_STATE[row.state], NATIONAL, PRODUCER, service_view(row, agency_names(session)))
     record(session, event)
+    session.add(CatalogueChange(code=row.code, version=row.version, state=row.state, actor=actor, occurred_at=row.updated_at))
+
+
+def changes(session, code):
+    """The service's audit trail, oldest first (404 for an unknown service)."""
+    get_service(session, code)
+    rows = session.scalars(select(CatalogueChange).where(CatalogueChange.code == code).order_by(CatalogueChange.id))
+    return [{"version": row.version, "state": row.state, "actor": row.actor, "at": rfc3339(row.occurred_at)} for row in rows]
 
 
 def _check_references(session, definition):
@@ -58,7 +71,7 @@ def _check_references(session, definition):
         raise UnknownReference("the service refers to an unknown agency or group", fields=fields)
 
 
-def upsert_service(session, record, definition, state=None):
+def upsert_service(session, record, definition, state=None, actor=SYSTEM):
     """Create or change a service; the version rises only when something really changed.
 
     A new service starts as a draft unless `state` says otherwise. Returns (row, changed).
@@ -74,7 +87,7 @@ def upsert_service(session, record, definition, state=None):
         )
         session.add(row)
         session.flush()
-        _announce(session, record, row)
+        _announce(session, record, row, actor)
         return row, True
     new_state = state or row.state
     if row.definition == content and row.group == definition["group"] and row.agency == definition["agency"] and row.state == new_state:
@@ -86,11 +99,11 @@ def upsert_service(session, record, definition, state=None):
     row.version += 1
     row.updated_at = utc_now()
     session.flush()
-    _announce(session, record, row)
+    _announce(session, record, row, actor)
     return row, True
 
 
-def set_state(session, record, code, state):
+def set_state(session, record, code, state, actor=SYSTEM):
     row = session.get(PublicService, code)
     if row is None:
         raise ServiceNotFound(f"no service {code!r}", fields={"code": ["unknown service"]})
@@ -99,7 +112,7 @@ def set_state(session, record, code, state):
         row.version += 1
         row.updated_at = utc_now()
         session.flush()
-        _announce(session, record, row)
+        _announce(session, record, row, actor)
     return row
 
 
@@ -136,13 +149,13 @@ def upsert_named(session, model, items):
     return changed
 
 
-def load_document(session, record, document):
+def load_document(session, record, document, actor=SYSTEM):
     """Load a catalogue file; loading the same file again changes nothing."""
     summary = {"groups": upsert_named(session, Group, document["groups"]),
                "agencies": upsert_named(session, Agency, document["agencies"]),
                "services_changed": 0, "services_unchanged": 0}
     for service in document["services"]:
-        _, changed = upsert_service(session, record, service, state=service["state"])
+        _, changed = upsert_service(session, record, service, state=service["state"], actor=actor)
         summary["services_changed" if changed else "services_unchanged"] += 1
     return summary
 

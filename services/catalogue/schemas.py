@@ -128,3 +128,58 @@ class ServiceQuerySchema(StrictSchema):
 
 class LanguageQuerySchema(StrictSchema):
     lang = Language(load_default=None)
+
+
+# What the HTTP API answers (documentation for the OpenAPI document; the views are built in operations).
+
+class AgencyViewSchema(StrictSchema):
+    code = fields.String(required=True)
+    names = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+class ServiceViewSchema(StrictSchema):
+    """A public service as the API and the catalogue's events show it."""
+
+    code = fields.String(required=True)
+    names = fields.Nested(LocalizedText, required=True)
+    descriptions = fields.Nested(LocalizedText, required=True)
+    agency = fields.Nested(AgencyViewSchema, required=True)
+    group = fields.String(required=True)
+    keywords = fields.List(fields.String(), required=True)
+    required_documents = fields.List(fields.Nested(DocumentSchema), required=True)
+    attributes = fields.List(fields.Nested(AttributeSchema), required=True)
+    fee = fields.Nested(FeeSchema, required=True)
+    deadline_working_days = fields.Integer(required=True)
+    regions = fields.List(fields.String(), required=True)
+    state = fields.String(required=True, validate=validate.OneOf(STATES))
+    version = fields.Integer(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+    name = fields.String(metadata={"description": "in the language asked for with `lang`"})
+    description = fields.String(metadata={"description": "in the language asked for with `lang`"})
+
+
+class ServiceListSchema(StrictSchema):
+    items = fields.List(fields.Nested(ServiceViewSchema), required=True)
+    total = fields.Integer(required=True)
+
+
+class NamedViewSchema(StrictSchema):
+    code = fields.String(required=True)
+    names = fields.Nested(LocalizedText, required=True)
+    name = fields.String(metadata={"description": "in the language asked for with `lang`"})
+
+
+class NamedListSchema(StrictSchema):
+    items = fields.List(fields.Nested(NamedViewSchema), required=True)
+
+
+class ChangeViewSchema(StrictSchema):
+    version = fields.Integer(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(STATES))
+    actor = fields.String(required=True, metadata={"description": "`role:subject` of the token that made the change"})
+    at = fields.AwareDateTime(required=True)
+
+
+class ChangeListSchema(StrictSchema):
+    code = fields.String(required=True)
+    items = fields.List(fields.Nested(ChangeViewSchema), required=True)

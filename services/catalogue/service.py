@@ -1,15 +1,18 @@
 """The catalogue's nameko service: RPC `catalogue` and the HTTP API on port 8000."""
 from nameko.rpc import rpc
 
+from oss_common.auth import ANALYST, CATALOGUE_ADMIN
 from oss_common.database import Database
 from oss_common.errors import BadRequest
-from oss_common.http import HealthCheck, api, json_body, query_params
+from oss_common.http import HealthCheck, api, json_body, principal, query_params
 from oss_common.metrics import Metrics
+from oss_common.openapi import OpenApiDocs
 from oss_common.outbox import OutboxRelay
 from services.catalogue import operations
 from services.catalogue.models import Agency, Group, OutboxEvent
 from services.catalogue.schemas import (
-    CatalogueDocumentSchema, LanguageQuerySchema, ServiceDefinitionSchema, ServiceQuerySchema,
+    CatalogueDocumentSchema, ChangeListSchema, LanguageQuerySchema, NamedListSchema, ServiceDefinitionSchema, ServiceListSchema,
+    ServiceQuerySchema, ServiceViewSchema,
 )
 
 DEFINITION = ServiceDefinitionSchema()
@@ -18,7 +21,7 @@ SERVICE_QUERY = ServiceQuerySchema()
 LANGUAGE_QUERY = LanguageQuerySchema()
 
 
-class CatalogueService(HealthCheck):
+class CatalogueService(HealthCheck, OpenApiDocs):
     name = "catalogue"
 
     db = Database()
@@ -59,39 +62,49 @@ class CatalogueService(HealthCheck):
 
     # HTTP
 
-    @api("GET", "/api/v1/services")
+    @api("GET", "/api/v1/services", summary="List public services", query=ServiceQuerySchema,
+         response=ServiceListSchema)
     def http_list_services(self, request):
         items = self._list(query_params(request, SERVICE_QUERY))
         return {"items": items, "total": len(items)}
 
-    @api("GET", "/api/v1/services/<string:code>")
+    @api("GET", "/api/v1/services/<string:code>", summary="One public service", query=LanguageQuerySchema,
+         response=ServiceViewSchema, errors=(404,))
     def http_get_service(self, request, code):
         lang = query_params(request, LANGUAGE_QUERY)["lang"]
         return operations.service_view(operations.get_service(self.db, code), operations.agency_names(self.db), lang)
 
-    @api("PUT", "/api/v1/services/<string:code>")
+    @api("PUT", "/api/v1/services/<string:code>", summary="Create or change a public service", roles=(CATALOGUE_ADMIN,),
+         body=ServiceDefinitionSchema, response=ServiceViewSchema, errors=(422,))
     def http_upsert_service(self, request, code):
         body = json_body(request)
         body.setdefault("code", code)
         definition = DEFINITION.load(body)
         if definition["code"] != code:
             raise BadRequest("the body's code differs from the URL's", fields={"code": ["must match the URL"]})
-        return self._upsert(definition)
+        return self._upsert(definition, principal(request).actor)
 
-    @api("POST", "/api/v1/services/<string:code>/publish")
+    @api("POST", "/api/v1/services/<string:code>/publish", summary="Publish a service", response=ServiceViewSchema,
+         roles=(CATALOGUE_ADMIN,), errors=(404,))
     def http_publish(self, request, code):
-        return self._set_state(code, "published")
+        return self._set_state(code, "published", principal(request).actor)
 
-    @api("POST", "/api/v1/services/<string:code>/retire")
+    @api("POST", "/api/v1/services/<string:code>/retire", summary="Retire a service", response=ServiceViewSchema,
+         roles=(CATALOGUE_ADMIN,), errors=(404,))
     def http_retire(self, request, code):
-        return self._set_state(code, "retired")
+        return self._set_state(code, "retired", principal(request).actor)
 
-    @api("GET", "/api/v1/groups")
+    @api("GET", "/api/v1/services/<string:code>/changes", summary="Audit trail: every change of a service and who made it",
+         roles=(CATALOGUE_ADMIN, ANALYST), response=ChangeListSchema, errors=(404,))
+    def http_changes(self, request, code):
+        return {"code": code, "items": operations.changes(self.db, code)}
+
+    @api("GET", "/api/v1/groups", summary="Service groups", query=LanguageQuerySchema, response=NamedListSchema)
     def http_groups(self, request):
         return {"items": operations.named_view(self.db.query(Group).order_by(Group.code),
                                                query_params(request, LANGUAGE_QUERY)["lang"])}
 
-    @api("GET", "/api/v1/agencies")
+    @api("GET", "/api/v1/agencies", summary="Agencies", query=LanguageQuerySchema, response=NamedListSchema)
     def http_agencies(self, request):
         return {"items": operations.named_view(self.db.query(Agency).order_by(Agency.code),
                                                query_params(request, LANGUAGE_QUERY)["lang"])}
@@ -103,12 +116,12 @@ class CatalogueService(HealthCheck):
         rows = operations.list_services(self.db, query["region"], query["group"], query["state"])
         return [operations.service_view(row, agencies, query["lang"]) for row in rows]
 
-    def _upsert(self, definition):
-        row, _changed = operations.upsert_service(self.db, self.record_event, definition)
+    def _upsert(self, definition, actor=operations.SYSTEM):
+        row, _changed = operations.upsert_service(self.db, self.record_event, definition, actor=actor)
         self.db.commit()
         return operations.service_view(row, operations.agency_names(self.db))
 
-    def _set_state(self, code, state):
-        row = operations.set_state(self.db, self.record_event, code, state)
+    def _set_state(self, code, state, actor=operations.SYSTEM):
+        row = operations.set_state(self.db, self.record_event, code, state, actor=actor)
         self.db.commit()
         return operations.service_view(row, operations.agency_names(self.db))

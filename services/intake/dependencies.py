@@ -53,6 +53,7 @@ class CatalogueCache(DependencyProvider):
         self.rpc_timeout = float(config.get("CATALOGUE_RPC_TIMEOUT") or 10.0)
         self.entries = {}
         self.loaded_at = 0.0
+        self._reloading = False
         self.newest_refresh = None
         self._thread = None
         CATALOGUE_CACHE_AGE.labels(self.container.service_name, self.region).set_function(self.age_seconds)
@@ -76,20 +77,33 @@ class CatalogueCache(DependencyProvider):
 
     def get(self, code):
         """The service definition for `code`, or None when the catalogue has no such service."""
-        if time.monotonic() - self.loaded_at > self.ttl:
-            self.reload()
+        self._refresh_if_stale()
         entry = self.entries.get(code)
         return entry.definition if entry is not None else None
 
     def has_entries(self):
-        if time.monotonic() - self.loaded_at > self.ttl:
-            self.reload()
+        self._refresh_if_stale()
         return bool(self.entries)
 
+    def _refresh_if_stale(self):
+        """One worker reloads a stale copy; the others meanwhile go on with the copy they have
+        (milliseconds older), instead of every busy worker reloading the whole catalogue at once.
+        An invalidated copy (a catalogue event, loaded_at 0) is always reloaded by its reader."""
+        if time.monotonic() - self.loaded_at <= self.ttl:
+            return
+        if self._reloading and self.entries and self.loaded_at:
+            return
+        self.reload()
+
     def reload(self):
-        with self.ReadSession() as session:
-            self.entries = {entry.code: entry for entry in session.scalars(select(CatalogueEntry))}
-            self.newest_refresh = session.scalar(select(func.max(CatalogueEntry.refreshed_at)))
+        self._reloading = True
+        try:
+            with self.ReadSession() as session:
+                entries = {entry.code: entry for entry in session.scalars(select(CatalogueEntry))}
+                newest_refresh = session.scalar(select(func.max(CatalogueEntry.refreshed_at)))
+        finally:
+            self._reloading = False
+        self.entries, self.newest_refresh = entries, newest_refresh
         self.loaded_at = time.monotonic()
 
     def invalidate(self):

@@ -1,9 +1,10 @@
 """Intake tables: applications, their status history, tracking sequences, the catalogue copy, the outbox."""
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from oss_common.database import UtcDateTime
 from oss_common.consumers import ProcessedEventMixin
 from oss_common.outbox import OutboxMixin
 
@@ -39,10 +40,10 @@ class Application(Base):
     channel: Mapped[str] = mapped_column(String(8), nullable=False)
     documents: Mapped[list] = mapped_column(JSON, nullable=False)
     attributes: Mapped[dict] = mapped_column(JSON, nullable=False)
-    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     due_date: Mapped[date] = mapped_column(Date, nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     history: Mapped[list["StatusChange"]] = relationship(
         back_populates="application", order_by="StatusChange.id", cascade="all, delete-orphan"
@@ -60,7 +61,7 @@ class StatusChange(Base):
     to_status: Mapped[str] = mapped_column(String(32), nullable=False)
     actor: Mapped[str] = mapped_column(String(128), nullable=False)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
 
     application: Mapped[Application] = relationship(back_populates="history")
 
@@ -83,7 +84,7 @@ class CatalogueEntry(Base):
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     state: Mapped[str] = mapped_column(String(16), nullable=False)
     definition: Mapped[dict] = mapped_column(JSON, nullable=False)
-    refreshed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    refreshed_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
 
 
 class OutboxEvent(OutboxMixin, Base):

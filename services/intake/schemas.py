@@ -1,7 +1,7 @@
 """What crosses intake's wire: submissions, transitions, queries and application views."""
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from oss_common.schemas import CODE, Language, StrictSchema
+from oss_common.schemas import CODE, Day, Language, StrictSchema
 from services.intake.domain import Status
 
 PINFL = validate.Regexp(r"^\d{14}$", error="must be exactly 14 digits")
@@ -33,10 +33,24 @@ class SubmissionSchema(StrictSchema):
                              validate=validate.Length(max=100))
 
 
-class TransitionSchema(StrictSchema):
+class SubmissionHeadersSchema(StrictSchema):
+    """Headers a submission may carry (the HTTP face checks them itself; this documents them)."""
+
+    idempotency_key = fields.String(data_key="Idempotency-Key", validate=validate.Length(min=1, max=128), metadata={
+        "description": "the same key again answers 200 with the application it first created"})
+
+
+class TransitionRequestSchema(StrictSchema):
+    """A transition over HTTP: the actor is the officer whose token made the request."""
+
     to = fields.String(required=True, validate=validate.OneOf([status.value for status in Status]))
-    actor = fields.String(required=True, validate=validate.Length(min=1, max=128))
     reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+
+class TransitionSchema(TransitionRequestSchema):
+    """A transition over RPC, where the caller names the actor for the audit trail."""
+
+    actor = fields.String(required=True, validate=validate.Length(min=1, max=128))
 
 
 class ApplicationQuerySchema(StrictSchema):
@@ -44,8 +58,13 @@ class ApplicationQuerySchema(StrictSchema):
     service = fields.String(load_default=None, validate=CODE)
     district = fields.String(load_default=None, validate=validate.Length(max=16))
     centre = fields.String(load_default=None, validate=CODE)
-    submitted_from = fields.Date(load_default=None)
-    submitted_to = fields.Date(load_default=None)
+    agency = fields.String(load_default=None, validate=CODE)
+    active = fields.Boolean(load_default=None, metadata={
+        "description": "true: only applications still moving (not issued or withdrawn); false: only those"})
+    order = fields.String(load_default="newest", validate=validate.OneOf(["newest", "due"]), metadata={
+        "description": "newest: newest first; due: earliest due date first (an officer's queue)"})
+    submitted_from = Day(load_default=None)
+    submitted_to = Day(load_default=None)
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
@@ -66,3 +85,124 @@ def mask_pinfl(pinfl):
 
 def mask_phone(phone):
     return f"{phone[:4]}*****{phone[-4:]}"
+
+
+# What the HTTP API answers (documentation for the OpenAPI document; the views are built in operations).
+
+class ApplicantViewSchema(StrictSchema):
+    """The applicant; in lists the PINFL and phone are masked and the name left out."""
+
+    pinfl = fields.String(required=True)
+    full_name = fields.String(required=True, allow_none=True)
+    phone = fields.String(required=True)
+    language = fields.String(required=True)
+    channel = fields.String(required=True)
+    email = fields.String(allow_none=True)
+
+
+class StatusChangeViewSchema(StrictSchema):
+    from_status = fields.String(data_key="from", required=True, allow_none=True)
+    to_status = fields.String(data_key="to", required=True)
+    actor = fields.String(required=True)
+    reason = fields.String(required=True, allow_none=True)
+    at = fields.AwareDateTime(required=True)
+
+
+class ApplicationViewSchema(StrictSchema):
+    tracking_number = fields.String(required=True)
+    service_code = fields.String(required=True)
+    service_version = fields.Integer(required=True)
+    agency = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf([status.value for status in Status]))
+    allowed_transitions = fields.List(fields.String(), required=True)
+    district = fields.String(required=True)
+    centre = fields.String(required=True)
+    applicant = fields.Nested(ApplicantViewSchema, required=True)
+    documents = fields.List(fields.String(), required=True)
+    attributes = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
+    submitted_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+    due_date = fields.Date(required=True)
+    history = fields.List(fields.Nested(StatusChangeViewSchema), metadata={"description": "not in lists"})
+
+
+class ApplicationPageSchema(StrictSchema):
+    items = fields.List(fields.Nested(ApplicationViewSchema), required=True)
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)
+
+
+class DistrictViewSchema(StrictSchema):
+    code = fields.String(required=True)
+    slug = fields.String(required=True)
+    names = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    name = fields.String(metadata={"description": "in the language asked for with `lang`"})
+
+
+class DistrictListSchema(StrictSchema):
+    region = fields.String(required=True)
+    items = fields.List(fields.Nested(DistrictViewSchema), required=True)
+
+
+class ServiceQuerySchema(StrictSchema):
+    group = fields.String(load_default=None, validate=CODE)
+
+
+class ServiceDocumentSchema(StrictSchema):
+    code = fields.String(required=True)
+    names = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+class ServiceAttributeValueSchema(StrictSchema):
+    key = fields.String(required=True)
+    name = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+class ServiceAttributeSchema(StrictSchema):
+    code = fields.String(required=True)
+    datatype = fields.String(required=True, validate=validate.OneOf(
+        ["string", "text", "number", "datetime", "singlevaluelist", "multivaluelist"]))
+    required = fields.Boolean(required=True)
+    description = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    values = fields.List(fields.Nested(ServiceAttributeValueSchema), required=True)
+
+
+class ServiceAgencySchema(StrictSchema):
+    code = fields.String(required=True)
+    names = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+class ServiceFormSchema(StrictSchema):
+    code = fields.String(required=True)
+    version = fields.Integer(required=True)
+    group = fields.String(required=True)
+    names = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    agency = fields.Nested(ServiceAgencySchema, required=True)
+    deadline_working_days = fields.Integer(required=True)
+    fee = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True, allow_none=True)
+    required_documents = fields.List(fields.Nested(ServiceDocumentSchema), required=True)
+    attributes = fields.List(fields.Nested(ServiceAttributeSchema), required=True)
+
+
+class ServiceListSchema(StrictSchema):
+    region = fields.String(required=True)
+    items = fields.List(fields.Nested(ServiceFormSchema), required=True)
+
+
+class PublicStatusChangeSchema(StrictSchema):
+    status = fields.String(required=True)
+    on = fields.Date(required=True)
+
+
+class PublicStatusSchema(StrictSchema):
+    """An application's status for the citizen holding its tracking number: nothing personal."""
+
+    tracking_number = fields.String(required=True)
+    service_code = fields.String(required=True)
+    service_name = fields.Dict(keys=fields.String(), values=fields.String(), required=True, allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf([status.value for status in Status]))
+    final = fields.Boolean(required=True)
+    submitted_on = fields.Date(required=True)
+    due_date = fields.Date(required=True)
+    history = fields.List(fields.Nested(PublicStatusChangeSchema), required=True)

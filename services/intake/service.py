@@ -1,12 +1,16 @@
 """Regional intake's nameko service: RPC `intake_<region>` and the HTTP API on port 8100 + n."""
+from functools import cached_property
+
 from nameko.rpc import rpc
 
+from oss_common.auth import OFFICER, OPERATOR, require_agency, require_centre
 from oss_common.calendar import local_date
 from oss_common.consumers import event_handler, first_delivery
 from oss_common.database import Database
 from oss_common.errors import BadRequest
-from oss_common.http import HealthCheck, api, json_body, query_params
+from oss_common.http import HealthCheck, api, json_body, principal, query_params
 from oss_common.metrics import APPLICATIONS_DECIDED, APPLICATIONS_SUBMITTED, SLA_BREACHES, Metrics
+from oss_common.openapi import OpenApiDocs
 from oss_common.outbox import OutboxRelay
 from oss_common.regions import get_region
 from oss_common.schemas import localized
@@ -14,18 +18,22 @@ from services.intake import operations
 from services.intake.dependencies import CatalogueCache, store_service
 from services.intake.domain import DECISIONS
 from services.intake.models import OutboxEvent, ProcessedEvent
+from services.intake.open311 import Open311
+from services.intake.web import IntakeWebPages
 from services.intake.schemas import (
-    ApplicationQuerySchema, ExportQuerySchema, SubmissionSchema, TransitionSchema,
+    ApplicationPageSchema, ApplicationQuerySchema, ApplicationViewSchema, DistrictListSchema, ExportQuerySchema,
+    SubmissionHeadersSchema, SubmissionSchema, TransitionRequestSchema, TransitionSchema,
 )
 
 SUBMISSION = SubmissionSchema()
 TRANSITION = TransitionSchema()
+TRANSITION_REQUEST = TransitionRequestSchema()
 APPLICATION_QUERY = ApplicationQuerySchema()
 EXPORT_QUERY = ExportQuerySchema()
 MAX_IDEMPOTENCY_KEY = 128
 
 
-class IntakeService(HealthCheck):
+class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
     """Runs once per region; the runner names it `intake_<slug>` from the REGION setting."""
 
     name = "intake"
@@ -35,8 +43,9 @@ class IntakeService(HealthCheck):
     catalogue = CatalogueCache()
     metrics = Metrics()
 
-    @property
+    @cached_property
     def region(self):
+        # Once per worker: a submission asks for it several times, and each registry look-up costs.
         return get_region(self.catalogue.region)
 
     def readiness_problems(self):
@@ -87,40 +96,71 @@ class IntakeService(HealthCheck):
 
     # HTTP
 
-    @api("GET", "/api/v1/districts")
+    @api("GET", "/api/v1/districts", summary="The region's districts", response=DistrictListSchema)
     def http_districts(self, request):
         lang = request.args.get("lang")
         return {"region": self.region.slug, "items": self._districts(lang)}
 
-    @api("POST", "/api/v1/applications")
+    @api("POST", "/api/v1/applications", summary="File an application (201; 200 when the Idempotency-Key replays one)",
+         roles=(OPERATOR,), headers=SubmissionHeadersSchema, body=SubmissionSchema, response=ApplicationViewSchema,
+         status=(201, 200), errors=(422,))
     def http_submit(self, request):
+        """An operator files at one of its centres: when the body names none, the region's main
+        centre if it is one of them, else the operator's first."""
         key = request.headers.get("Idempotency-Key")
         if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
             raise BadRequest("Idempotency-Key must be 1 to 128 printable characters",
                              fields={"Idempotency-Key": ["1 to 128 printable characters"]})
-        application, created = self._submit(SUBMISSION.load(json_body(request)), key)
+        caller = principal(request)
+        submission = SUBMISSION.load(json_body(request))
+        if not submission["centre"] and self.region.main_centre not in caller.centres:
+            submission["centre"] = caller.centres[0]
+        centre = submission["centre"] or self.region.main_centre
+        if self.region.centre(centre) is not None:  # an unknown centre is a 422 from the checks below
+            require_centre(caller, centre)
+        application, created = self._submit(submission, key, actor=caller.actor)
         view = operations.application_view(application)
         return (201 if created else 200), {"Location": f"/api/v1/applications/{application.tracking_number}"}, view
 
-    @api("GET", "/api/v1/applications")
+    @api("GET", "/api/v1/applications", summary="Applications, newest first (an operator's centres, an officer's agencies)",
+         roles=(OPERATOR, OFFICER), query=ApplicationQuerySchema, response=ApplicationPageSchema)
     def http_list(self, request):
-        return operations.list_applications(self.db, query_params(request, APPLICATION_QUERY))
+        caller = principal(request)
+        query = query_params(request, APPLICATION_QUERY)
+        if caller.role == OPERATOR:
+            query["centres"] = caller.centres
+        else:
+            query["agencies"] = caller.agencies
+        return operations.list_applications(self.db, query)
 
-    @api("GET", "/api/v1/applications/<string:tracking_number>")
+    @api("GET", "/api/v1/applications/<string:tracking_number>", summary="One application with its history",
+         roles=(OPERATOR, OFFICER), response=ApplicationViewSchema, errors=(404,))
     def http_get(self, request, tracking_number):
-        return operations.application_view(operations.get_application(self.db, tracking_number))
+        application = operations.get_application(self.db, tracking_number)
+        self._check_scope(principal(request), application)
+        return operations.application_view(application)
 
-    @api("POST", "/api/v1/applications/<string:tracking_number>/transitions")
+    @api("POST", "/api/v1/applications/<string:tracking_number>/transitions", summary="Move an application on",
+         roles=(OFFICER,), body=TransitionRequestSchema, response=ApplicationViewSchema, errors=(404, 409, 422))
     def http_transition(self, request, tracking_number):
-        command = TRANSITION.load(json_body(request))
+        caller = principal(request)
+        command = TRANSITION_REQUEST.load(json_body(request))
+        self._check_scope(caller, operations.get_application(self.db, tracking_number))
+        command["actor"] = caller.actor
         return operations.application_view(self._transition(tracking_number, command))
 
     # helpers shared by the RPC and HTTP faces
 
-    def _submit(self, submission, idempotency_key):
+    @staticmethod
+    def _check_scope(caller, application):
+        """Staff see their own centres' or agencies' applications; 403 naming the field otherwise."""
+        require_centre(caller, application.centre)
+        require_agency(caller, application.agency)
+
+    def _submit(self, submission, idempotency_key, actor=None):
         definition = self.catalogue.get(submission["service_code"])
         application, created = operations.submit(
-            self.db, self.record_event, self.region, definition, submission, idempotency_key
+            self.db, self.record_event, self.region, definition, submission, idempotency_key, actor=actor
         )
         if created:
             APPLICATIONS_SUBMITTED.labels(self.region.slug, application.service_code).inc()

@@ -1,5 +1,4 @@
 """How reporting reaches the outside world: other services over RPC, and who may read reports."""
-import hmac
 import logging
 import time
 
@@ -10,7 +9,6 @@ from nameko.rpc import ReplyListener, ServiceProxy
 
 from oss_common.database import Database, session_factory
 from oss_common.regions import deployment_regions
-from services.reporting.exceptions import CredentialsRequired
 
 log = logging.getLogger(__name__)
 
@@ -58,26 +56,6 @@ class RegionalReports(DependencyProvider):
 
         ask.slugs = list(self.regions)
         return ask
-
-
-class ReportReaders(DependencyProvider):
-    """Reports other than open data need `Authorization: Bearer <REPORTS_TOKEN>` when a token is
-    configured; without one (a laptop demo) they are open."""
-
-    def setup(self):
-        self.token = str(self.container.config.get("REPORTS_TOKEN") or "")
-
-    def get_dependency(self, worker_ctx):
-        def check(request):
-            if not self.token:
-                return
-            given = request.headers.get("Authorization", "")
-            scheme, _, credential = given.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(credential.strip().encode(), self.token.encode()):
-                raise CredentialsRequired("reports need a reader's token: Authorization: Bearer <token>",
-                                          fields={"Authorization": ["a valid bearer token is required"]})
-
-        return check
 
 
 class ReadOnlyDatabase(Database):

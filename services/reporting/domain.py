@@ -88,3 +88,41 @@ def ranked(counts, key_name, value_name="applications"):
 
 def _round(value):
     return None if value is None else round(value, 3)
+
+
+def month_of(day):
+    """`2026-03` for any day of March 2026."""
+    return day.strftime("%Y-%m")
+
+
+def months_between(first, last):
+    """Every month from the one holding `first` to the one holding `last`, both included, as `YYYY-MM`."""
+    months = []
+    year, month = first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+MONTHLY_SUMS = ("submitted", "decided", "approved", "rejected", "on_time", "late", "backlog")
+
+
+def merge_monthly(answers, missing, asked):
+    """The national series from the regions' own: each region's months as it sent them, and per
+    month the sums over the regions (compliance recomputed from the sums; a national median cannot
+    be had from regional medians, so only the regions carry one)."""
+    regions, by_month = [], {}
+    for slug in asked:
+        answer = answers.get(slug)
+        if answer is None:
+            continue
+        regions.append({"region": slug, "months": answer})
+        for row in answer:
+            total = by_month.setdefault(row["month"], dict.fromkeys(MONTHLY_SUMS, 0))
+            for key in MONTHLY_SUMS:
+                total[key] += row[key] or 0
+    totals = [{"month": month, **figures, "sla_compliance": compliance(figures["on_time"], figures["late"])}
+              for month, figures in sorted(by_month.items())]
+    return {"partial": bool(missing), "missing": sorted(missing), "regions_asked": list(asked),
+            "regions": regions, "totals": totals}

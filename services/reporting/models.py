@@ -4,9 +4,10 @@ Nothing personal is kept: no applicant name, PINFL or contact ever reaches these
 """
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, DateTime, Float, Index, Integer, String
+from sqlalchemy import Boolean, Date, Float, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from oss_common.database import UtcDateTime
 from oss_common.consumers import ProcessedEventMixin
 
 
@@ -32,12 +33,12 @@ class ApplicationState(Base):
     channel: Mapped[str] = mapped_column(String(8), nullable=False)
     status: Mapped[str] = mapped_column(String(32), nullable=False)
     is_open: Mapped[bool] = mapped_column(Boolean, nullable=False)
-    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     submitted_day: Mapped[date] = mapped_column(Date, nullable=False)
     due_date: Mapped[date] = mapped_column(Date, nullable=False)
-    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     decision: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     decided_day: Mapped[date | None] = mapped_column(Date, nullable=True)
     decided_on_time: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     processing_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -1,12 +1,13 @@
 """Reporting's questions to its read model: the summary, SLA compliance, overdue applications,
 open data and the compact answer a region gives the national aggregator."""
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta, timezone
 
 from sqlalchemy import func, select
 
+from oss_common.calendar import local_date
 from services.reporting.domain import (
-    COUNT_DIMENSIONS, OPEN_STATUSES, compliance, processing_figures, ranked, suppress,
+    COUNT_DIMENSIONS, OPEN_STATUSES, compliance, month_of, months_between, processing_figures, ranked, suppress,
 )
 from services.reporting.models import ApplicationState, DailyCount, DailyDecision
 
@@ -134,12 +135,12 @@ def overdue(session, today, limit=1000, offset=0):
     }
 
 
-def open_data(session, start=None, end=None):
-    """Aggregates anyone may read: every cell under the suppression threshold is withheld."""
+def open_data(session, month, start, end):
+    """Aggregates anyone may read, of one whole month: every cell under the suppression threshold is withheld."""
     counts = submission_counts(session, start, end)
     total = counts["all"].get("", 0)
     published_total = suppress({"": total})[""]
-    report = {"from": iso_date(start), "to": iso_date(end), "suppressed_below": 5,
+    report = {"month": month, "from": iso_date(start), "to": iso_date(end), "suppressed_below": 5,
               "totals": {"applications": published_total}}
     for dimension in ("service", "district", "channel", "status"):
         cells = suppress(counts[dimension]) if published_total is not None else dict.fromkeys(counts[dimension])
@@ -183,3 +184,64 @@ def regional_summary(session, start=None, end=None):
 
 def iso_date(day: date | None):
     return day.isoformat() if day else None
+
+
+def monthly(session, start, end, today):
+    """Month by month over the period (to today at the latest): applications submitted, decisions
+    taken (on time and late, compliance, median processing time) and the open backlog at the
+    month's end (today for the current month). Without `from`, the series starts at the first
+    submission seen."""
+    end = min(end or today, today)
+    if start is None:
+        start = session.scalar(select(func.min(DailyCount.day)).where(DailyCount.dimension == "all")) or end
+    if start > end:
+        return []
+    months = months_between(start, end)
+    rows = {month: {"month": month, **dict.fromkeys(("submitted", "decided", *DECISION_COUNTS), 0)} for month in months}
+    submitted_by_day = session.execute(
+        select(DailyCount.day, DailyCount.applications).where(DailyCount.dimension == "all", DailyCount.day <= end)
+    ).all()
+    for day, count in submitted_by_day:
+        if day >= start:
+            rows[month_of(day)]["submitted"] += count
+    for day, *sums in session.execute(
+        select(DailyDecision.day, *(getattr(DailyDecision, name) for name in DECISION_COUNTS))
+        .where(DailyDecision.dimension == "all", *_period(DailyDecision.day, start, end))
+    ):
+        row = rows[month_of(day)]
+        for name, count in zip(DECISION_COUNTS, sums):
+            row[name] += count
+    seconds = defaultdict(list)
+    for day, value in session.execute(
+        select(ApplicationState.decided_day, ApplicationState.processing_seconds)
+        .where(ApplicationState.decided_day.is_not(None), *_period(ApplicationState.decided_day, start, end))
+    ):
+        seconds[month_of(day)].append(value)
+    closed_by_day = defaultdict(int)
+    for day, count in session.execute(
+        select(ApplicationState.decided_day, func.count()).where(ApplicationState.decided_day.is_not(None),
+                                                                  ApplicationState.decided_day <= end)
+        .group_by(ApplicationState.decided_day)
+    ):
+        closed_by_day[day] += count
+    # Closed without a decision (withdrawn): the newest change is the closing one.
+    for (changed_at,) in session.execute(
+        select(ApplicationState.changed_at).where(ApplicationState.is_open.is_(False), ApplicationState.decided_day.is_(None))
+    ):
+        # SQLite hands timestamps back without their zone; they were stored in UTC.
+        closed_by_day[local_date(changed_at if changed_at.tzinfo else changed_at.replace(tzinfo=timezone.utc))] += 1
+    for month in months:
+        row = rows[month]
+        last_day = min(month_end(month), end)
+        row["decided"] = row["on_time"] + row["late"]
+        row["sla_compliance"] = compliance(row["on_time"], row["late"])
+        row["median_processing_seconds"] = processing_figures(seconds.get(month, []))["median_seconds"]
+        row["backlog"] = (sum(count for day, count in submitted_by_day if day <= last_day)
+                          - sum(count for day, count in closed_by_day.items() if day <= last_day))
+    return [rows[month] for month in months]
+
+
+def month_end(month):
+    year, number = (int(part) for part in month.split("-"))
+    following = date(year + 1, 1, 1) if number == 12 else date(year, number + 1, 1)
+    return following - timedelta(days=1)

@@ -4,22 +4,31 @@ from marshmallow import ValidationError
 from nameko.rpc import rpc
 from werkzeug.wrappers import Response
 
+from oss_common.auth import ANALYST, OFFICER, OPERATOR
 from oss_common.calendar import local_date
 from oss_common.consumers import DeadLetter, event_handler
 from oss_common.events import utc_now
-from oss_common.http import HealthCheck, api, query_params
+from oss_common.http import HealthCheck, HealthSchema, api, query_params
 from oss_common.metrics import REPORTING_REGIONS_MISSING, Metrics
+from oss_common.openapi import OpenApiDocs
 from oss_common.database import Database
 from services.reporting import exports, operations, projections
-from services.reporting.dependencies import ReadOnlyDatabase, RegionalReports, ReportReaders
+from services.reporting.dependencies import ReadOnlyDatabase, RegionalReports
 from services.reporting.domain import merge_regions
 from services.reporting.operations import iso_date
-from services.reporting.schemas import OpenDataQuerySchema, OverdueQuerySchema, PeriodSchema, ReportQuerySchema
+from services.reporting.web import DashboardPages
+from services.reporting.schemas import (
+    NationalSummarySchema, OpenDataQuerySchema, OpenDataReportSchema, OverdueQuerySchema, OverdueReportSchema,
+    PeriodSchema, ReportQuerySchema, SlaReportSchema, SummaryReportSchema,
+)
 
 PERIOD = PeriodSchema()
+DOWNLOADS = ("text/csv", exports.XLSX_MIMETYPE)
 REPORT_QUERY = ReportQuerySchema()
 OVERDUE_QUERY = OverdueQuerySchema()
 OPEN_DATA_QUERY = OpenDataQuerySchema()
+# A region's reports: the ministry's analysts and the region's own staff (a token of another region gets 403).
+REGIONAL_READERS = (ANALYST, OPERATOR, OFFICER)
 
 
 def period(start=None, end=None):
@@ -39,14 +48,13 @@ def formatted(kind, report, fmt, filename):
     return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}.{fmt}"'})
 
 
-class ReportingService(HealthCheck):
+class ReportingService(HealthCheck, OpenApiDocs):
     """Runs once per region; the runner names it `reporting_<slug>` from the REGION setting."""
 
     name = "reporting"
 
     db = Database()
     reader = ReadOnlyDatabase()
-    readers = ReportReaders()
     metrics = Metrics()
 
     # Events
@@ -75,60 +83,65 @@ class ReportingService(HealthCheck):
         return operations.overdue(self.reader, local_date(utc_now()), query["limit"], query["offset"])
 
     @rpc
+    def monthly(self, start=None, end=None):
+        """The region's months for the national dashboard."""
+        return operations.monthly(self.reader, *period(start, end), today=local_date(utc_now()))
+
+    @rpc
     def regional_summary(self, start=None, end=None):
         """The region's part of the national view."""
         return operations.regional_summary(self.reader, *period(start, end))
 
     # HTTP
 
-    @api("GET", "/api/v1/reports/summary")
+    @api("GET", "/api/v1/reports/summary", summary="Applications submitted in the period", query=REPORT_QUERY,
+         response=SummaryReportSchema, content=DOWNLOADS, roles=REGIONAL_READERS)
     def http_summary(self, request):
-        self.readers(request)
         query = query_params(request, REPORT_QUERY)
         report = operations.summary(self.reader, query["start"], query["end"])
         return formatted("summary", report, query["format"], f"{self.name}-summary")
 
-    @api("GET", "/api/v1/reports/sla")
+    @api("GET", "/api/v1/reports/sla", summary="Decisions within the legal deadline and late", query=REPORT_QUERY,
+         response=SlaReportSchema, content=DOWNLOADS, roles=REGIONAL_READERS)
     def http_sla(self, request):
-        self.readers(request)
         query = query_params(request, REPORT_QUERY)
         report = operations.sla(self.reader, query["start"], query["end"])
         return formatted("sla", report, query["format"], f"{self.name}-sla")
 
-    @api("GET", "/api/v1/reports/overdue")
+    @api("GET", "/api/v1/reports/overdue", summary="Open applications past their due date", query=OVERDUE_QUERY,
+         response=OverdueReportSchema, content=DOWNLOADS, roles=REGIONAL_READERS)
     def http_overdue(self, request):
-        self.readers(request)
         query = query_params(request, OVERDUE_QUERY)
         report = operations.overdue(self.reader, local_date(utc_now()), query["limit"], query["offset"])
         return formatted("overdue", report, query["format"], f"{self.name}-overdue")
 
-    @api("GET", "/api/v1/open-data/summary")
+    @api("GET", "/api/v1/open-data/summary", summary="Open data: aggregates with small counts withheld",
+         query=OPEN_DATA_QUERY, response=OpenDataReportSchema, public=True)
     def http_open_data(self, request):
         query = query_params(request, OPEN_DATA_QUERY)
-        return operations.open_data(self.reader, query["start"], query["end"])
+        return operations.open_data(self.reader, query["month"], query["start"], query["end"])
 
 
-class NationalReportingService:
+class NationalReportingService(OpenApiDocs, DashboardPages):
     """The central ministry's view: every configured region's figures, asked for at once."""
 
     name = "reporting"
 
     regions = RegionalReports()
-    readers = ReportReaders()
     metrics = Metrics()
 
     @rpc
     def national_summary(self, start=None, end=None):
         return self._national_summary(*period(start, end))
 
-    @api("GET", "/api/v1/reports/summary")
+    @api("GET", "/api/v1/reports/summary", summary="Every region's figures, asked for at once", query=REPORT_QUERY,
+         response=NationalSummarySchema, content=DOWNLOADS, roles=(ANALYST,))
     def http_summary(self, request):
-        self.readers(request)
         query = query_params(request, REPORT_QUERY)
         report = self._national_summary(query["start"], query["end"])
         return formatted("national", report, query["format"], "reporting-national-summary")
 
-    @api("GET", "/health")
+    @api("GET", "/health", summary="Liveness", response=HealthSchema, public=True)
     def health(self, request):
         return {"status": "ok", "service": self.name}
 

@@ -4,7 +4,6 @@ import base64
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import uuid
@@ -16,18 +15,18 @@ from amqp.exceptions import AccessRefused
 from kombu import Connection, Producer, Queue, binding
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from oss_common.broker import render
+from oss_common.broker import RPC_EXCHANGE, render
 from oss_common.config import PROJECT_ROOT
 from oss_common.deployment import deployed_slugs
 from oss_common.events import EVENTS_EXCHANGE, event_queue
 from oss_common.supervisor import ServiceProcess
-from tests.conftest import BROKER, free_port
+from tests.conftest import BROKER, TEST_AUTH_SECRET, auth, free_port
 from tests.integration.conftest import SEED, valid_submission
 
 DEFINITIONS = PROJECT_ROOT / "deploy" / "rabbitmq" / "definitions.json"
 HOST = BROKER.split("@", 1)[1].rstrip("/")
 
-pytestmark = pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl to import definitions")
+pytestmark = pytest.mark.usefixtures("rabbitmqctl_available")
 
 
 def test_definitions_file_is_generated_from_the_deployment_files():
@@ -90,7 +89,7 @@ def test_each_principal_runs_its_services_and_jizzakh_cannot_reach_namangan(brok
         process = ServiceProcess(service, region=region, http_port=port, log_path=tmp_path / f"{service}_{region}.log",
                                  env={"AMQP_URI": broker[user], "HTTP_PORT": port, "METRICS_PORT": 0,
                                       "DATABASE_URL": f"sqlite:///{tmp_path / f'{service}_{region}.db'}",
-                                      "OSS_VAR_DIR": tmp_path})
+                                      "OSS_VAR_DIR": tmp_path, "AUTH_SECRET": TEST_AUTH_SECRET})
         return process.start()
 
     catalogue = start("catalogue", "catalogue")
@@ -122,8 +121,14 @@ def test_each_principal_runs_its_services_and_jizzakh_cannot_reach_namangan(brok
             spy = Queue("intake_jizzakh.spy", bindings=[binding(EVENTS_EXCHANGE, routing_key="namangan.application.*")],
                         durable=False, auto_delete=True)
             refused(lambda: spy(jizzakh.channel()).declare())
-            # Nor may it publish an event in Namangan's name.
+            # Nor may it publish an event in Namangan's name, nor call Namangan's intake.
             refused(lambda: _publish_confirmed(jizzakh, "namangan.application.submitted"))
+            refused(lambda: _publish_confirmed(jizzakh, "intake_namangan.transition", exchange=RPC_EXCHANGE))
+        # The ministry asks the catalogue and the regions' reporting; it cannot work a region's applications.
+        with Connection(broker["ministry"]) as ministry:
+            _publish_confirmed(ministry, "reporting_jizzakh.regional_summary", exchange=RPC_EXCHANGE)
+            refused(lambda: _publish_confirmed(ministry, "intake_jizzakh.transition", exchange=RPC_EXCHANGE))
+            refused(lambda: _publish_confirmed(ministry, "jizzakh.application.submitted"))
     finally:
         intake.stop()
         catalogue.stop()
@@ -134,7 +139,7 @@ def _submit(url, body, timeout=30.0):
 
     deadline = time.monotonic() + timeout
     while True:
-        response = requests.post(f"{url}/api/v1/applications", json=body, timeout=30)
+        response = requests.post(f"{url}/api/v1/applications", json=body, timeout=30, headers=auth("operator", "jizzakh"))
         if response.status_code != 422 or time.monotonic() > deadline:
             return response
         time.sleep(0.3)
@@ -153,8 +158,8 @@ def _get(connection, queue_name, timeout):
     return None
 
 
-def _publish_confirmed(connection, routing_key):
+def _publish_confirmed(connection, routing_key, exchange=EVENTS_EXCHANGE):
     channel = connection.channel()
     channel.confirm_select()
-    Producer(channel).publish({"forged": True}, exchange=EVENTS_EXCHANGE, routing_key=routing_key, retry=False)
+    Producer(channel).publish({"forged": True}, exchange=exchange, routing_key=routing_key, retry=False)
     connection.drain_events(timeout=5)

@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from oss_common import metrics
-from oss_common.cli import SERVICES
 from oss_common.config import PROJECT_ROOT
 from oss_common.deployment import deployed_slugs
 from oss_common.regions import get_region

@@ -1,5 +1,4 @@
 """Nothing is lost: `kill -9` of intake and a broker restart in the middle of a load."""
-import shutil
 import subprocess
 import time
 import uuid
@@ -12,7 +11,8 @@ from sqlalchemy import create_engine, text
 
 from oss_common.events import EVENTS_EXCHANGE
 from tests.conftest import free_port
-from tests.integration.conftest import valid_submission
+from tests.integration.conftest import auth, valid_submission
+from tests.integration.personal_data import assert_no_personal_data, personal_values, unique_applicant
 
 CLIENTS = 8
 PER_CLIENT = 250  # 2,000 submissions in all
@@ -46,15 +46,22 @@ def drain(amqp_uri, queue, expected, timeout=90):
     return events, deliveries
 
 
-def load(url_of, keys, acknowledged):
-    """Clients that retry with the same Idempotency-Key until they get an answer, as a desk would."""
+def submissions(keys):
+    """A submission per key, each by an applicant of their own (so a leak of one is found)."""
+    return {key: valid_submission("jizzakh", applicant=unique_applicant()) for key in keys}
+
+
+def load(url_of, bodies, acknowledged):
+    """Clients that retry with the same Idempotency-Key and body until they get an answer, as a desk would."""
+    keys = list(bodies)
+
     def client(batch):
         with requests.Session() as http:
             for key in batch:
                 while True:
                     try:
-                        response = http.post(url_of(), json=valid_submission("jizzakh"),
-                                             headers={"Idempotency-Key": key}, timeout=10)
+                        response = http.post(url_of(), json=bodies[key],
+                                             headers={"Idempotency-Key": key, **auth("operator", "jizzakh")}, timeout=10)
                     except requests.RequestException:
                         eventlet.sleep(0.2)
                         continue
@@ -94,8 +101,9 @@ def test_kill_9_in_the_middle_of_2000_submissions_loses_and_doubles_nothing(faul
     queue = durable_listener(fault_stack.amqp_uri, "jizzakh.application.submitted")
     intake = fault_stack.start("intake", region="jizzakh", database_url=database_url, HTTP_PORT=port)
     keys = [str(uuid.uuid4()) for _ in range(CLIENTS * PER_CLIENT)]
+    bodies = submissions(keys)
     acknowledged = {}
-    pool = load(lambda: f"http://127.0.0.1:{port}/api/v1/applications", keys, acknowledged)
+    pool = load(lambda: f"http://127.0.0.1:{port}/api/v1/applications", bodies, acknowledged)
     while len(acknowledged) < len(keys) // 3:
         eventlet.sleep(0.05)
     intake.kill()  # SIGKILL: no clean shutdown, workers and relay die mid-flight
@@ -104,17 +112,20 @@ def test_kill_9_in_the_middle_of_2000_submissions_loses_and_doubles_nothing(faul
     pool.waitall()
     events, _ = drain(fault_stack.amqp_uri, queue, expected=len(keys))
     assert_exactly_once(stored(database_url), keys, acknowledged, events)
+    assert_no_personal_data(fault_stack.processes, [value for body in bodies.values()
+                                                    for value in personal_values(body["applicant"])])
 
 
 @pytest.mark.broker_restart
-@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl to restart the broker")
+@pytest.mark.usefixtures("rabbitmqctl_available")
 def test_broker_restart_in_the_middle_of_a_load_loses_and_doubles_nothing(fault_stack):
     database_url = fault_stack.databases.new("intake-jizzakh")
     queue = durable_listener(fault_stack.amqp_uri, "jizzakh.application.submitted")
     intake = fault_stack.start("intake", region="jizzakh", database_url=database_url)
     keys = [str(uuid.uuid4()) for _ in range(CLIENTS * 100)]
+    bodies = submissions(keys)
     acknowledged = {}
-    pool = load(lambda: f"{intake.url}/api/v1/applications", keys, acknowledged)
+    pool = load(lambda: f"{intake.url}/api/v1/applications", bodies, acknowledged)
     while len(acknowledged) < len(keys) // 3:
         eventlet.sleep(0.05)
     subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=120)
@@ -128,3 +139,5 @@ def test_broker_restart_in_the_middle_of_a_load_loses_and_doubles_nothing(fault_
     # the service reconnected by itself: its RPC answers again
     with fault_stack.rpc() as cluster:
         assert cluster.intake_jizzakh.get_application(acknowledged[keys[0]])["tracking_number"] == acknowledged[keys[0]]
+    assert_no_personal_data(fault_stack.processes, [value for body in bodies.values()
+                                                    for value in personal_values(body["applicant"])])

@@ -10,7 +10,8 @@ from sqlalchemy.engine import make_url
 
 from oss_common.events import EVENTS_EXCHANGE, make_event
 from tests.faults.conftest import TcpProxy
-from tests.integration.conftest import valid_submission
+from tests.integration.conftest import auth, valid_submission
+from tests.integration.personal_data import assert_no_personal_data, personal_values, unique_applicant
 
 
 def test_poison_event_is_retried_then_dead_lettered_and_the_queue_keeps_flowing(fault_stack):
@@ -73,27 +74,33 @@ def test_database_outage_answers_503_then_heals_without_restart(fault_stack, dat
         recovery = lambda: holder.pop("connection").rollback()  # noqa: E731
         request_cleanup = lambda: None  # noqa: E731
     url = f"{intake.url}/api/v1/applications"
-    assert requests.post(url, json=valid_submission("fergana"), timeout=30).status_code == 201
-    before = requests.get(url, params={"page_size": 1}, timeout=30).json()["total"]
+    applicants = []
+
+    def submission():
+        applicants.append(unique_applicant())
+        return valid_submission("fergana", applicant=applicants[-1])
+
+    operator = auth("operator", "fergana")
+    assert requests.post(url, json=submission(), timeout=30, headers=operator).status_code == 201
+    before = requests.get(url, params={"page_size": 1}, timeout=30, headers=operator).json()["total"]
     outage()
     try:
-        refused = requests.post(url, json=valid_submission("fergana"), timeout=60)
+        refused = requests.post(url, json=submission(), timeout=60, headers=operator)
         assert refused.status_code == 503, refused.text
         body = refused.json()
         assert body["error"] == "unavailable" and "database" in body["message"]
-        assert requests.get(url, timeout=60).status_code == 503
+        assert requests.get(url, timeout=60, headers=operator).status_code == 503
     finally:
         recovery()
     deadline = time.monotonic() + 30
     response = None
     while time.monotonic() < deadline:
-        response = requests.post(url, json=valid_submission("fergana"), timeout=30)
+        response = requests.post(url, json=submission(), timeout=30, headers=operator)
         if response.status_code == 201:
             break
         time.sleep(0.5)
     assert response.status_code == 201, response.text
-    assert requests.get(url, params={"page_size": 1}, timeout=30).json()["total"] == before + 1
+    assert requests.get(url, params={"page_size": 1}, timeout=30, headers=operator).json()["total"] == before + 1
     request_cleanup()
-
-
-
+    assert_no_personal_data(fault_stack.processes, [value for applicant in applicants
+                                                    for value in personal_values(applicant)])

@@ -14,7 +14,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from oss_common.config import PROJECT_ROOT
 from oss_common.events import EVENTS_EXCHANGE
 from oss_common.supervisor import ServiceProcess
-from tests.conftest import free_port, fresh_vhost
+from tests.conftest import TEST_AUTH_SECRET, auth, free_port, fresh_vhost  # noqa: F401 - auth for the tests
 
 SEED = Path(os.environ.get("OSS_SEED_FILE") or PROJECT_ROOT / "services" / "catalogue" / "seed" / "services.yml")
 REGIONS = ("jizzakh", "namangan", "fergana")
@@ -40,6 +40,7 @@ class Stack:
             "CATALOGUE_CACHE_TTL": "0.2",
             "RETRY_BASE_SECONDS": "0.05",
             "LOG_LEVEL": "INFO",
+            "AUTH_SECRET": TEST_AUTH_SECRET,
         }
         env.update({key: str(value) for key, value in extra.items()})
         return env

@@ -4,7 +4,10 @@ import json
 import pytest
 import requests
 
-from tests.integration.conftest import valid_submission
+from tests.integration.conftest import auth, valid_submission
+
+OPERATOR = auth("operator", "namangan")
+OFFICER = auth("officer", "namangan")
 
 REGION = "namangan"
 
@@ -29,7 +32,6 @@ def with_value(body, value, *path):
 
 def cases():
     good = valid_submission(REGION)
-    jizzakh_only = valid_submission(REGION)
     return [
         # (id, body or raw bytes, headers, expected status, field named)
         ("missing service_code", without(good, "service_code"), {}, 400, "service_code"),
@@ -53,7 +55,7 @@ def cases():
         ("unknown applicant field", with_value(good, "x", "applicant", "nickname"), {}, 400, "applicant.nickname"),
         ("unknown service", with_value(good, "teleportation-permit", "service_code"), {}, 422, "service_code"),
         ("draft service", with_value(good, "__draft__", "service_code"), {}, 422, "service_code"),
-        ("not offered in this region", with_value(jizzakh_only, "__pilot__", "service_code"), {}, 422, "service_code"),
+        ("not offered in this region", with_value(good, "__pilot__", "service_code"), {}, 422, "service_code"),
         ("district of another region", with_value(good, "1708401", "district"), {}, 422, "district"),
         ("unknown centre", with_value(good, "nowhere-centre", "centre"), {}, 422, "centre"),
         ("missing required document", with_value(good, [], "documents"), {}, 422, "documents"),
@@ -86,27 +88,34 @@ def special_services(stack):
     return {"__draft__": draft, "__pilot__": pilot}
 
 
+# What the field's message says where the field alone does not tell the rules apart.
+MESSAGES = {"unknown service": "unknown service", "draft service": "service is draft",
+            "not offered in this region": f"not offered in {REGION}"}
+
+
 def test_at_least_25_cases():
     assert len(cases()) >= 25
 
 
 @pytest.mark.parametrize("case", cases(), ids=[case[0] for case in cases()])
 def test_malformed_submission_is_refused_naming_the_field(stack, special_services, case):
-    _name, body, headers, status, field = case
+    name, body, headers, status, field = case
     url = f"{stack.urls[REGION]}/api/v1/applications"
-    before = requests.get(url, params={"page_size": 1}, timeout=10).json()["total"]
+    before = requests.get(url, params={"page_size": 1}, timeout=10, headers=OPERATOR).json()["total"]
     with stack.rpc() as cluster:
         events_before = _event_count(cluster)
     if isinstance(body, bytes):
-        response = requests.post(url, data=body, headers=headers, timeout=30)
+        response = requests.post(url, data=body, headers={**OPERATOR, **headers}, timeout=30)
     else:
-        response = requests.post(url, json=_resolve(body, special_services), headers=headers, timeout=30)
+        response = requests.post(url, json=_resolve(body, special_services), headers={**OPERATOR, **headers}, timeout=30)
     assert response.status_code == status, response.text
     error = response.json()
     assert set(error) == {"error", "message", "fields"}
     assert field in error["fields"], error
+    if name in MESSAGES:
+        assert error["fields"][field] == [MESSAGES[name]], error
     assert "31234567890123" not in response.text
-    assert requests.get(url, params={"page_size": 1}, timeout=10).json()["total"] == before
+    assert requests.get(url, params={"page_size": 1}, timeout=10, headers=OPERATOR).json()["total"] == before
     with stack.rpc() as cluster:
         assert _event_count(cluster) == events_before
 
@@ -122,25 +131,43 @@ def _event_count(cluster):
 
 
 @pytest.mark.parametrize("body,status,field", [
-    ({"to": "approved", "actor": "officer"}, 409, "to"),
-    ({"to": "teleported", "actor": "officer"}, 400, "to"),
-    ({"to": "returned_for_correction", "actor": "officer"}, 422, "reason"),
-    ({"to": "accepted"}, 400, "actor"),
-    ({"to": "accepted", "actor": "officer", "extra": 1}, 400, "extra"),
+    ({"to": "approved"}, 409, "to"),
+    ({"to": "teleported"}, 400, "to"),
+    ({"to": "returned_for_correction"}, 422, "reason"),
+    ({}, 400, "to"),
+    # The actor is the token's holder; a body cannot name another one.
+    ({"to": "accepted", "actor": "officer:someone-else"}, 400, "actor"),
+    ({"to": "accepted", "extra": 1}, 400, "extra"),
 ])
 def test_malformed_transition_is_refused(stack, body, status, field):
-    created = requests.post(f"{stack.urls[REGION]}/api/v1/applications", json=valid_submission(REGION), timeout=30).json()
+    created = requests.post(f"{stack.urls[REGION]}/api/v1/applications", json=valid_submission(REGION), timeout=30,
+                            headers=OPERATOR).json()
     url = f"{stack.urls[REGION]}/api/v1/applications/{created['tracking_number']}"
-    response = requests.post(f"{url}/transitions", json=body, timeout=30)
+    response = requests.post(f"{url}/transitions", json=body, timeout=30, headers=OFFICER)
     assert response.status_code == status, response.text
     assert field in response.json()["fields"]
-    detail = requests.get(url, timeout=10).json()
+    detail = requests.get(url, timeout=10, headers=OFFICER).json()
     assert detail["status"] == "submitted" and len(detail["history"]) == 1
 
 
 def test_unknown_application_is_404(stack):
-    response = requests.get(f"{stack.urls[REGION]}/api/v1/applications/NG-2026-999999", timeout=10)
+    response = requests.get(f"{stack.urls[REGION]}/api/v1/applications/NG-2026-999999", timeout=10, headers=OFFICER)
     assert response.status_code == 404 and response.json()["fields"] == {"tracking_number": ["unknown"]}
     response = requests.post(f"{stack.urls[REGION]}/api/v1/applications/NG-2026-999999/transitions",
-                             json={"to": "accepted", "actor": "officer"}, timeout=10)
+                             json={"to": "accepted"}, timeout=10, headers=OFFICER)
     assert response.status_code == 404
+
+
+def test_unknown_paths_and_methods_answer_in_the_error_format(stack):
+    missing = requests.get(f"{stack.urls[REGION]}/api/v1/no-such-thing", headers=OPERATOR, timeout=10)
+    assert missing.status_code == 404 and missing.headers["Content-Type"] == "application/json"
+    assert missing.json()["error"] == "not_found" and missing.json()["fields"] == {"url": ["unknown path"]}
+    # An empty tracking number: a path no route takes.
+    empty = requests.post(f"{stack.urls[REGION]}/api/v1/applications//transitions", json={"to": "accepted"},
+                          headers=OFFICER, timeout=10)
+    assert empty.status_code in (404, 405) and set(empty.json()) == {"error", "message", "fields"}
+    wrong = requests.delete(f"{stack.urls[REGION]}/api/v1/applications", headers=OPERATOR, timeout=10)
+    assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
+    assert {"GET", "POST"} <= {method.strip() for method in wrong.headers["Allow"].split(",")}
+    catalogue = requests.patch(f"{stack.urls['catalogue']}/api/v1/services", timeout=10)
+    assert catalogue.status_code == 405 and catalogue.json()["fields"] == {"method": ["not allowed"]}

@@ -6,8 +6,10 @@ import yaml
 
 from oss_common.config import PROJECT_ROOT
 from oss_common.supervisor import ServiceProcess
-from tests.conftest import free_port
-from tests.integration.conftest import event_listener, valid_submission
+from tests.conftest import TEST_AUTH_SECRET, free_port
+from tests.integration.conftest import auth, event_listener, valid_submission
+
+OPERATOR = auth("operator", "samarkand", centres=["samarkand-city"])
 
 # Samarkand (UZ-SA, n = 9, prefix SA) is in the registry without districts: its deployment
 # file brings them, as a regional IT team would.
@@ -43,14 +45,16 @@ def test_samarkand_runs_from_its_deployment_file_alone(stack, tmp_path):
     document = samarkand_file(stack.amqp_uri, stack.databases.new("intake-samarkand"), http_port, metrics_port)
     (regions_dir / "samarkand.yml").write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
 
-    # Only where the deployment files are and where scratch files go: no AMQP_URI, DATABASE_URL or ports.
-    intake = ServiceProcess("intake", region="samarkand", env={"OSS_REGIONS_DIR": regions_dir, "OSS_VAR_DIR": tmp_path},
+    # Only where the deployment files are, where scratch files go and the deployment's token key:
+    # no AMQP_URI, DATABASE_URL or ports.
+    intake = ServiceProcess("intake", region="samarkand", env={"OSS_REGIONS_DIR": regions_dir, "OSS_VAR_DIR": tmp_path,
+                                                               "AUTH_SECRET": TEST_AUTH_SECRET},
                             http_port=http_port, log_path=tmp_path / "intake_samarkand.log")
     for key in ("AMQP_URI", "DATABASE_URL", "HTTP_PORT", "METRICS_PORT"):
         intake.env.pop(key, None)
     try:
         intake.start().wait_healthy()
-        districts = requests.get(f"{intake.url}/api/v1/districts?lang=en", timeout=10).json()
+        districts = requests.get(f"{intake.url}/api/v1/districts?lang=en", timeout=10, headers=OPERATOR).json()
         assert districts["region"] == "samarkand"
         assert [item["name"] for item in districts["items"]] == ["Samarkand city", "Kattakurgan city"]
 
@@ -75,7 +79,7 @@ def _submit_when_catalogue_arrived(url, body, timeout=30.0):
 
     deadline = time.monotonic() + timeout
     while True:
-        response = requests.post(f"{url}/api/v1/applications", json=body, timeout=30)
+        response = requests.post(f"{url}/api/v1/applications", json=body, timeout=30, headers=OPERATOR)
         if response.status_code != 422 or time.monotonic() > deadline:
             return response
         time.sleep(0.3)

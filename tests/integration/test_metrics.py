@@ -1,15 +1,18 @@
 """Each service process serves /metrics on its port; the page passes `promtool check metrics` and
 carries RED, outbox, consumer and business metrics labelled without personal data."""
 import os
+import re
 import shutil
 import subprocess
+import time
+import uuid
 
 import pytest
 import requests
 
 from oss_common.status import event_queue_names, process_status
 from services.intake.service import IntakeService
-from tests.integration.conftest import valid_submission
+from tests.integration.conftest import auth, valid_submission
 
 
 def scrape(process):
@@ -18,14 +21,36 @@ def scrape(process):
     return response.text
 
 
+def sample(page, name, **labels):
+    """The value of the first sample of `name` carrying these labels, or None."""
+    for line in page.splitlines():
+        match = re.match(rf"{name}\{{([^}}]*)\}} (\S+)$", line)
+        if match and all(f'{key}="{value}"' in match.group(1).split(",") for key, value in labels.items()):
+            return float(match.group(2))
+    return None
+
+
 def test_intake_metrics_page_is_valid_and_complete(stack):
+    # A catalogue change of its own, so that intake's event consumer has measured its lag at least once.
+    with stack.rpc() as cluster:
+        base = cluster.catalogue.get_service(valid_submission("jizzakh")["service_code"])
+        code = f"metrics-{uuid.uuid4().hex[:6]}"
+        definition = {key: base[key] for key in ("names", "descriptions", "group", "keywords", "required_documents",
+                                                 "attributes", "fee", "deadline_working_days")}
+        cluster.catalogue.upsert_service(dict(definition, code=code, agency=base["agency"]["code"], regions=["jizzakh"]))
+    deadline = time.monotonic() + 30
+    while not (lag := sample(scrape(stack.intakes["jizzakh"]), "oss_event_consumer_lag_seconds_count",
+                             service="intake_jizzakh")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert lag and lag >= 1, "intake_jizzakh never observed an event's lag"
     body = valid_submission("jizzakh")
-    created = requests.post(f"{stack.urls['jizzakh']}/api/v1/applications", json=body, timeout=30).json()
+    created = requests.post(f"{stack.urls['jizzakh']}/api/v1/applications", json=body, timeout=30,
+                            headers=auth("operator", "jizzakh")).json()
     number = created["tracking_number"]
     url = f"{stack.urls['jizzakh']}/api/v1/applications/{number}/transitions"
     for status in ("accepted", "in_review", "approved"):
-        assert requests.post(url, json={"to": status, "actor": "officer:test"}, timeout=30).status_code == 200
-    requests.get(f"{stack.urls['jizzakh']}/api/v1/applications/NO-SUCH", timeout=10)
+        assert requests.post(url, json={"to": status}, timeout=30, headers=auth("officer", "jizzakh")).status_code == 200
+    requests.get(f"{stack.urls['jizzakh']}/api/v1/applications/NO-SUCH", timeout=10, headers=auth("officer", "jizzakh"))
     page = scrape(stack.intakes["jizzakh"])
     for expected in ('oss_entrypoint_calls_total{entrypoint="http_submit",region="jizzakh",service="intake_jizzakh"}',
                      'oss_entrypoint_errors_total{entrypoint="http_get",exception="ApplicationNotFound"',
@@ -36,6 +61,7 @@ def test_intake_metrics_page_is_valid_and_complete(stack):
                      f'oss_applications_decided_total{{decision="approved",region="jizzakh",service_code="{body["service_code"]}"}}',
                      'oss_catalogue_cache_age_seconds{region="jizzakh",service="intake_jizzakh"}',
                      '# TYPE oss_event_consumer_lag_seconds histogram',
+                     'oss_event_consumer_lag_seconds_bucket{',
                      'oss_event_queue_messages{queue="intake_jizzakh.catalogue"',
                      'oss_dead_letter_queue_messages{queue="intake_jizzakh.catalogue.dead"'):
         assert expected in page, expected

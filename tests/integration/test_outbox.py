@@ -1,5 +1,4 @@
 """The outbox: an event committed while the broker is down is delivered once it is back."""
-import shutil
 import subprocess
 import time
 
@@ -8,9 +7,9 @@ import requests
 from kombu import Connection, Queue, binding
 
 from oss_common.events import EVENTS_EXCHANGE
-from tests.integration.conftest import valid_submission
+from tests.integration.conftest import auth, valid_submission
 
-pytestmark = pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl to stop the broker")
+pytestmark = pytest.mark.usefixtures("rabbitmqctl_available")
 
 
 def rabbitmqctl(*args):
@@ -38,7 +37,8 @@ def test_event_committed_while_broker_is_down_arrives_exactly_once(stack):
         queue(connection.channel()).declare()
     rabbitmqctl("stop_app")
     try:
-        response = requests.post(f"{stack.urls['fergana']}/api/v1/applications", json=valid_submission("fergana"), timeout=30)
+        response = requests.post(f"{stack.urls['fergana']}/api/v1/applications", json=valid_submission("fergana"), timeout=30,
+                                 headers=auth("operator", "fergana"))
         assert response.status_code == 201, "intake must accept applications while the broker is down"
         number = response.json()["tracking_number"]
         time.sleep(2)  # the relay tries, fails and backs off

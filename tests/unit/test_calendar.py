@@ -10,10 +10,20 @@ def test_navruz_and_the_weekend_are_skipped():
     assert not is_working_day(date(2026, 3, 20))
     assert not is_working_day(date(2026, 3, 22))
     assert is_working_day(date(2026, 3, 19))
-    # Thu 19 March + 1 working day skips Fri (Eid), Sat (Navruz), Sun, and Navruz's observed Monday if any.
-    next_day = add_working_days(date(2026, 3, 19), 1)
-    assert next_day > date(2026, 3, 22)
-    assert all(not is_working_day(date(2026, 3, d)) for d in range(20, next_day.day))
+    # Thu 19 March + 1 working day skips Fri (Eid), Sat (Navruz), Sun and Navruz's observed Monday.
+    assert not is_working_day(date(2026, 3, 23))
+    assert add_working_days(date(2026, 3, 19), 1) == date(2026, 3, 24)
+
+
+def test_a_saturday_made_a_working_day_counts():
+    # 2026: the day off of Sat 12 December moved to Thu 31 December, so that Saturday is worked.
+    assert is_working_day(date(2026, 12, 12)) and not is_working_day(date(2026, 12, 31))
+    assert not is_working_day(date(2026, 12, 5))
+    # Fri 11 Dec + 1 = Sat 12 Dec; Fri 4 Dec + 2 skips the weekend and Constitution Day (Tue 8 Dec).
+    assert add_working_days(date(2026, 12, 11), 1) == date(2026, 12, 12)
+    assert add_working_days(date(2026, 12, 4), 2) == date(2026, 12, 9)
+    # Wed 30 Dec + 1: the 31st is off and 1-2 January are holidays, 3 January a Sunday.
+    assert add_working_days(date(2026, 12, 30), 1) == date(2027, 1, 4)
 
 
 def test_plain_week_without_holidays():

@@ -1,8 +1,10 @@
 """Reporting's plain rules: percentiles, SLA compliance, small-cell suppression, the national sum."""
 import random
 import statistics
+from datetime import date, datetime, timezone
 
 import pytest
+from marshmallow import ValidationError
 
 from services.reporting.domain import compliance, merge_regions, percentile, processing_figures, suppress
 
@@ -79,3 +81,22 @@ def test_national_totals_are_the_sum_of_the_regions_and_missing_ones_are_named()
 def test_complete_answer_is_not_partial():
     merged = merge_regions({"jizzakh": _answer(3, 1, 0, [])}, [], ["jizzakh"])
     assert merged["partial"] is False and merged["missing"] == []
+
+
+def test_open_data_answers_whole_months_that_have_ended(monkeypatch):
+    from services.reporting import schemas
+
+    # 20:00 UTC on 31 December is already 1 January in Tashkent: December has ended.
+    monkeypatch.setattr(schemas, "utc_now", lambda: datetime(2026, 12, 31, 20, 0, tzinfo=timezone.utc))
+    query = schemas.OpenDataQuerySchema()
+    assert query.load({}) == {"month": "2026-12", "start": date(2026, 12, 1), "end": date(2026, 12, 31)}
+    assert query.load({"month": "2024-02"}) == {"month": "2024-02", "start": date(2024, 2, 1), "end": date(2024, 2, 29)}
+    for month, message in (("2027-01", "has ended"), ("2027-05", "has ended"), ("2026-13", "YYYY-MM"),
+                           ("2026-1", "YYYY-MM"), ("1969-12", "1970")):
+        with pytest.raises(ValidationError) as refused:
+            query.load({"month": month})
+        assert message in refused.value.messages["month"][0]
+    for period in ({"from": "2026-01-01"}, {"to": "2026-01-31"}):  # no free periods to difference
+        with pytest.raises(ValidationError) as refused:
+            query.load(period)
+        assert set(refused.value.messages) == set(period)

@@ -131,10 +131,17 @@ def test_open_data_hides_small_cells(Session):
     events = []
     for number in range(12):
         events += history(f"JI-2026-1{number:05d}", "submitted", service="big" if number < 9 else "small")
+    april = datetime(2026, 4, 1, 5, 0, tzinfo=timezone.utc)
+    for number in range(7):  # another month: not in March's figures
+        events += history(f"JI-2026-2{number:05d}", "submitted", service="small", submitted_at=april)
     apply_all(Session, events)
     with Session() as session:
-        report = operations.open_data(session)
+        report = operations.open_data(session, "2026-03", date(2026, 3, 1), date(2026, 3, 31))
+        april_report = operations.open_data(session, "2026-04", date(2026, 4, 1), date(2026, 4, 30))
+    assert (report["month"], report["from"], report["to"]) == ("2026-03", "2026-03-01", "2026-03-31")
     assert report["totals"] == {"applications": 12}
+    assert april_report["totals"] == {"applications": 7}
+    assert april_report["by_service"] == [{"service_code": "small", "applications": 7, "suppressed": False}]
     by_service = {row["service_code"]: row for row in report["by_service"]}
     assert by_service["small"]["applications"] is None and by_service["small"]["suppressed"]
     assert by_service["big"]["applications"] is None  # else 12 - 9 would give `small` away

@@ -1,5 +1,7 @@
 """Service classes as single workers (nameko's worker_factory), on an in-memory SQLite session:
 entrypoint logic without a broker."""
+from datetime import datetime
+
 import pytest
 from marshmallow import ValidationError
 from nameko.testing.services import worker_factory
@@ -11,6 +13,7 @@ from services.catalogue.models import Base as CatalogueBase, OutboxEvent as Cata
 from services.catalogue.service import CatalogueService
 from services.intake.exceptions import ApplicationInvalid, ServiceNotAvailable, TransitionRejected
 from services.intake.models import Application, Base as IntakeBase, OutboxEvent as IntakeOutbox
+from services.intake import operations
 from services.intake.service import IntakeService
 
 
@@ -117,3 +120,19 @@ def test_catalogue_upsert_bumps_version_only_on_change():
     assert catalogue.retire_service("photocopying")["state"] == "retired"
     types = [event.event_type for event in session.scalars(select(CatalogueOutbox))]
     assert types == ["catalogue.service_published", "catalogue.service_published", "catalogue.service_retired"]
+
+
+@pytest.mark.parametrize("submitted_at,due_date", [
+    # Thu 19 March 2026 + 2 working days: Eid (Fri), Navruz (Sat), Sunday and Navruz observed (Mon) skipped.
+    ("2026-03-19T06:00:00+00:00", "2026-03-25"),
+    # Fri 4 December + 2: the weekend and Constitution Day (Tue 8 December) skipped.
+    ("2026-12-04T06:00:00+00:00", "2026-12-09"),
+    # 21:00 UTC on Thu 3 December is already Friday the 4th in Tashkent.
+    ("2026-12-03T21:00:00+00:00", "2026-12-09"),
+    # Fri 11 December + 2: Saturday the 12th is a working day that year (its day off moved to the 31st).
+    ("2026-12-11T06:00:00+00:00", "2026-12-14"),
+])
+def test_the_due_date_counts_uzbekistans_working_days(intake, submitted_at, due_date):
+    application, created = operations.submit(intake.db, intake.record_event, intake.region, DEFINITION, submission(),
+                                             now=datetime.fromisoformat(submitted_at))
+    assert created and operations.application_view(application)["due_date"] == due_date

@@ -1,0 +1,84 @@
+"""Notifications' nameko service: `notifications_<region>` (HTTP on 8200 + n), or one national
+`notifications` (8200) when its binding (NOTIFICATION_BINDINGS=*.application.*) says so."""
+from marshmallow import ValidationError
+from nameko.rpc import rpc
+
+from oss_common.auth import OFFICER, OPERATOR, Forbidden
+from oss_common.consumers import DeadLetter, EventDeliveryCount, event_handler
+from oss_common.database import Database
+from oss_common.http import HealthCheck, api, principal, query_params
+from oss_common.metrics import Metrics
+from oss_common.openapi import OpenApiDocs
+from oss_common.outbox import OutboxRelay
+from oss_common.regions import get_region
+from services.notifications import operations
+from services.notifications.dependencies import Channels, DeliveryMetrics, Policy, Templates
+from services.notifications.entrypoints import configured_timer
+from services.notifications.exceptions import DeliveryDeferred, DeliveryFailed
+from services.notifications.models import OutboxEvent
+from services.notifications.schemas import DeliveryListSchema, DeliveryQuerySchema
+
+DELIVERY_QUERY = DeliveryQuerySchema()
+DEFAULT_DEADLINE_CHECK_SECONDS = 300
+
+
+class NotificationService(HealthCheck, OpenApiDocs):
+    """Runs once per region (the runner names it `notifications_<slug>`), or once nationally."""
+
+    name = "notifications"
+
+    db = Database()
+    record_event = OutboxRelay(OutboxEvent)
+    channels = Channels()
+    templates = Templates()
+    policy = Policy()
+    deliveries = DeliveryMetrics()
+    metrics = Metrics()
+    delivery = EventDeliveryCount()
+
+    # Events
+
+    @event_handler("{region}.application.*", queue_suffix="applications", bindings_config_key="NOTIFICATION_BINDINGS",
+                   expected_exceptions=(DeadLetter, DeliveryDeferred))
+    def on_application_event(self, event):
+        try:
+            operations.notify_citizen(self.db, self.record_event, self.channels, self.templates, self.policy,
+                                      self.deliveries, event)
+        except ValidationError as exc:
+            raise DeadLetter(f"application event body invalid: {', '.join(sorted(exc.messages))}") from None
+        except DeliveryFailed as exc:
+            raise DeadLetter(f"delivery failed: {exc}") from None
+        except DeliveryDeferred as exc:
+            # The broker would dead-letter the event now: the citizen's delivery must not stay pending for ever.
+            # An attempt under way settles the delivery itself (unclaimed_only).
+            reason = f"{exc}; its event gave up after {self.delivery.number} deliveries"
+            if self.delivery.last and exc.delivery is not None and operations.fail(
+                    self.db, self.record_event, self.policy, self.deliveries, exc.delivery, reason, unclaimed_only=True):
+                raise DeadLetter(f"delivery failed: {reason}") from None
+            raise
+
+    # Timer
+
+    @configured_timer("DEADLINE_CHECK_SECONDS", DEFAULT_DEADLINE_CHECK_SECONDS)
+    def watch_deadlines(self):
+        operations.watch_deadlines(self.db, self.record_event, self.channels, self.templates, self.policy, self.deliveries)
+
+    # RPC
+
+    @rpc
+    def list_deliveries(self, tracking_number):
+        query = DELIVERY_QUERY.load({"tracking": tracking_number})
+        return operations.deliveries_of(self.db, query["tracking"])
+
+    # HTTP
+
+    @api("GET", "/api/v1/deliveries", summary="Deliveries of one application's notifications", query=DeliveryQuerySchema,
+         response=DeliveryListSchema, roles=(OPERATOR, OFFICER))
+    def http_deliveries(self, request):
+        query = query_params(request, DELIVERY_QUERY)
+        # A national instance serves every region: staff see only their own region's applications.
+        caller = principal(request)
+        if not query["tracking"].startswith(get_region(caller.region).prefix + "-"):
+            raise Forbidden(f"{query['tracking']} is not an application of {caller.region}",
+                            fields={"tracking": [f"not an application of {caller.region}"]})
+        return operations.deliveries_of(self.db, query["tracking"])

@@ -1,0 +1,178 @@
+// The ministry's dashboard: per-region cards, monthly charts and a comparison table, from national
+// reporting's summary and monthly series. Every call carries the analyst's token (sessionStorage).
+"use strict";
+
+(function () {
+  const TOKEN_KEY = "oss.token";
+  const LANGUAGE_KEY = "oss.language";
+  const $ = (selector) => document.querySelector(selector);
+  let language = localStorage.getItem(LANGUAGE_KEY) || "uz";
+  let data = null;
+
+  function t(key, values) {
+    const table = window.OSS_STRINGS[language] || window.OSS_STRINGS.uz;
+    let text = table[key] !== undefined ? table[key] : key;
+    Object.entries(values || {}).forEach(([name, value]) => { text = text.replace("{" + name + "}", value); });
+    return text;
+  }
+
+  function translate() {
+    document.documentElement.lang = language;
+    document.querySelectorAll("[data-i18n]").forEach((element) => { element.textContent = t(element.dataset.i18n); });
+    $("#language").value = language;
+    if (data) render();
+  }
+
+  function show(element, text) {
+    element.textContent = text || "";
+    element.hidden = !text;
+  }
+
+  const token = () => sessionStorage.getItem(TOKEN_KEY);
+
+  async function api(path) {
+    let response;
+    try {
+      response = await fetch(path, { headers: { "Accept": "application/json", "Authorization": "Bearer " + (token() || "") } });
+    } catch (error) {
+      throw new Error(t("network"));
+    }
+    const payload = await response.json().catch(() => ({}));
+    if (response.status === 401 || response.status === 403) {
+      signOut(t("signin.invalid"));
+      throw new Error(t("signin.invalid"));
+    }
+    if (!response.ok) throw new Error(t("error", { message: payload.message || response.status }));
+    return payload;
+  }
+
+  function signOut(message) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    data = null;
+    $("#board").hidden = true;
+    $("#sign-out").hidden = true;
+    $("#sign-in").hidden = false;
+    show($("#sign-in-error"), message);
+  }
+
+  function defaultPeriod() {
+    const today = new Date(Date.now() + 5 * 3600 * 1000);  // Tashkent
+    const from = new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth() - 11, 1));
+    $("#to").value = today.toISOString().slice(0, 10);
+    $("#from").value = from.toISOString().slice(0, 10);
+  }
+
+  async function load() {
+    show($("#board-error"), "");
+    const query = new URLSearchParams();
+    if ($("#from").value) query.set("from", $("#from").value);
+    if ($("#to").value) query.set("to", $("#to").value);
+    try {
+      const [summary, monthly] = await Promise.all([
+        api("/api/v1/reports/summary?" + query), api("/api/v1/reports/monthly?" + query)]);
+      data = { summary, monthly };
+      $("#sign-in").hidden = true;
+      $("#board").hidden = false;
+      $("#sign-out").hidden = false;
+      render();
+    } catch (error) {
+      if (token()) show($("#board-error"), error.message);
+    }
+  }
+
+  function regionName(slug) {
+    const region = data.monthly.regions.find((item) => item.region === slug);
+    return region && region.names ? (region.names[language] || region.names.uz) : slug;
+  }
+
+  const percent = (value) => (value === null || value === undefined ? "—" : `${Math.round(value * 1000) / 10}%`);
+  const days = (seconds) => (seconds === null || seconds === undefined ? "—" : t("days", { n: Math.round(seconds / 8640) / 10 }));
+  const number = (value) => (value === null || value === undefined ? "—" : Number(value).toLocaleString(language === "en" ? "en" : "ru"));
+
+  function card(title, figures, slug) {
+    const box = document.createElement("article");
+    box.className = "card";
+    if (slug) box.dataset.region = slug;
+    const heading = document.createElement("h3");
+    heading.textContent = title;
+    box.append(heading);
+    figures.forEach(([key, value, name]) => {
+      const row = document.createElement("p");
+      row.dataset.figure = name;
+      const label = document.createElement("span");
+      label.textContent = t(key);
+      const strong = document.createElement("strong");
+      strong.textContent = value;
+      row.append(label, strong);
+      box.append(row);
+    });
+    return box;
+  }
+
+  function render() {
+    const { summary, monthly } = data;
+    const missing = summary.missing.concat(monthly.missing.filter((slug) => !summary.missing.includes(slug)));
+    show($("#partial"), missing.length ? t("partial", { regions: missing.map(regionName).join(", ") }) : "");
+    const totals = summary.totals;
+    $("#national").replaceChildren(card(t("national"), [
+      ["card.submitted", number(totals.applications), "applications"],
+      ["card.backlog", number(totals.open), "open"],
+      ["card.sla", percent(totals.sla_compliance), "sla"],
+    ]));
+    $("#region-cards").replaceChildren(...summary.regions.map((region) => card(regionName(region.region), [
+      ["card.submitted", number(region.applications), "applications"],
+      ["card.backlog", number(region.open), "open"],
+      ["card.sla", percent(region.sla_compliance), "sla"],
+      ["card.median", days(region.median_processing_seconds), "median"],
+    ], region.region)));
+
+    const months = Array.from(new Set(monthly.regions.flatMap((region) => region.months.map((row) => row.month)))).sort();
+    const seriesOf = (field, scale) => monthly.regions.map((region) => ({
+      name: regionName(region.region),
+      values: months.map((month) => {
+        const row = region.months.find((item) => item.month === month);
+        const value = row ? row[field] : null;
+        return value === null || value === undefined ? null : value * (scale || 1);
+      }),
+    }));
+    const empty = t("chart.empty");
+    OssCharts.line($("#chart-submitted"), months, seriesOf("submitted"), { empty, integer: true, format: (v) => String(Math.round(v)) });
+    OssCharts.line($("#chart-backlog"), months, seriesOf("backlog"), { empty, integer: true, format: (v) => String(Math.round(v)) });
+    OssCharts.line($("#chart-sla"), months, seriesOf("sla_compliance", 100), { empty, max: 100, format: (v) => `${Math.round(v)}` });
+    OssCharts.line($("#chart-median"), months, seriesOf("median_processing_seconds", 1 / 86400), { empty, minTop: 1, format: (v) => String(Number(v.toPrecision(2))) });
+
+    const body = $("#comparison tbody");
+    body.replaceChildren(...summary.regions.map((region) => {
+      const row = document.createElement("tr");
+      row.dataset.region = region.region;
+      [regionName(region.region), number(region.applications), number(region.open), number(region.decided),
+       number(region.on_time), number(region.late), percent(region.sla_compliance),
+       days(region.median_processing_seconds), days(region.p90_processing_seconds)].forEach((text) => {
+        const cell = document.createElement("td");
+        cell.textContent = text;
+        row.append(cell);
+      });
+      return row;
+    }));
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    translate();
+    defaultPeriod();
+    $("#language").addEventListener("change", (event) => {
+      language = event.target.value;
+      localStorage.setItem(LANGUAGE_KEY, language);
+      translate();
+    });
+    $("#sign-in-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      sessionStorage.setItem(TOKEN_KEY, $("#token").value.trim());
+      $("#token").value = "";
+      show($("#sign-in-error"), "");
+      load();
+    });
+    $("#sign-out").addEventListener("click", () => signOut());
+    $("#period").addEventListener("submit", (event) => { event.preventDefault(); load(); });
+    if (token()) load();
+  });
+}());
