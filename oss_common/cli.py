@@ -253,6 +253,8 @@ def settle_garbage_collector():
 def cmd_run(args):
     from nameko.runners import ServiceRunner
 
+    from oss_common.consumers import tolerate_dropped_connections
+
     if args.service is None:
         from oss_common.supervisor import run_group
 
@@ -265,6 +267,7 @@ def cmd_run(args):
     configure_logging(config.get("LOG_LEVEL", "INFO"))
     if not args.no_migrate:
         migrate(kind, config)
+    tolerate_dropped_connections()
     runner = ServiceRunner(config)
     runner.add_service(service_class(kind, region))
 
@@ -419,15 +422,20 @@ def build_parser():
     run.set_defaults(func=cmd_run)
 
     mig = commands.add_parser("migrate", help="apply schema migrations to services' databases")
-    mig.add_argument("--service", choices=sorted(SERVICES))
-    mig.add_argument("--regions", default=deployed_regions())
+    mig.add_argument("--service", choices=sorted(SERVICES), help="only this service's database (default: every service's)")
+    mig.add_argument("--regions", default=deployed_regions(),
+                     help="regions whose databases to migrate, comma-separated (default: %(default)s)")
     mig.set_defaults(func=cmd_migrate)
 
     catalogue = commands.add_parser("catalogue", help="catalogue administration")
     catalogue_commands = catalogue.add_subparsers(dest="catalogue_command", required=True)
-    load = catalogue_commands.add_parser("load", help="load a catalogue file through the running catalogue (idempotent)")
-    load.add_argument("file")
-    load.add_argument("--timeout", type=float, default=30.0)
+    load = catalogue_commands.add_parser(
+        "load", help="load a catalogue file through the running catalogue (idempotent)",
+        description="Send a catalogue file (YAML, as services/catalogue/seed/services.yml) to the running national "
+                    "catalogue over RPC (AMQP_URI). Services are created or changed, and their version rises, only "
+                    "where the file differs; loading the same file again changes nothing.")
+    load.add_argument("file", metavar="FILE", help="the catalogue file, e.g. services/catalogue/seed/services.yml")
+    load.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the catalogue's answer")
     load.set_defaults(func=cmd_catalogue_load)
 
     reporting = commands.add_parser("reporting", help="reporting administration")
@@ -473,8 +481,10 @@ def build_parser():
     issue.set_defaults(func=cmd_token_issue)
 
     demo = commands.add_parser("demo", help="the national catalogue plus intake for each region, until Ctrl-C")
-    demo.add_argument("--regions", default=os.environ.get("REGIONS", DEMO_REGIONS))
-    demo.add_argument("--seed", default=str(PROJECT_ROOT / "services" / "catalogue" / "seed" / "services.yml"))
+    demo.add_argument("--regions", default=os.environ.get("REGIONS", DEMO_REGIONS),
+                      help="regions to run, comma-separated (default: %(default)s)")
+    demo.add_argument("--seed", default=str(PROJECT_ROOT / "services" / "catalogue" / "seed" / "services.yml"),
+                      help="catalogue file loaded at start (idempotent)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

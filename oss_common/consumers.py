@@ -11,7 +11,7 @@ import eventlet
 from kombu import Connection, Producer
 from marshmallow import ValidationError
 from nameko.extensions import DependencyProvider
-from nameko.messaging import Consumer
+from nameko.messaging import Consumer, QueueConsumer
 from sqlalchemy import String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -70,6 +70,34 @@ class ProcessedEventMixin:
     event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     event_type: Mapped[str] = mapped_column(String(64), nullable=False)
     processed_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
+def tolerate_dropped_connections():
+    """Let an ack or requeue on a connection the broker has just dropped go, instead of killing
+    the service.
+
+    nameko's QueueConsumer (behind RPC entrypoints, RPC replies and event consumers alike) guards
+    these calls against amqp's own ConnectionError only; the socket's errors (ConnectionResetError,
+    BrokenPipeError) escape them, and nameko kills the whole container - a broker restart then
+    stops every service that was busy at that moment. Let go, the message is still unacked: the
+    broker delivers it again once the consumer has reconnected, and handlers are idempotent (event
+    ids; an RPC caller meets the timeout it would meet for any lost reply). Called once per process
+    before its services start."""
+    if getattr(QueueConsumer, "_oss_tolerates_dropped_connections", False):
+        return
+
+    def tolerant(settle):
+        def settle_or_let_go(self, message):
+            try:
+                settle(self, message)
+            except OSError as exc:
+                log.warning("%s lost with the broker connection (%s); the broker will deliver the message again",
+                            settle.__name__, type(exc).__name__)
+        return settle_or_let_go
+
+    QueueConsumer.ack_message = tolerant(QueueConsumer.ack_message)
+    QueueConsumer.requeue_message = tolerant(QueueConsumer.requeue_message)
+    QueueConsumer._oss_tolerates_dropped_connections = True
 
 
 def first_delivery(session, model, envelope):

@@ -11,8 +11,10 @@ from sqlalchemy import create_engine, text
 
 from oss_common.events import EVENTS_EXCHANGE
 from tests.conftest import free_port
+from tests.faults.test_consumer_down import reported, wait_until
 from tests.integration.conftest import auth, valid_submission
 from tests.integration.personal_data import assert_no_personal_data, personal_values, unique_applicant
+from tests.integration.test_reporting import as_counts, direct_figures
 
 CLIENTS = 8
 PER_CLIENT = 250  # 2,000 submissions in all
@@ -85,6 +87,30 @@ def stored(database_url):
     return rows
 
 
+def assert_outbox_drained(database_url):
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        unsent = connection.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")).scalar_one()
+    engine.dispose()
+    assert unsent == 0, f"{unsent} events still waiting in intake's outbox"
+
+
+def assert_reporting_counts_each_once(reporting, intake_db):
+    """Regional reporting, a real consumer that restarts and reconnects like any other, ends with
+    exactly the figures a direct count over intake's database gives: nothing lost, nothing doubled."""
+    expected = direct_figures(intake_db)
+
+    def caught_up():
+        return reported(reporting, "summary")["totals"]["applications"] >= expected["total"]
+
+    wait_until(caught_up, 120, "reporting did not count every stored application")
+    time.sleep(1.0)  # a doubled event would arrive now
+    summary = reported(reporting, "summary")
+    assert summary["totals"] == {"applications": expected["total"], "open": expected["open"]}
+    assert as_counts(summary["by_status"], "status") == expected["counts"]["status"]
+    assert as_counts(summary["by_centre"], "centre") == expected["counts"]["centre"]
+
+
 def assert_exactly_once(rows, keys, acknowledged, events):
     assert len(rows) == len(keys), "every submission is stored once"
     assert len({row.idempotency_key for row in rows}) == len(keys)
@@ -99,6 +125,7 @@ def test_kill_9_in_the_middle_of_2000_submissions_loses_and_doubles_nothing(faul
     port = free_port()
     database_url = fault_stack.databases.new("intake-jizzakh")
     queue = durable_listener(fault_stack.amqp_uri, "jizzakh.application.submitted")
+    reporting = fault_stack.start("reporting", region="jizzakh", database_url=fault_stack.databases.new("reporting-jizzakh"))
     intake = fault_stack.start("intake", region="jizzakh", database_url=database_url, HTTP_PORT=port)
     keys = [str(uuid.uuid4()) for _ in range(CLIENTS * PER_CLIENT)]
     bodies = submissions(keys)
@@ -112,6 +139,8 @@ def test_kill_9_in_the_middle_of_2000_submissions_loses_and_doubles_nothing(faul
     pool.waitall()
     events, _ = drain(fault_stack.amqp_uri, queue, expected=len(keys))
     assert_exactly_once(stored(database_url), keys, acknowledged, events)
+    assert_reporting_counts_each_once(reporting, database_url)
+    assert_outbox_drained(database_url)
     assert_no_personal_data(fault_stack.processes, [value for body in bodies.values()
                                                     for value in personal_values(body["applicant"])])
 
@@ -121,6 +150,7 @@ def test_kill_9_in_the_middle_of_2000_submissions_loses_and_doubles_nothing(faul
 def test_broker_restart_in_the_middle_of_a_load_loses_and_doubles_nothing(fault_stack):
     database_url = fault_stack.databases.new("intake-jizzakh")
     queue = durable_listener(fault_stack.amqp_uri, "jizzakh.application.submitted")
+    reporting = fault_stack.start("reporting", region="jizzakh", database_url=fault_stack.databases.new("reporting-jizzakh"))
     intake = fault_stack.start("intake", region="jizzakh", database_url=database_url)
     keys = [str(uuid.uuid4()) for _ in range(CLIENTS * 100)]
     bodies = submissions(keys)
@@ -136,7 +166,10 @@ def test_broker_restart_in_the_middle_of_a_load_loses_and_doubles_nothing(fault_
     pool.waitall()
     events, _ = drain(fault_stack.amqp_uri, queue, expected=len(keys))
     assert_exactly_once(stored(database_url), keys, acknowledged, events)
-    # the service reconnected by itself: its RPC answers again
+    # Both reconnected by themselves: intake's relay drained its outbox, reporting's consumer counted
+    # the events published after the restart, and intake's RPC answers again.
+    assert_outbox_drained(database_url)
+    assert_reporting_counts_each_once(reporting, database_url)
     with fault_stack.rpc() as cluster:
         assert cluster.intake_jizzakh.get_application(acknowledged[keys[0]])["tracking_number"] == acknowledged[keys[0]]
     assert_no_personal_data(fault_stack.processes, [value for body in bodies.values()

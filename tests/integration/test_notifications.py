@@ -222,6 +222,29 @@ def test_gateway_answering_400_fails_at_once_dead_letters_and_says_so(stack, not
     assert dead[0]["type"] == "application.submitted"
 
 
+def test_gateway_down_past_the_last_attempt_fails_dead_letters_and_says_so(stack, notifications, gateway):
+    limit = int(notifications.settings["DELIVERY_LIMIT"])
+    gateway.status = 503
+    try:
+        with event_listener(stack.amqp_uri, "jizzakh.notification.failed") as collect:
+            number = submit(stack)
+            received = collect(until=lambda got: any(body["data"]["tracking_number"] == number for _, body in got),
+                               timeout=90)
+    finally:
+        gateway.status = 200
+    [failed] = [body for _, body in received if body["data"]["tracking_number"] == number]
+    assert failed["data"]["channel"] == "sms" and failed["data"]["attempts"] == limit
+    assert "503" in failed["data"]["error"]
+    [item] = notifications.deliveries(number)
+    assert (item["status"], item["attempts"]) == ("failed", limit)
+    assert item["last_error"] == f"SMS gateway answered 503; gave up after {limit} attempts"
+    dead = wait_for(lambda: [event for event in dead_letters(stack, "notifications_jizzakh.applications")
+                             if event["data"]["tracking_number"] == number], timeout=10, message="the dead letter")
+    assert dead[0]["type"] == "application.submitted"
+    time.sleep(1.0)  # the gateway is back: a failed delivery is not tried again
+    assert gateway.about(number) == [] and notifications.deliveries(number)[0]["attempts"] == limit
+
+
 def dead_letters(stack, queue_name):
     """The events parked in `<queue>.dead` (taken off it)."""
     events = []

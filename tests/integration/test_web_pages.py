@@ -226,7 +226,11 @@ def fill_attributes(page, service):
         else:
             value = {"string": "Mustaqillik ko'chasi 5", "text": "Ariza matni", "number": "3",
                      "datetime": "2026-09-01T10:00"}[datatype]
-            field.locator("input, textarea").first.fill(value)
+            control = field.locator("input, textarea").first
+            # Each datatype gets the browser's own control for it (a number pad, a date picker).
+            assert control.evaluate("element => element.tagName === 'TEXTAREA' ? 'textarea' : element.type") == \
+                {"string": "text", "text": "textarea", "number": "number", "datetime": "datetime-local"}[datatype]
+            control.fill(value)
 
 
 def test_operator_files_officer_approves_citizen_sees_it_and_the_dashboard_counts_it(stack, reporting, browser):
@@ -295,6 +299,8 @@ def test_operator_files_officer_approves_citizen_sees_it_and_the_dashboard_count
     mine.locator(".error:not([hidden])").wait_for()
     assert "reason" in mine.locator(".error").inner_text().lower()
     for target, label in (("accepted", "Accepted"), ("in_review", "In review"), ("approved", "Approved")):
+        if target == "approved":
+            mine.locator("input.reason").fill("All documents in order")
         mine.locator(f'button[data-to="{target}"]').click()
         officer.wait_for_function("([text]) => document.querySelector('#officer-message').textContent.includes(text)",
                                   arg=[label])
@@ -302,6 +308,7 @@ def test_operator_files_officer_approves_citizen_sees_it_and_the_dashboard_count
             mine.locator(f"td.status-{target}").wait_for()
     officer.screenshot(path=str(ARTIFACTS / "officer-queue.png"), full_page=True)
     assert stored_application(stack, tracking)["status"] == "approved"
+    assert decision_reason(stack, tracking) == ("approved", "All documents in order", f"{OFFICER}:test-{OFFICER}")
     officer.wait_for_selector(f'#queue tbody tr[data-tracking="{tracking}"] button[data-to="issued"]')
 
     # The citizen: a tracking number in, the status and dates out, nothing personal.
@@ -362,6 +369,18 @@ def test_operator_files_officer_approves_citizen_sees_it_and_the_dashboard_count
 
 def as_number(text_value):
     return int("".join(character for character in text_value if character.isdigit()))
+
+
+def decision_reason(stack, tracking):
+    """(status, reason, actor) of the application's latest status change, as intake stored it."""
+    engine = create_engine(stack.intake_db[REGION])
+    try:
+        with engine.connect() as connection:
+            return tuple(connection.execute(text(
+                "SELECT c.to_status, c.reason, c.actor FROM status_changes c JOIN applications a ON a.id = c.application_id "
+                "WHERE a.tracking_number = :t ORDER BY c.id DESC LIMIT 1"), {"t": tracking}).one())
+    finally:
+        engine.dispose()
 
 
 def stored_application(stack, tracking):

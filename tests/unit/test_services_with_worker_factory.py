@@ -5,6 +5,7 @@ from datetime import datetime
 import pytest
 from marshmallow import ValidationError
 from nameko.testing.services import worker_factory
+from prometheus_client import REGISTRY
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker
 
@@ -136,3 +137,24 @@ def test_the_due_date_counts_uzbekistans_working_days(intake, submitted_at, due_
     application, created = operations.submit(intake.db, intake.record_event, intake.region, DEFINITION, submission(),
                                              now=datetime.fromisoformat(submitted_at))
     assert created and operations.application_view(application)["due_date"] == due_date
+
+
+def breaches():
+    return REGISTRY.get_sample_value("oss_sla_breaches_total", {"region": "jizzakh", "service_code": "photocopying"}) or 0.0
+
+
+def decided(approved_or_rejected):
+    return REGISTRY.get_sample_value("oss_applications_decided_total", {
+        "region": "jizzakh", "service_code": "photocopying", "decision": approved_or_rejected}) or 0.0
+
+
+def test_a_decision_after_the_due_date_counts_an_sla_breach_and_one_on_time_does_not(intake):
+    on_time = intake.submit_application(submission())["tracking_number"]
+    late, _ = operations.submit(intake.db, intake.record_event, intake.region, DEFINITION, submission(),
+                                now=datetime.fromisoformat("2026-01-05T06:00:00+00:00"))  # due 7 January
+    breaches_before, approved_before, rejected_before = breaches(), decided("approved"), decided("rejected")
+    for number, decision in ((on_time, "approved"), (late.tracking_number, "rejected")):
+        for status in ("accepted", "in_review", decision):
+            intake.transition(number, status, "officer:aliyev", reason="documents checked")
+    assert breaches() == breaches_before + 1
+    assert (decided("approved"), decided("rejected")) == (approved_before + 1, rejected_before + 1)
