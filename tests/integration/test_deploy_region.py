@@ -1,27 +1,32 @@
-"""A fourth oblast joins by configuration alone: one new deploy/regions/samarkand.yml, no code."""
+"""A fourth oblast joins by configuration alone: one new deploy/regions/samarkand.yml, no code;
+`oss run --region samarkand` then runs its intake, notifications and reporting."""
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import requests
 import yaml
 
 from oss_common.config import PROJECT_ROOT
-from oss_common.supervisor import ServiceProcess
 from tests.conftest import TEST_AUTH_SECRET, free_port
 from tests.integration.conftest import auth, event_listener, valid_submission
 
 OPERATOR = auth("operator", "samarkand", centres=["samarkand-city"])
+REGIONAL_SERVICES = ("intake", "notifications", "reporting")
 
 # Samarkand (UZ-SA, n = 9, prefix SA) is in the registry without districts: its deployment
 # file brings them, as a regional IT team would.
 SAMARKAND_DISTRICT = "1718401"
 
 
-def samarkand_file(amqp_uri, database_url, http_port, metrics_port):
+def samarkand_file(amqp_uri, services):
     return {
         "region": "samarkand",
-        "settings": {"AMQP_URI": amqp_uri},
-        "services": {"intake": {"DATABASE_URL": database_url, "HTTP_PORT": http_port, "METRICS_PORT": metrics_port,
-                                "CATALOGUE_CACHE_TTL": 0.2}},
+        "settings": {"AMQP_URI": amqp_uri, "CATALOGUE_CACHE_TTL": 0.2},
+        "services": services,
         "main_centre": "samarkand-city",
         "districts": [
             {"code": SAMARKAND_DISTRICT, "slug": "samarkand-city",
@@ -41,42 +46,77 @@ def samarkand_file(amqp_uri, database_url, http_port, metrics_port):
 def test_samarkand_runs_from_its_deployment_file_alone(stack, tmp_path):
     regions_dir = tmp_path / "regions"
     shutil.copytree(PROJECT_ROOT / "deploy" / "regions", regions_dir)
-    http_port, metrics_port = free_port(), free_port()
-    document = samarkand_file(stack.amqp_uri, stack.databases.new("intake-samarkand"), http_port, metrics_port)
+    services = {kind: {"DATABASE_URL": stack.databases.new(f"{kind}-samarkand"), "HTTP_PORT": free_port(),
+                       "METRICS_PORT": free_port()} for kind in REGIONAL_SERVICES}
+    document = samarkand_file(stack.amqp_uri, services)
     (regions_dir / "samarkand.yml").write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    url = {kind: f"http://127.0.0.1:{settings['HTTP_PORT']}" for kind, settings in services.items()}
 
     # Only where the deployment files are, where scratch files go and the deployment's token key:
-    # no AMQP_URI, DATABASE_URL or ports.
-    intake = ServiceProcess("intake", region="samarkand", env={"OSS_REGIONS_DIR": regions_dir, "OSS_VAR_DIR": tmp_path,
-                                                               "AUTH_SECRET": TEST_AUTH_SECRET},
-                            http_port=http_port, log_path=tmp_path / "intake_samarkand.log")
-    for key in ("AMQP_URI", "DATABASE_URL", "HTTP_PORT", "METRICS_PORT"):
-        intake.env.pop(key, None)
+    # no AMQP_URI, DATABASE_URL, REGION or ports.
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("AMQP_URI", "DATABASE_URL", "REGION", "REGIONS", "HTTP_PORT", "METRICS_PORT")}
+    env.update(OSS_REGIONS_DIR=str(regions_dir), OSS_VAR_DIR=str(tmp_path), AUTH_SECRET=TEST_AUTH_SECRET,
+               PYTHONUNBUFFERED="1")
+    oblast = subprocess.Popen([sys.executable, "-m", "oss_common.cli", "run", "--region", "samarkand",
+                               "--log-dir", str(tmp_path / "logs")], env=env, cwd=PROJECT_ROOT, start_new_session=True)
     try:
-        intake.start().wait_healthy()
-        districts = requests.get(f"{intake.url}/api/v1/districts?lang=en", timeout=10, headers=OPERATOR).json()
+        for kind in REGIONAL_SERVICES:
+            _wait_healthy(oblast, url[kind])
+        districts = requests.get(f"{url['intake']}/api/v1/districts?lang=en", timeout=10, headers=OPERATOR).json()
         assert districts["region"] == "samarkand"
         assert [item["name"] for item in districts["items"]] == ["Samarkand city", "Kattakurgan city"]
 
         body = valid_submission("jizzakh", district=SAMARKAND_DISTRICT)  # a seed service offered everywhere
         with event_listener(stack.amqp_uri, "samarkand.application.*") as collect:
-            response = _submit_when_catalogue_arrived(intake.url, body)
+            response = _submit_when_catalogue_arrived(url["intake"], body)
             assert response.status_code == 201, response.text
             number = response.json()["tracking_number"]
             assert number.startswith("SA-")
             received = collect(until=lambda got: any(event["data"]["tracking_number"] == number for _, event in got))
         assert ("samarkand.application.submitted", "samarkand") in {(key, event["region"]) for key, event in received}
 
-        page = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        # The oblast's reporting counts it and its notifications record the message to the applicant.
+        analyst = auth("analyst")
+        _wait_for(lambda: requests.get(f"{url['reporting']}/api/v1/reports/summary", headers=analyst,
+                                       timeout=10).json()["totals"]["applications"] == 1, "reporting_samarkand's count")
+        deliveries = _wait_for(lambda: requests.get(f"{url['notifications']}/api/v1/deliveries", params={"tracking": number},
+                                                    headers=OPERATOR, timeout=10).json()["items"], "the delivery")
+        assert [(item["channel"], item["audience"]) for item in deliveries] == [(body["applicant"]["channel"], "citizen")]
+
+        page = requests.get(f"http://127.0.0.1:{services['intake']['METRICS_PORT']}/metrics", timeout=10).text
         assert 'oss_applications_submitted_total{region="samarkand"' in page
     finally:
-        intake.stop()
+        oblast.send_signal(signal.SIGTERM)
+        returncode = oblast.wait(30)
+    assert returncode == 0, f"oss run --region samarkand stopped with {returncode}; see {tmp_path / 'logs'}"
+
+
+def _wait_healthy(oblast, url, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert oblast.poll() is None, f"oss run --region samarkand exited with {oblast.returncode}"
+        try:
+            if requests.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url}/health did not answer within {timeout:.0f}s")
+
+
+def _wait_for(condition, what, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"{what} did not come within {timeout:.0f}s")
 
 
 def _submit_when_catalogue_arrived(url, body, timeout=30.0):
     """The region's catalogue copy fills over RPC right after start-up; until then a code is unknown (422)."""
-    import time
-
     deadline = time.monotonic() + timeout
     while True:
         response = requests.post(f"{url}/api/v1/applications", json=body, timeout=30, headers=OPERATOR)

@@ -28,7 +28,7 @@ KEY = f"partner-key-{uuid.uuid4().hex}"
 PINFL = "41234567890123"
 PHONE_DIGITS = "901112233"
 FIRST_NAME, LAST_NAME = "Dilnoza", "Yusupova"
-FORM_EXAMPLES = int(os.environ.get("OSS_OPEN311_EXAMPLES", "200"))
+FORM_EXAMPLES = int(os.environ.get("OSS_OPEN311_EXAMPLES", "1000"))
 W3C_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 FORMATS = ("json", "xml")
 # JSON types of every field GeoReport v2 defines, by the record it belongs to ("?" may be null).
