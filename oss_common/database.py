@@ -16,7 +16,7 @@ from datetime import timezone
 
 from sqlalchemy import DateTime, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -255,8 +255,17 @@ class Database(DependencyProvider):
 
     def worker_teardown(self, worker_ctx):
         session = self.sessions.pop(worker_ctx, None)
-        if session is not None:
+        if session is None:
+            return
+        try:
             session.close()
+        except SQLAlchemyError as exc:
+            # The connection died under the worker (a database restart, a cut network): closing rolls
+            # back on it and fails. An error here would kill the whole service (nameko treats a
+            # failing teardown as fatal); invalidating drops the connection without talking to the
+            # server, and the pool connects afresh for the next worker.
+            log.warning("closing a database session failed (%s); its connection is discarded", type(exc).__name__)
+            session.invalidate()
 
 
 def alembic_config(migrations_dir, database_url):

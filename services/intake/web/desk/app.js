@@ -438,6 +438,22 @@
     renderApplications();
   }
 
+  // A whole tracking number is looked up on the server when the list does not hold it: the list is
+  // the newest 500, and an older application (or one filed since the list loaded) must be found too.
+  const TRACKING_NUMBER = /^[A-Z]{2}-\d{4}-\d{6}$/;
+
+  async function searchApplications() {
+    const number = $("#search").value.trim().toUpperCase();
+    if (TRACKING_NUMBER.test(number) && !applications.some((item) => item.tracking_number === number)) {
+      try {
+        applications = [await api("GET", "/api/v1/applications/" + encodeURIComponent(number)), ...applications];
+      } catch (error) {
+        // 404, or 403 for another centre's: the list simply shows nothing for it.
+      }
+    }
+    renderApplications();
+  }
+
   function renderApplications() {
     const needle = $("#search").value.trim().toLowerCase();
     const rows = applications.filter((item) => !needle || item.tracking_number.toLowerCase().includes(needle)
@@ -553,7 +569,7 @@
     $("#service").addEventListener("change", () => { clearFieldErrors(); renderForm(); });
     $("#application-form").addEventListener("submit", submitApplication);
     $("#another").addEventListener("click", newApplication);
-    $("#search").addEventListener("input", renderApplications);
+    $("#search").addEventListener("input", searchApplications);
     $("#status-filter").addEventListener("change", loadApplications);
     $("#refresh").addEventListener("click", loadApplications);
     $("#officer-refresh").addEventListener("click", loadQueue);
