@@ -13,6 +13,7 @@ import yaml
 from oss_common.config import PROJECT_ROOT
 from tests.conftest import TEST_AUTH_SECRET, free_port
 from tests.integration.conftest import auth, event_listener, valid_submission
+from tests.integration.test_notifications import wait_for
 
 OPERATOR = auth("operator", "samarkand", centres=["samarkand-city"])
 REGIONAL_SERVICES = ("intake", "notifications", "reporting")
@@ -78,10 +79,10 @@ def test_samarkand_runs_from_its_deployment_file_alone(stack, tmp_path):
 
         # The oblast's reporting counts it and its notifications record the message to the applicant.
         analyst = auth("analyst")
-        _wait_for(lambda: requests.get(f"{url['reporting']}/api/v1/reports/summary", headers=analyst,
-                                       timeout=10).json()["totals"]["applications"] == 1, "reporting_samarkand's count")
-        deliveries = _wait_for(lambda: requests.get(f"{url['notifications']}/api/v1/deliveries", params={"tracking": number},
-                                                    headers=OPERATOR, timeout=10).json()["items"], "the delivery")
+        wait_for(lambda: requests.get(f"{url['reporting']}/api/v1/reports/summary", headers=analyst,
+                                      timeout=10).json()["totals"]["applications"] == 1, message="reporting_samarkand's count")
+        deliveries = wait_for(lambda: requests.get(f"{url['notifications']}/api/v1/deliveries", params={"tracking": number},
+                                                   headers=OPERATOR, timeout=10).json()["items"], message="the delivery")
         assert [(item["channel"], item["audience"]) for item in deliveries] == [(body["applicant"]["channel"], "citizen")]
 
         page = requests.get(f"http://127.0.0.1:{services['intake']['METRICS_PORT']}/metrics", timeout=10).text
@@ -103,16 +104,6 @@ def _wait_healthy(oblast, url, timeout=60.0):
             pass
         time.sleep(0.2)
     raise AssertionError(f"{url}/health did not answer within {timeout:.0f}s")
-
-
-def _wait_for(condition, what, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"{what} did not come within {timeout:.0f}s")
 
 
 def _submit_when_catalogue_arrived(url, body, timeout=30.0):

@@ -435,7 +435,7 @@
       applications = [];
       show($("#list-error"), errorText(error));
     }
-    renderApplications();
+    await searchApplications();  // a searched number the new list lacks is looked up again
   }
 
   // A whole tracking number is looked up on the server when the list does not hold it: the list is
@@ -446,7 +446,9 @@
     const number = $("#search").value.trim().toUpperCase();
     if (TRACKING_NUMBER.test(number) && !applications.some((item) => item.tracking_number === number)) {
       try {
-        applications = [await api("GET", "/api/v1/applications/" + encodeURIComponent(number)), ...applications];
+        const found = await api("GET", "/api/v1/applications/" + encodeURIComponent(number));
+        // The list may have (re)loaded while the lookup ran: keep one row per application.
+        applications = [found, ...applications.filter((item) => item.tracking_number !== found.tracking_number)];
       } catch (error) {
         // 404, or 403 for another centre's: the list simply shows nothing for it.
       }
