@@ -7,7 +7,6 @@ which consumers absorb because they record the `event_id`s they have applied.
 import logging
 import socket
 import time
-from datetime import timezone
 
 import eventlet
 from eventlet.event import Event
@@ -232,8 +231,6 @@ class OutboxRelay(DependencyProvider):
         self._set_backlog(count, oldest)
 
     def _set_backlog(self, count, oldest):
-        if oldest is not None and oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=timezone.utc)
         self._oldest_pending = oldest
         OUTBOX_PENDING.labels(self.service_name, self.region).set(count)
 

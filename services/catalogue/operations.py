@@ -1,5 +1,4 @@
 """The catalogue's units of work: upsert, publish, retire and query public services."""
-from datetime import timezone
 
 from sqlalchemy import select
 
@@ -35,7 +34,7 @@ def service_view(row, agency_names, lang=None):
         "state": row.state,
         "version": row.version,
         # SQLite hands the stored UTC instant back without its zone.
-        "updated_at": rfc3339(row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=timezone.utc)),
+        "updated_at": rfc3339(row.updated_at),
     }
     if lang:
         view["name"] = localized(definition["names"], lang)

@@ -1,7 +1,6 @@
 """How intake reaches the outside world: its copy of the national catalogue."""
 import logging
 import time
-from datetime import timezone
 
 import eventlet
 from nameko.extensions import DependencyProvider
@@ -73,7 +72,7 @@ class CatalogueCache(DependencyProvider):
     def age_seconds(self):
         if self.newest_refresh is None:
             return float("nan")
-        return max(0.0, (utc_now() - _aware(self.newest_refresh)).total_seconds())
+        return max(0.0, (utc_now() - self.newest_refresh).total_seconds())
 
     def get(self, code):
         """The service definition for `code`, or None when the catalogue has no such service."""
@@ -131,7 +130,3 @@ class CatalogueCache(DependencyProvider):
                             self.region, type(exc).__name__, retry_delay)
                 eventlet.sleep(retry_delay)
                 retry_delay = min(retry_delay * 2, 60.0)
-
-
-def _aware(moment):
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

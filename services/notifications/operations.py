@@ -35,13 +35,6 @@ LEFT_MID_SEND = "outcome unknown: an attempt stopped while sending; not repeated
 MAX_ERROR_LENGTH = 300
 
 
-def aware(moment):
-    """Timestamps come back from SQLite without their zone; they are all UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=timezone.utc)
-
-
 def _insert(session):
     return postgresql.insert if session.connection().dialect.name == "postgresql" else sqlite.insert
 
@@ -148,7 +141,7 @@ def attempt(session, record, channels, policy, observe, delivery, address, compo
         return delivery
     try:
         if delivery.attempt_started_at is not None:
-            if now - aware(delivery.attempt_started_at) < policy.abandon_after:
+            if now - delivery.attempt_started_at < policy.abandon_after:
                 raise DeliveryDeferred("an earlier attempt at this delivery may still be under way", delivery)
             raise PermanentFailure(LEFT_MID_SEND)
         message = compose()
@@ -356,9 +349,9 @@ def delivery_view(delivery):
         "status": delivery.status,
         "attempts": delivery.attempts,
         "last_error": delivery.last_error,
-        "created_at": rfc3339(aware(delivery.created_at)),
-        "updated_at": rfc3339(aware(delivery.updated_at)),
-        "sent_at": rfc3339(aware(delivery.sent_at)) if delivery.sent_at else None,
+        "created_at": rfc3339(delivery.created_at),
+        "updated_at": rfc3339(delivery.updated_at),
+        "sent_at": rfc3339(delivery.sent_at) if delivery.sent_at else None,
     }
 
 

@@ -1,7 +1,7 @@
 """Reporting's questions to its read model: the summary, SLA compliance, overdue applications,
 open data and the compact answer a region gives the national aggregator."""
 from collections import defaultdict
-from datetime import date, timedelta, timezone
+from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
@@ -228,8 +228,7 @@ def monthly(session, start, end, today):
     for (changed_at,) in session.execute(
         select(ApplicationState.changed_at).where(ApplicationState.is_open.is_(False), ApplicationState.decided_day.is_(None))
     ):
-        # SQLite hands timestamps back without their zone; they were stored in UTC.
-        closed_by_day[local_date(changed_at if changed_at.tzinfo else changed_at.replace(tzinfo=timezone.utc))] += 1
+        closed_by_day[local_date(changed_at)] += 1
     for month in months:
         row = rows[month]
         last_day = min(month_end(month), end)

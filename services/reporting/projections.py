@@ -4,7 +4,6 @@ Every application event carries the application's whole (non-personal) snapshot,
 event seen for an application creates its row whatever its type; later ones move its status only
 when newer (`changed_at`), and a decision is counted once, whenever its event arrives.
 """
-from datetime import timezone
 
 from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import bindparam, delete, select, text
@@ -31,7 +30,7 @@ def apply_event(session, envelope):
     state, created = _claim(session, fact)
     if created:
         _count(session, state.submitted_day, [(dimension, _value(state, dimension), 1) for dimension in COUNT_DIMENSIONS])
-    elif fact["changed_at"] > _aware(state.changed_at):
+    elif fact["changed_at"] > state.changed_at:
         if fact["status"] != state.status:
             _count(session, state.submitted_day, [("status", state.status, -1), ("status", fact["status"], 1)])
             state.status = fact["status"]
@@ -78,7 +77,7 @@ def _decide(session, state, fact):
     state.decided_at = decided_at
     state.decided_day = local_date(decided_at)
     state.decided_on_time = fact["decided_on_time"] if fact["decided_on_time"] is not None else state.decided_day <= state.due_date
-    state.processing_seconds = (decided_at - _aware(state.submitted_at)).total_seconds()
+    state.processing_seconds = (decided_at - state.submitted_at).total_seconds()
     deltas = {
         "approved": int(state.decision == "approved"),
         "rejected": int(state.decision == "rejected"),
@@ -156,10 +155,6 @@ def _upsert(connection, purpose, rows):
 
 _DECISION_COLUMNS = frozenset({"decision", "decided_at", "decided_day", "decided_on_time", "processing_seconds"})
 _DECISION_SUMS = ("approved", "rejected", "on_time", "late")
-
-
-def _aware(moment):
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def reset(session):
