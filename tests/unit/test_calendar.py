@@ -48,3 +48,20 @@ def test_working_days_between_is_the_inverse_of_adding():
 def test_local_date_is_tashkent_time():
     # 20:30 UTC on 31 Dec is already 1 Jan in Tashkent (UTC+5)
     assert local_date(datetime(2026, 12, 31, 20, 30, tzinfo=timezone.utc)) == date(2027, 1, 1)
+
+
+def test_the_first_deadline_imports_nothing():
+    """holidays.country_holidays("UZ") imported ~280 country modules on its first call: ~80 ms
+    on a fresh process's first submission (the steady-load benchmark's p99 came from it).
+    The calendar is imported with the module, at start-up."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from datetime import date; from oss_common.calendar import add_working_days;"
+        "before = set(sys.modules);"
+        "assert add_working_days(date(2026, 3, 19), 1) == date(2026, 3, 24);"
+        "print(len(set(sys.modules) - before))"
+    )
+    imported = int(subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout)
+    assert imported == 0
