@@ -192,40 +192,46 @@ def get_engine(database_url):
         return engine
 
 
-_counter_engines = {}
+_autocommit_engines = {}
 
 
-def counter_engine(database_url):
-    """PostgreSQL only: autocommit connections for counters taken outside the caller's transaction
-    (one per URL per process, like get_engine).
+def autocommit_engine(database_url, synchronous=True):
+    """PostgreSQL only: connections on which every statement commits on its own (one pool per URL
+    and mode per process, like get_engine).
 
-    Each statement commits on its own, so a row lock it takes lasts one statement, not the
-    caller's whole transaction. Those commits do not wait for the WAL flush
-    (synchronous_commit=off): WAL is flushed in order, so the synchronous commit of any
-    transaction that uses the counter's value afterwards makes the counter's step durable too.
-    A crash can lose only steps whose values no acknowledged transaction used (as with
-    PostgreSQL's own sequences), so a value is never handed out twice to committed work.
+    A unit of work that fits one statement (intake's submission: the application, its first
+    history entry and its outbox event in one statement of data-modifying CTEs) needs no BEGIN
+    and no COMMIT round trip, and is as atomic as a transaction.
+
+    `synchronous=False` is for counters taken outside the caller's transaction: a row lock taken
+    there lasts one statement, not the caller's whole transaction, and the commit does not wait
+    for the WAL flush (synchronous_commit=off). WAL is flushed in order, so the synchronous commit
+    of any work that uses the counter's value afterwards makes the counter's step durable too. A
+    crash can lose only steps whose values no acknowledged transaction used (as with PostgreSQL's
+    own sequences), so a value is never handed out twice to committed work.
     """
+    engine = _autocommit_engines.get((database_url, synchronous))  # the hot path: no URL parsing
+    if engine is not None:
+        return engine
     url = make_url(database_url)
-    key = url.render_as_string(hide_password=False)
     with _engines_lock:
-        engine = _counter_engines.get(key)
+        engine = _autocommit_engines.get((database_url, synchronous))
         if engine is None:
             if url.get_backend_name() != "postgresql":
-                raise ValueError("counter_engine is for PostgreSQL; SQLite writes in one transaction at a time anyway")
+                raise ValueError("autocommit_engine is for PostgreSQL; SQLite writes in one transaction at a time anyway")
+            options = {} if synchronous else {"connect_args": {"options": "-c synchronous_commit=off"}}
             engine = _server_engine(url, pool_size=5, max_overflow=20, isolation_level="AUTOCOMMIT",
-                                    connect_args={"options": "-c synchronous_commit=off"},
-                                    hide_parameters=True, future=True)
-            _counter_engines[key] = engine
+                                    hide_parameters=True, future=True, **options)
+            _autocommit_engines[(database_url, synchronous)] = engine
         return engine
 
 
 def dispose_engines():
     with _engines_lock:
-        for engine in (*_engines.values(), *_counter_engines.values()):
+        for engine in (*_engines.values(), *_autocommit_engines.values()):
             engine.dispose()
         _engines.clear()
-        _counter_engines.clear()
+        _autocommit_engines.clear()
 
 
 def session_factory(database_url, read_only=False):

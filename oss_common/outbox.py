@@ -43,17 +43,21 @@ class OutboxMixin:
         return (Index("ix_outbox_unsent", "sent_at", "id"),)
 
 
+def outbox_row(envelope):
+    """The values of an event's outbox row (for a unit of work that writes it with Core statements)."""
+    return {
+        "event_id": envelope["event_id"],
+        "event_type": envelope["type"],
+        "routing_key": routing_key(envelope),
+        "payload": envelope,
+        "created_at": utc_now(),
+        "sent_at": None,
+    }
+
+
 def record_event(session, model, envelope):
     """Add the event's row to the caller's transaction; it is published only if that commits."""
-    session.add(
-        model(
-            event_id=envelope["event_id"],
-            event_type=envelope["type"],
-            routing_key=routing_key(envelope),
-            payload=envelope,
-            created_at=utc_now(),
-        )
-    )
+    session.add(model(**outbox_row(envelope)))
 
 
 class OutboxRelay(DependencyProvider):

@@ -3,12 +3,13 @@ import hashlib
 import json
 from datetime import datetime, time, timedelta, timezone
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from oss_common.calendar import TASHKENT, add_working_days, local_date
-from oss_common.database import counter_engine
+from oss_common.database import autocommit_engine
 from oss_common.events import make_event, rfc3339, utc_now
+from oss_common.outbox import outbox_row
 from services.intake.domain import (
     DECISIONS, FINAL, ApplicationWorkflow, ReasonRequired, Status, TransitionNotAllowed,
     missing_documents, tracking_number, unknown_documents, validate_attributes,
@@ -69,15 +70,16 @@ _NEXT_SEQUENCE = text(
 def next_sequence(session, year):
     """The next tracking sequence of `year`: one atomic upsert, so concurrent processes never share one.
 
-    On PostgreSQL the upsert commits on its own, outside the submission's transaction
-    (`counter_engine`): inside it, the year's row stayed locked through every later statement and
-    the commit's WAL flush, so all submissions of a region queued on that one row. A submission
-    that fails afterwards leaves a gap in the numbers, never a duplicate. On SQLite the
-    submission's transaction holds the file's write lock anyway, so the upsert stays inside it.
+    On PostgreSQL the upsert commits on its own, outside the submission's statement
+    (`autocommit_engine`, not waiting for the WAL flush): inside the submission's transaction, the
+    year's row stayed locked through every later statement and the commit's WAL flush, so all
+    submissions of a region queued on that one row. A submission that fails afterwards leaves a
+    gap in the numbers, never a duplicate. On SQLite the submission's transaction holds the file's
+    write lock anyway, so the upsert stays inside it.
     """
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        with counter_engine(bind.url).connect() as connection:
+        with autocommit_engine(bind.url, synchronous=False).connect() as connection:
             return connection.execute(_NEXT_SEQUENCE, {"year": year}).scalar_one()
     return session.connection().execute(_NEXT_SEQUENCE, {"year": year}).scalar_one()
 
@@ -86,16 +88,72 @@ def find_by_key(session, key):
     return session.scalar(select(Application).where(Application.idempotency_key == key))
 
 
-def submit(session, record, region, definition, submission, idempotency_key=None, now=None, actor=None):
+# A submission writes three rows: the application, its first history entry and its outbox event.
+# They are written with Core statements compiled once (the ORM's unit of work cost ~20% of a busy
+# intake's CPU). On PostgreSQL the three are one statement of data-modifying CTEs on an autocommit
+# connection, which is as atomic as a transaction: one round trip instead of five (BEGIN, three
+# INSERTs, COMMIT). On SQLite, which has no data-modifying CTEs, they are three statements in the
+# transaction that holds the file's write lock.
+_APPLICATIONS, _HISTORY, _OUTBOX = Application.__table__, StatusChange.__table__, OutboxEvent.__table__
+_HISTORY_VALUES = [column for column in _HISTORY.columns if column.name not in ("id", "application_id")]
+
+
+def _insert(table, prefix):
+    return insert(table).values({column.name: bindparam(prefix + column.name, type_=column.type)
+                                 for column in table.columns if column.name != "id"})
+
+
+_INSERT_APPLICATION = _insert(_APPLICATIONS, "a_").returning(_APPLICATIONS.c.id)
+_INSERT_HISTORY = _insert(_HISTORY, "h_")
+_INSERT_OUTBOX = _insert(_OUTBOX, "o_")
+_new_application = _INSERT_APPLICATION.cte("new_application")
+_SUBMIT_IN_ONE_STATEMENT = select(_new_application.c.id).add_cte(
+    insert(_HISTORY).from_select(
+        ["application_id", *(column.name for column in _HISTORY_VALUES)],
+        select(_new_application.c.id, *(bindparam("h_" + column.name, type_=column.type) for column in _HISTORY_VALUES)),
+    ).cte("new_history"),
+    _INSERT_OUTBOX.cte("new_outbox"),
+)
+_KEY_TAKEN = select(_APPLICATIONS.c.id).where(_APPLICATIONS.c.idempotency_key == bindparam("key"))
+
+
+def _values(prefix, table, source):
+    return {prefix + column.name: getattr(source, column.name) for column in table.columns if column.name != "id"}
+
+
+def _key_taken(session, key):
+    """Whether an application already holds `key`; on PostgreSQL without opening a transaction."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        with autocommit_engine(bind.url).connect() as connection:
+            return connection.execute(_KEY_TAKEN, {"key": key}).first() is not None
+    return session.connection().execute(_KEY_TAKEN, {"key": key}).first() is not None
+
+
+def _store(session, application, change, event):
+    """Write the submission's three rows, atomically; returns the application's id."""
+    parameters = {**_values("a_", _APPLICATIONS, application), **_values("h_", _HISTORY, change),
+                  **{"o_" + name: value for name, value in outbox_row(event).items()}}
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        with autocommit_engine(bind.url).connect() as connection:
+            return connection.execute(_SUBMIT_IN_ONE_STATEMENT, parameters).scalar_one()
+    connection = session.connection()
+    application_id = connection.execute(_INSERT_APPLICATION, parameters).scalar_one()
+    connection.execute(_INSERT_HISTORY, {**parameters, "h_application_id": application_id})
+    connection.execute(_INSERT_OUTBOX, parameters)
+    session.commit()
+    return application_id
+
+
+def submit(session, region, definition, submission, idempotency_key=None, now=None, actor=None):
     """File an application; returns (application, created). Nothing is written when it fails.
 
     `actor` (the operator's `role:subject`) goes into the audit trail; RPC callers default to the centre.
     """
     request_fingerprint = fingerprint(submission)
-    if idempotency_key:
-        existing = find_by_key(session, idempotency_key)
-        if existing is not None:
-            return _replay(existing, request_fingerprint), False
+    if idempotency_key and _key_taken(session, idempotency_key):
+        return _replay(find_by_key(session, idempotency_key), request_fingerprint), False
     centre, attributes = check_against_catalogue(region, definition, submission)
     now = now or utc_now()
     applicant = submission["applicant"]
@@ -121,20 +179,24 @@ def submit(session, record, region, definition, submission, idempotency_key=None
         submitted_at=now,
         due_date=add_working_days(local_date(now), definition["deadline_working_days"]),
         updated_at=now,
+        decided_at=None,
     )
     actor = actor or f"centre:{centre}"
-    application.history.append(StatusChange(from_status=None, to_status=Status.SUBMITTED.value, actor=actor, occurred_at=now))
-    session.add(application)
-    record(session, make_event("application.submitted", region.slug, f"{PRODUCER_PREFIX}_{region.slug}",
-                               event_data(application, definition, actor=actor), occurred_at=now))
+    change = StatusChange(from_status=None, to_status=Status.SUBMITTED.value, actor=actor, reason=None, occurred_at=now)
+    event = make_event("application.submitted", region.slug, f"{PRODUCER_PREFIX}_{region.slug}",
+                       event_data(application, definition, actor=actor), occurred_at=now)
     try:
-        session.commit()
+        application.id = _store(session, application, change, event)
     except IntegrityError:
+        # Only the idempotency key can collide: another request with the same key won the race.
         session.rollback()
         existing = find_by_key(session, idempotency_key) if idempotency_key else None
         if existing is None:
             raise
         return _replay(existing, request_fingerprint), False
+    # The returned application is not in the session (it was written with Core statements): its
+    # history is the one entry just written.
+    application.history.append(change)
     return application, True
 
 

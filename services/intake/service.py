@@ -159,9 +159,7 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
 
     def _submit(self, submission, idempotency_key, actor=None):
         definition = self.catalogue.get(submission["service_code"])
-        application, created = operations.submit(
-            self.db, self.record_event, self.region, definition, submission, idempotency_key, actor=actor
-        )
+        application, created = operations.submit(self.db, self.region, definition, submission, idempotency_key, actor=actor)
         if created:
             APPLICATIONS_SUBMITTED.labels(self.region.slug, application.service_code).inc()
         return application, created

@@ -134,7 +134,7 @@ def test_catalogue_upsert_bumps_version_only_on_change():
     ("2026-12-11T06:00:00+00:00", "2026-12-14"),
 ])
 def test_the_due_date_counts_uzbekistans_working_days(intake, submitted_at, due_date):
-    application, created = operations.submit(intake.db, intake.record_event, intake.region, DEFINITION, submission(),
+    application, created = operations.submit(intake.db, intake.region, DEFINITION, submission(),
                                              now=datetime.fromisoformat(submitted_at))
     assert created and operations.application_view(application)["due_date"] == due_date
 
@@ -150,7 +150,7 @@ def decided(approved_or_rejected):
 
 def test_a_decision_after_the_due_date_counts_an_sla_breach_and_one_on_time_does_not(intake):
     on_time = intake.submit_application(submission())["tracking_number"]
-    late, _ = operations.submit(intake.db, intake.record_event, intake.region, DEFINITION, submission(),
+    late, _ = operations.submit(intake.db, intake.region, DEFINITION, submission(),
                                 now=datetime.fromisoformat("2026-01-05T06:00:00+00:00"))  # due 7 January
     breaches_before, approved_before, rejected_before = breaches(), decided("approved"), decided("rejected")
     for number, decision in ((on_time, "approved"), (late.tracking_number, "rejected")):
