@@ -192,12 +192,31 @@ def get_engine(database_url):
         return engine
 
 
-_autocommit_engines = {}
+_variant_engines = {}
+
+
+def _postgres_variant(database_url, autocommit, synchronous):
+    """One pool per URL and variant per process, like get_engine; PostgreSQL only."""
+    key = (database_url, autocommit, synchronous)
+    engine = _variant_engines.get(key)  # the hot path: no URL parsing, no lock
+    if engine is not None:
+        return engine
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        raise ValueError("these engines are for PostgreSQL; SQLite writes in one transaction at a time anyway")
+    with _engines_lock:
+        engine = _variant_engines.get(key)
+        if engine is None:
+            options = {} if synchronous else {"connect_args": {"options": "-c synchronous_commit=off"}}
+            if autocommit:
+                options["isolation_level"] = "AUTOCOMMIT"
+            engine = _server_engine(url, pool_size=5, max_overflow=20, hide_parameters=True, future=True, **options)
+            _variant_engines[key] = engine
+        return engine
 
 
 def autocommit_engine(database_url, synchronous=True):
-    """PostgreSQL only: connections on which every statement commits on its own (one pool per URL
-    and mode per process, like get_engine).
+    """PostgreSQL only: connections on which every statement commits on its own.
 
     A unit of work that fits one statement (intake's submission: the application, its first
     history entry and its outbox event in one statement of data-modifying CTEs) needs no BEGIN
@@ -210,28 +229,22 @@ def autocommit_engine(database_url, synchronous=True):
     crash can lose only steps whose values no acknowledged transaction used (as with PostgreSQL's
     own sequences), so a value is never handed out twice to committed work.
     """
-    engine = _autocommit_engines.get((database_url, synchronous))  # the hot path: no URL parsing
-    if engine is not None:
-        return engine
-    url = make_url(database_url)
-    with _engines_lock:
-        engine = _autocommit_engines.get((database_url, synchronous))
-        if engine is None:
-            if url.get_backend_name() != "postgresql":
-                raise ValueError("autocommit_engine is for PostgreSQL; SQLite writes in one transaction at a time anyway")
-            options = {} if synchronous else {"connect_args": {"options": "-c synchronous_commit=off"}}
-            engine = _server_engine(url, pool_size=5, max_overflow=20, isolation_level="AUTOCOMMIT",
-                                    hide_parameters=True, future=True, **options)
-            _autocommit_engines[(database_url, synchronous)] = engine
-        return engine
+    return _postgres_variant(database_url, True, synchronous)
+
+
+def unsynced_engine(database_url):
+    """PostgreSQL only: transactions whose commit does not wait for the WAL flush
+    (synchronous_commit=off), for work a crash may undo without harm: the outbox relay's marks
+    (a lost mark is a re-send, which consumers absorb)."""
+    return _postgres_variant(database_url, False, False)
 
 
 def dispose_engines():
     with _engines_lock:
-        for engine in (*_engines.values(), *_autocommit_engines.values()):
+        for engine in (*_engines.values(), *_variant_engines.values()):
             engine.dispose()
         _engines.clear()
-        _autocommit_engines.clear()
+        _variant_engines.clear()
 
 
 def session_factory(database_url, read_only=False):

@@ -12,16 +12,14 @@ import eventlet
 from eventlet.event import Event
 from kombu import Connection, Producer
 from nameko.extensions import DependencyProvider
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, bindparam, func, select, text, update
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, bindparam, cast, func, select, update
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from oss_common.database import UtcDateTime, session_factory
+from oss_common.database import READ_ONLY, UtcDateTime, get_engine, unsynced_engine
 from oss_common.events import EVENTS_EXCHANGE, routing_key, utc_now
 from oss_common.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING, OUTBOX_RELAYED
 
 log = logging.getLogger(__name__)
-
-_UNSYNCED_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
 
 
 class OutboxMixin:
@@ -80,16 +78,34 @@ class OutboxRelay(DependencyProvider):
     def setup(self):
         config = self.container.config
         self.amqp_uri = config["AMQP_URI"]
-        self.Session = session_factory(config["DATABASE_URL"])
-        # On SQLite the scan reads a WAL snapshot without taking the write lock that submissions wait for.
-        self.ReadSession = session_factory(config["DATABASE_URL"], read_only=True)
+        engine = get_engine(config["DATABASE_URL"])
         # PostgreSQL lets two relays of one region skip each other's rows while they publish;
         # SQLite has one writer anyway, so it reads, publishes and marks in short transactions.
-        self.lock_rows = self.Session.kw["bind"].dialect.name == "postgresql"
+        self.lock_rows = engine.dialect.name == "postgresql"
         table = self.model.__table__
-        self._mark_statement = (
-            update(table).where(table.c.id.in_(bindparam("ids", expanding=True))).values(sent_at=bindparam("sent_at"))
-        )
+        # The payload is read as the JSON text stored and published as it is: no parsing and
+        # re-serialising of every event.
+        columns = (table.c.id, table.c.event_id, table.c.routing_key, cast(table.c.payload, Text).label("body"))
+        if self.lock_rows:
+            # One statement claims a batch: it marks the oldest unsent rows sent, locked until the
+            # transaction ends, and returns them; they are published before it commits, and a failed
+            # publish rolls the marks back. The commit need not wait for the WAL flush: should a crash
+            # lose the marks, the rows go again, a re-send consumers absorb (by event_id); the events
+            # themselves were committed synchronously by the work that made them.
+            self.engine = unsynced_engine(config["DATABASE_URL"])
+            oldest_unsent = (select(table.c.id).where(table.c.sent_at.is_(None)).order_by(table.c.id)
+                             .limit(bindparam("limit")).with_for_update(skip_locked=True))
+            self._claim_statement = (update(table).where(table.c.id.in_(oldest_unsent.scalar_subquery()))
+                                     .values(sent_at=bindparam("sent_at")).returning(*columns))
+        else:
+            self.engine = engine
+            # Read from a WAL snapshot, without the write lock that submissions wait for.
+            self.reader = engine.execution_options(**{READ_ONLY: True})
+            self._unsent_statement = (select(*columns).where(table.c.sent_at.is_(None)).order_by(table.c.id)
+                                      .limit(bindparam("limit")))
+            self._mark_statement = (update(table).where(table.c.id.in_(bindparam("ids", expanding=True)))
+                                    .values(sent_at=bindparam("sent_at")))
+        self._backlog_statement = select(func.count(table.c.id), func.min(table.c.created_at)).where(table.c.sent_at.is_(None))
         self.service_name = self.container.service_name
         self.region = config.get("REGION") or "national"
         self._wake = Event()
@@ -185,52 +201,36 @@ class OutboxRelay(DependencyProvider):
 
     def relay_batch(self):
         """Publish one batch of unsent rows; returns whether a full batch was sent (more may wait)."""
+        parameters = {"limit": self.batch_size, "sent_at": utc_now()}
         if self.lock_rows:
-            with self.Session() as session, session.begin():
-                rows = self._unsent(session, lock=True)
+            with self.engine.begin() as connection:
+                rows = sorted(connection.execute(self._claim_statement, parameters).all(), key=lambda row: row.id)
                 if rows:
                     self._publish(rows)
-                    # Marking rows sent need not wait for the WAL flush: should a crash lose the
-                    # mark, the rows go again, a re-send consumers absorb (by event_id). The events
-                    # themselves were committed synchronously by the transactions that made them.
-                    session.execute(_UNSYNCED_COMMIT)
-                    self._mark_sent(session, rows)
+                self._note_backlog(connection, rows, exact=False)
         else:
-            with self.ReadSession() as reader, reader.begin():
-                rows = self._unsent(reader, lock=False)
+            with self.reader.begin() as reader:
+                rows = reader.execute(self._unsent_statement, parameters).all()
+                self._note_backlog(reader, rows, exact=True)
             if rows:
                 self._publish(rows)
-                with self.Session() as session, session.begin():
-                    self._mark_sent(session, rows)
+                with self.engine.begin() as connection:
+                    connection.execute(self._mark_statement, {"ids": [row.id for row in rows], "sent_at": parameters["sent_at"]})
         OUTBOX_RELAYED.labels(self.service_name, self.region).inc(len(rows))
         return len(rows) == self.batch_size
 
-    def _unsent(self, session, lock):
-        model = self.model
-        query = (
-            select(model.id, model.event_id, model.routing_key, model.payload, model.created_at)
-            .where(model.sent_at.is_(None))
-            .order_by(model.id)
-            .limit(self.batch_size)
-        )
-        if lock:
-            query = query.with_for_update(skip_locked=True)
-        rows = session.execute(query).all()
+    def _note_backlog(self, connection, rows, exact):
+        """Count every unsent row (an index range scan), not just this batch: the backlog alert's
+        input. Throttled, because a busy relay scans many times a second. Between counts, an empty
+        scan means nothing waits, where the scan sees every unsent row (`exact`; with row locks,
+        another relay may hold some)."""
         if time.monotonic() - self._backlog_counted_at >= self.backlog_interval:
-            self._count_backlog(session)
-        elif not rows and not lock:
-            # Without row locks, an empty scan means nothing waits (with them, another relay may hold rows).
+            self._count_backlog(connection)
+        elif not rows and exact:
             self._set_backlog(0, None)
-        return rows
 
-    def _count_backlog(self, session):
-        """Count every unsent row (an index range scan), not just this batch: the backlog alert's input.
-
-        Throttled, because a busy relay scans many times a second."""
-        model = self.model
-        count, oldest = session.execute(
-            select(func.count(model.id), func.min(model.created_at)).where(model.sent_at.is_(None))
-        ).one()
+    def _count_backlog(self, connection):
+        count, oldest = connection.execute(self._backlog_statement).one()
         self._backlog_counted_at = time.monotonic()
         self._set_backlog(count, oldest)
 
@@ -253,8 +253,10 @@ class OutboxRelay(DependencyProvider):
         producer = self._ensure_producer()
         for row in rows:
             producer.publish(
-                row.payload,
+                row.body,
                 routing_key=row.routing_key,
+                content_type="application/json",
+                content_encoding="utf-8",
                 delivery_mode=2,
                 message_id=row.event_id,
                 retry=False,
@@ -271,7 +273,3 @@ class OutboxRelay(DependencyProvider):
                 continue
         if self._nacked:
             raise RuntimeError("broker refused (nacked) part of the outbox batch")
-
-    def _mark_sent(self, session, rows):
-        # A Core statement on the session's connection: compiled once, unlike an ORM bulk update.
-        session.connection().execute(self._mark_statement, {"ids": [row.id for row in rows], "sent_at": utc_now()})

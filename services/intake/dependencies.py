@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from oss_common.database import session_factory
 from oss_common.events import utc_now
 from oss_common.metrics import CATALOGUE_CACHE_AGE
+from oss_common.regions import get_region
 from services.intake.models import CatalogueEntry
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class CatalogueCache(DependencyProvider):
         config = self.container.config
         self.config = config
         self.region = config["REGION"]
+        self.region_record = get_region(self.region)
         self.Session = session_factory(config["DATABASE_URL"])
         self.ReadSession = session_factory(config["DATABASE_URL"], read_only=True)
         self.ttl = float(config.get("CATALOGUE_CACHE_TTL") or 2.0)

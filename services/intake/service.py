@@ -1,6 +1,4 @@
 """Regional intake's nameko service: RPC `intake_<region>` and the HTTP API on port 8100 + n."""
-from functools import cached_property
-
 from nameko.rpc import rpc
 
 from oss_common.auth import OFFICER, OPERATOR, require_agency, require_centre
@@ -12,7 +10,6 @@ from oss_common.http import HealthCheck, api, json_body, principal, query_params
 from oss_common.metrics import APPLICATIONS_DECIDED, APPLICATIONS_SUBMITTED, SLA_BREACHES, Metrics
 from oss_common.openapi import OpenApiDocs
 from oss_common.outbox import OutboxRelay
-from oss_common.regions import get_region
 from oss_common.schemas import localized
 from services.intake import operations
 from services.intake.dependencies import CatalogueCache, store_service
@@ -43,10 +40,10 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
     catalogue = CatalogueCache()
     metrics = Metrics()
 
-    @cached_property
+    @property
     def region(self):
-        # Once per worker: a submission asks for it several times, and each registry look-up costs.
-        return get_region(self.catalogue.region)
+        # Looked up once per process (the service instance is new for every worker).
+        return self.catalogue.region_record
 
     def readiness_problems(self):
         return [] if self.catalogue.has_entries() else ["no copy of the catalogue yet (is the catalogue reachable?)"]

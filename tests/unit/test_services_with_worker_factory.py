@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker
 
 from oss_common.outbox import record_event
+from oss_common.regions import get_region
 from services.catalogue.models import Base as CatalogueBase, OutboxEvent as CatalogueOutbox
 from services.catalogue.service import CatalogueService
 from services.intake.exceptions import ApplicationInvalid, ServiceNotAvailable, TransitionRejected
@@ -36,6 +37,7 @@ DEFINITION = {
 
 class FakeCatalogue:
     region = "jizzakh"
+    region_record = get_region("jizzakh")
 
     def __init__(self, *definitions):
         self.definitions = {definition["code"]: definition for definition in definitions}
