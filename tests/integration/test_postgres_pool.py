@@ -1,12 +1,15 @@
 """PostgreSQL pools (oss_common.database): pings only after idling, recovery from dead connections,
 and intake's tracking counter committed outside the submission's transaction."""
+import time
+
+import eventlet
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from oss_common import database
-from services.intake.operations import next_sequence
+from services.intake.operations import TrackingNumbers, next_sequence
 
 
 @pytest.fixture
@@ -81,3 +84,54 @@ def test_the_tracking_counter_commits_on_its_own_and_holds_no_lock_in_the_submis
     with Session(engine) as third:
         assert next_sequence(third, 2026) == 3
         assert next_sequence(third, 2027) == 1
+
+
+def _counter_table(engine):
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE tracking_sequences (year INTEGER PRIMARY KEY, last_value INTEGER NOT NULL)"))
+
+
+def _counter(engine, year):
+    with engine.connect() as connection:
+        return connection.execute(text("SELECT last_value FROM tracking_sequences WHERE year = :year"), {"year": year}).scalar()
+
+
+def test_a_busy_process_takes_tracking_numbers_in_blocks_and_an_idle_one_singly(pg_url):
+    engine = database.get_engine(pg_url)
+    _counter_table(engine)
+    numbers = TrackingNumbers()
+    numbers.IDLE_SECONDS = 0.2
+    with Session(engine) as session:
+        assert numbers.take(session, 2026) == 1 and _counter(engine, 2026) == 1  # the first: a block of one
+        burst = [numbers.take(session, 2026) for _ in range(300)]
+        # One process hands out every number in order, without gaps, while it is busy...
+        assert burst == list(range(2, 302))
+        # ...having taken them in growing blocks: the counter is at most one block ahead.
+        assert 301 <= _counter(engine, 2026) < 301 + TrackingNumbers.MAX_BLOCK
+        block_end = _counter(engine, 2026)
+        time.sleep(0.3)
+        # The rest of the block is handed out first (a process that stopped now would leave it unused)...
+        assert [numbers.take(session, 2026) for _ in range(block_end - 301)] == list(range(302, block_end + 1))
+        # ...then, idle for longer than IDLE_SECONDS, the process takes numbers one by one again.
+        assert numbers.take(session, 2026) == block_end + 1 and _counter(engine, 2026) == block_end + 1
+        time.sleep(0.3)
+        assert numbers.take(session, 2026) == block_end + 2 and _counter(engine, 2026) == block_end + 2
+        assert numbers.take(session, 2027) == 1  # every year its own counter
+
+
+def test_two_busy_processes_never_hand_out_the_same_tracking_number(pg_url):
+    engine = database.get_engine(pg_url)
+    _counter_table(engine)
+    first, second = TrackingNumbers(), TrackingNumbers()  # two processes' allocators on one database
+    taken = []
+
+    def take_many(numbers):
+        with Session(engine) as session:
+            for _ in range(400):
+                taken.append(numbers.take(session, 2026))
+
+    pool = eventlet.GreenPool()
+    for numbers in (first, second, first, second):  # two workers in each process
+        pool.spawn(take_many, numbers)
+    pool.waitall()
+    assert len(taken) == 1600 and len(set(taken)) == 1600
