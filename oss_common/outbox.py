@@ -66,7 +66,7 @@ class OutboxRelay(DependencyProvider):
     The injected value is `record(session, envelope)`.
     """
 
-    def __init__(self, model, batch_size=200, poll_interval=1.0, confirm_timeout=30.0, linger=0.005,
+    def __init__(self, model, batch_size=200, poll_interval=1.0, confirm_timeout=30.0, linger=None,
                  backlog_interval=1.0):
         self.model = model
         self.backlog_interval = backlog_interval
@@ -78,6 +78,11 @@ class OutboxRelay(DependencyProvider):
     def setup(self):
         config = self.container.config
         self.amqp_uri = config["AMQP_URI"]
+        if self.linger is None:
+            # Events of workers finishing within this long share a batch: a busy intake relayed
+            # ~2.4 events per batch at 5 ms, ~7 at 20 ms, at 300 submissions per second.
+            configured = config.get("OUTBOX_LINGER_SECONDS")
+            self.linger = 0.02 if configured in (None, "") else float(configured)
         engine = get_engine(config["DATABASE_URL"])
         # PostgreSQL lets two relays of one region skip each other's rows while they publish;
         # SQLite has one writer anyway, so it reads, publishes and marks in short transactions.

@@ -3,6 +3,7 @@ import pytest
 from marshmallow import ValidationError
 
 from oss_common.errors import flatten_messages, from_validation_error
+from oss_common.events import load_envelope, make_event, routing_key
 from services.intake.domain import TRACKING_NUMBER, missing_documents, tracking_number, validate_attributes
 from services.intake.schemas import SubmissionSchema, mask_phone, mask_pinfl
 
@@ -81,3 +82,19 @@ def test_email_channel_requires_email():
 def test_masks_hide_most_digits():
     assert mask_pinfl("31234567890123") == "31**********23"
     assert mask_phone("+998901234567") == "+998*****4567"
+
+
+@pytest.mark.parametrize("event_type,region,producer,data,problem", [
+    ("application submitted", "jizzakh", "intake_jizzakh", {}, "type"),
+    ("application.submitted", "Jizzakh.x", "intake_jizzakh", {}, "region"),
+    ("application.submitted", "jizzakh", "", {}, "producer"),
+    ("application.submitted", "jizzakh", "intake_jizzakh", ["not", "a", "dict"], "data"),
+])
+def test_an_event_with_a_bad_part_is_refused_naming_it(event_type, region, producer, data, problem):
+    with pytest.raises(ValueError, match=problem):
+        make_event(event_type, region, producer, data)
+
+
+def test_what_make_event_builds_passes_the_envelope_schema():
+    envelope = make_event("application.submitted", "jizzakh", "intake_jizzakh", {"tracking_number": "JI-2026-000001"})
+    assert load_envelope(envelope) is envelope and routing_key(envelope) == "jizzakh.application.submitted"
