@@ -16,7 +16,7 @@ from datetime import timezone
 
 from sqlalchemy import DateTime, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -237,6 +237,48 @@ def unsynced_engine(database_url):
     (synchronous_commit=off), for work a crash may undo without harm: the outbox relay's marks
     (a lost mark is a re-send, which consumers absorb)."""
     return _postgres_variant(database_url, False, False)
+
+
+class PreparedStatement:
+    """One hot statement, compiled once for an engine's dialect, run on a pooled DBAPI connection.
+
+    SQLAlchemy's execution layer (a Connection, an execution context, the compiled-cache look-up
+    and the bind processing of every parameter) cost about half of the time intake spent on its
+    one submission statement. This keeps what matters of it: bound values go through their column
+    types' own bind processors (JSON, UtcDateTime), a failure is raised as SQLAlchemy's exception
+    (IntegrityError, OperationalError, ...), and a connection that died is discarded, not pooled.
+    """
+
+    def __init__(self, statement, dialect):
+        compiled = statement.compile(dialect=dialect)
+        self.dialect = dialect
+        self.sql = compiled.string
+        self.processors = {name: processor for name, bind in compiled.binds.items()
+                           if (processor := bind.type.bind_processor(dialect)) is not None}
+
+    def first(self, engine, parameters):
+        """Execute with `parameters` (bind name -> value) on `engine` and commit; returns the first
+        row. On an autocommit engine the statement commits on its own and the commit is free."""
+        processors = self.processors
+        values = {name: processors[name](value) if name in processors else value for name, value in parameters.items()}
+        connection = engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(self.sql, values)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+            connection.commit()
+            return row
+        except self.dialect.loaded_dbapi.Error as exc:
+            invalidated = self.dialect.is_disconnect(exc, connection.dbapi_connection, None)
+            if invalidated:
+                connection.invalidate(exc)
+            raise DBAPIError.instance(self.sql, None, exc, self.dialect.loaded_dbapi.Error, hide_parameters=True,
+                                      connection_invalidated=invalidated, dialect=self.dialect) from exc
+        finally:
+            connection.close()
 
 
 def dispose_engines():

@@ -4,13 +4,14 @@ import json
 import time
 from datetime import datetime, timedelta, timezone
 from datetime import time as clock_time
+from types import SimpleNamespace
 
 from eventlet.semaphore import Semaphore
 from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from oss_common.calendar import TASHKENT, add_working_days, local_date
-from oss_common.database import autocommit_engine
+from oss_common.database import PreparedStatement, autocommit_engine
 from oss_common.events import make_event, rfc3339, utc_now
 from oss_common.outbox import outbox_row
 from services.intake.domain import (
@@ -154,8 +155,8 @@ def find_by_key(session, key):
 # They are written with Core statements compiled once (the ORM's unit of work cost ~20% of a busy
 # intake's CPU). On PostgreSQL the three are one statement of data-modifying CTEs on an autocommit
 # connection, which is as atomic as a transaction: one round trip instead of five (BEGIN, three
-# INSERTs, COMMIT). On SQLite, which has no data-modifying CTEs, they are three statements in the
-# transaction that holds the file's write lock.
+# INSERTs, COMMIT), run as a PreparedStatement. On SQLite, which has no data-modifying CTEs, they
+# are three statements in the transaction that holds the file's write lock.
 _APPLICATIONS, _HISTORY, _OUTBOX = Application.__table__, StatusChange.__table__, OutboxEvent.__table__
 _HISTORY_VALUES = [column for column in _HISTORY.columns if column.name not in ("id", "application_id")]
 
@@ -177,10 +178,7 @@ _SUBMIT_IN_ONE_STATEMENT = select(_new_application.c.id).add_cte(
     _INSERT_OUTBOX.cte("new_outbox"),
 )
 _KEY_TAKEN = select(_APPLICATIONS.c.id).where(_APPLICATIONS.c.idempotency_key == bindparam("key"))
-
-
-def _values(prefix, table, source):
-    return {prefix + column.name: getattr(source, column.name) for column in table.columns if column.name != "id"}
+_prepared = {}  # dialect -> PreparedStatement of _SUBMIT_IN_ONE_STATEMENT
 
 
 def _key_taken(session, key):
@@ -193,13 +191,16 @@ def _key_taken(session, key):
 
 
 def _store(session, application, change, event):
-    """Write the submission's three rows, atomically; returns the application's id."""
-    parameters = {**_values("a_", _APPLICATIONS, application), **_values("h_", _HISTORY, change),
+    """Write the submission's three rows (dicts of column values), atomically; returns the application's id."""
+    parameters = {**{"a_" + name: value for name, value in application.items()},
+                  **{"h_" + name: value for name, value in change.items()},
                   **{"o_" + name: value for name, value in outbox_row(event).items()}}
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        with autocommit_engine(bind.url).connect() as connection:
-            return connection.execute(_SUBMIT_IN_ONE_STATEMENT, parameters).scalar_one()
+        prepared = _prepared.get(bind.dialect)
+        if prepared is None:
+            prepared = _prepared[bind.dialect] = PreparedStatement(_SUBMIT_IN_ONE_STATEMENT, bind.dialect)
+        return prepared.first(autocommit_engine(bind.url), parameters)[0]
     connection = session.connection()
     application_id = connection.execute(_INSERT_APPLICATION, parameters).scalar_one()
     connection.execute(_INSERT_HISTORY, {**parameters, "h_application_id": application_id})
@@ -220,35 +221,38 @@ def submit(session, region, definition, submission, idempotency_key=None, now=No
     now = now or utc_now()
     applicant = submission["applicant"]
     year = local_date(now).year
-    application = Application(
-        tracking_number=tracking_number(region.prefix, year, TRACKING_NUMBERS.take(session, year)),
-        idempotency_key=idempotency_key,
-        request_fingerprint=request_fingerprint,
-        service_code=definition["code"],
-        service_version=definition["version"],
-        agency=definition["agency"]["code"],
-        district=submission["district"],
-        centre=centre,
-        status=Status.SUBMITTED.value,
-        applicant_pinfl=applicant["pinfl"],
-        applicant_name=applicant["full_name"],
-        applicant_phone=applicant["phone"],
-        applicant_email=applicant.get("email"),
-        language=applicant["language"],
-        channel=applicant["channel"],
-        documents=sorted(set(submission["documents"])),
-        attributes=attributes,
-        submitted_at=now,
-        due_date=add_working_days(local_date(now), definition["deadline_working_days"]),
-        updated_at=now,
-        decided_at=None,
-    )
+    row = {
+        "tracking_number": tracking_number(region.prefix, year, TRACKING_NUMBERS.take(session, year)),
+        "idempotency_key": idempotency_key,
+        "request_fingerprint": request_fingerprint,
+        "service_code": definition["code"],
+        "service_version": definition["version"],
+        "agency": definition["agency"]["code"],
+        "district": submission["district"],
+        "centre": centre,
+        "status": Status.SUBMITTED.value,
+        "applicant_pinfl": applicant["pinfl"],
+        "applicant_name": applicant["full_name"],
+        "applicant_phone": applicant["phone"],
+        "applicant_email": applicant.get("email"),
+        "language": applicant["language"],
+        "channel": applicant["channel"],
+        "documents": sorted(set(submission["documents"])),
+        "attributes": attributes,
+        "submitted_at": now,
+        "due_date": add_working_days(local_date(now), definition["deadline_working_days"]),
+        "updated_at": now,
+        "decided_at": None,
+    }
     actor = actor or f"centre:{centre}"
-    change = StatusChange(from_status=None, to_status=Status.SUBMITTED.value, actor=actor, reason=None, occurred_at=now)
+    change = {"from_status": None, "to_status": Status.SUBMITTED.value, "actor": actor, "reason": None, "occurred_at": now}
+    # What was written, as the views and events read it (attribute access, like a stored Application;
+    # it is not in the session: the rows were written with Core statements).
+    application = SimpleNamespace(**row, history=[SimpleNamespace(**change)])
     event = make_event("application.submitted", region.slug, f"{PRODUCER_PREFIX}_{region.slug}",
                        event_data(application, definition, actor=actor), occurred_at=now)
     try:
-        application.id = _store(session, application, change, event)
+        application.id = _store(session, row, change, event)
     except IntegrityError:
         # Only the idempotency key can collide: another request with the same key won the race.
         session.rollback()
@@ -256,9 +260,6 @@ def submit(session, region, definition, submission, idempotency_key=None, now=No
         if existing is None:
             raise
         return _replay(existing, request_fingerprint), False
-    # The returned application is not in the session (it was written with Core statements): its
-    # history is the one entry just written.
-    application.history.append(change)
     return application, True
 
 

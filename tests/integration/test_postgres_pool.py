@@ -1,11 +1,12 @@
 """PostgreSQL pools (oss_common.database): pings only after idling, recovery from dead connections,
 and intake's tracking counter committed outside the submission's transaction."""
 import time
+from datetime import datetime, timedelta, timezone
 
 import eventlet
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, bindparam, create_engine, insert, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from oss_common import database
@@ -135,3 +136,42 @@ def test_two_busy_processes_never_hand_out_the_same_tracking_number(pg_url):
         pool.spawn(take_many, numbers)
     pool.waitall()
     assert len(taken) == 1600 and len(set(taken)) == 1600
+
+
+def _prepared_insert(engine):
+    metadata = MetaData()
+    table = Table("prepared_rows", metadata, Column("id", Integer, primary_key=True), Column("code", String(8), unique=True),
+                  Column("body", JSON), Column("at", database.UtcDateTime))
+    metadata.create_all(engine)
+    statement = insert(table).values(code=bindparam("code", type_=table.c.code.type), body=bindparam("body", type_=JSON),
+                                     at=bindparam("at", type_=database.UtcDateTime)).returning(table.c.id)
+    return table, database.PreparedStatement(statement, engine.dialect)
+
+
+def test_a_prepared_statement_binds_through_column_types_and_raises_sqlalchemy_errors(pg_url):
+    engine = database.get_engine(pg_url)
+    table, prepared = _prepared_insert(engine)
+    tashkent_noon = datetime(2026, 12, 6, 12, 0, tzinfo=timezone(timedelta(hours=5)))
+    row_id = prepared.first(engine, {"code": "a", "body": {"ism": "Ойбек", "n": [1, 2]}, "at": tashkent_noon})[0]
+    with engine.connect() as connection:
+        stored = connection.execute(select(table).where(table.c.id == row_id)).one()
+    assert stored.body == {"ism": "Ойбек", "n": [1, 2]}  # JSON through the column's processor
+    assert stored.at == tashkent_noon and stored.at.utcoffset() == timedelta(0)  # stored as the UTC instant
+    with pytest.raises(IntegrityError):  # SQLAlchemy's exception, as the callers catch it
+        prepared.first(engine, {"code": "a", "body": {}, "at": tashkent_noon})
+    with pytest.raises(ValueError, match="naive"):
+        prepared.first(engine, {"code": "b", "body": {}, "at": datetime(2026, 12, 6, 12, 0)})
+    assert prepared.first(engine, {"code": "b", "body": {}, "at": tashkent_noon})[0] > row_id  # the pool still serves
+
+
+def test_a_prepared_statement_on_a_dead_connection_fails_once_and_the_pool_heals(pg_url, monkeypatch):
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    engine = database.get_engine(pg_url)
+    _table, prepared = _prepared_insert(engine)
+    now = datetime.now(timezone.utc)
+    prepared.first(engine, {"code": "a", "body": {}, "at": now})
+    _kill_backends(pg_url)
+    with pytest.raises(OperationalError) as failure:
+        prepared.first(engine, {"code": "b", "body": {}, "at": now})
+    assert failure.value.connection_invalidated  # 503 for the caller (oss_common.http), not 500
+    assert prepared.first(engine, {"code": "c", "body": {}, "at": now})[0]
