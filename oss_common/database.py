@@ -240,13 +240,14 @@ def unsynced_engine(database_url):
 
 
 class PreparedStatement:
-    """One hot statement, compiled once for an engine's dialect, run on a pooled DBAPI connection.
+    """One hot statement, compiled once for an engine's dialect, run on a DBAPI connection.
 
     SQLAlchemy's execution layer (a Connection, an execution context, the compiled-cache look-up
     and the bind processing of every parameter) cost about half of the time intake spent on its
     one submission statement. This keeps what matters of it: bound values go through their column
-    types' own bind processors (JSON, UtcDateTime), a failure is raised as SQLAlchemy's exception
-    (IntegrityError, OperationalError, ...), and a connection that died is discarded, not pooled.
+    types' own bind processors for the dialect (JSON, dates, UtcDateTime), a failure is raised as
+    SQLAlchemy's exception (IntegrityError, OperationalError, ...), and a connection that died is
+    discarded, not pooled.
     """
 
     def __init__(self, statement, dialect):
@@ -254,31 +255,51 @@ class PreparedStatement:
         self.dialect = dialect
         self.sql = compiled.string
         self.processors = {name: processor for name, bind in compiled.binds.items()
-                           if (processor := bind.type.bind_processor(dialect)) is not None}
+                           if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
+        # A positional paramstyle (SQLite's qmark) takes the values in this order.
+        self.positions = tuple(compiled.positiontup) if compiled.positional else None
 
     def first(self, engine, parameters):
-        """Execute with `parameters` (bind name -> value) on `engine` and commit; returns the first
-        row. On an autocommit engine the statement commits on its own and the commit is free."""
-        processors = self.processors
-        values = {name: processors[name](value) if name in processors else value for name, value in parameters.items()}
+        """Execute with `parameters` (bind name -> value) on a pooled connection of `engine` and
+        commit; returns the first row. On an autocommit engine the statement commits on its own and
+        the commit is free."""
         connection = engine.raw_connection()
         try:
-            cursor = connection.cursor()
             try:
-                cursor.execute(self.sql, values)
-                row = cursor.fetchone()
-            finally:
-                cursor.close()
-            connection.commit()
-            return row
-        except self.dialect.loaded_dbapi.Error as exc:
-            invalidated = self.dialect.is_disconnect(exc, connection.dbapi_connection, None)
-            if invalidated:
-                connection.invalidate(exc)
-            raise DBAPIError.instance(self.sql, None, exc, self.dialect.loaded_dbapi.Error, hide_parameters=True,
-                                      connection_invalidated=invalidated, dialect=self.dialect) from exc
+                row = self._execute(connection.dbapi_connection, parameters)
+                connection.commit()
+                return row
+            except self.dialect.loaded_dbapi.Error as exc:
+                invalidated = self.dialect.is_disconnect(exc, connection.dbapi_connection, None)
+                if invalidated:
+                    connection.invalidate(exc)
+                raise self._translated(exc, invalidated) from exc
         finally:
             connection.close()
+
+    def first_in(self, connection, parameters):
+        """Execute in the transaction of `connection` (a SQLAlchemy Connection, e.g. a session's,
+        which also commits it); returns the first row, if the statement returns rows."""
+        try:
+            return self._execute(connection.connection.dbapi_connection, parameters)
+        except self.dialect.loaded_dbapi.Error as exc:
+            raise self._translated(exc, False) from exc
+
+    def _execute(self, dbapi_connection, parameters):
+        processors = self.processors
+        values = {name: processors[name](value) if name in processors else value for name, value in parameters.items()}
+        if self.positions is not None:
+            values = tuple(values[name] for name in self.positions)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(self.sql, values)
+            return cursor.fetchone() if cursor.description else None
+        finally:
+            cursor.close()
+
+    def _translated(self, exc, invalidated):
+        return DBAPIError.instance(self.sql, None, exc, self.dialect.loaded_dbapi.Error, hide_parameters=True,
+                                   connection_invalidated=invalidated, dialect=self.dialect)
 
 
 def dispose_engines():

@@ -155,8 +155,8 @@ def find_by_key(session, key):
 # They are written with Core statements compiled once (the ORM's unit of work cost ~20% of a busy
 # intake's CPU). On PostgreSQL the three are one statement of data-modifying CTEs on an autocommit
 # connection, which is as atomic as a transaction: one round trip instead of five (BEGIN, three
-# INSERTs, COMMIT), run as a PreparedStatement. On SQLite, which has no data-modifying CTEs, they
-# are three statements in the transaction that holds the file's write lock.
+# INSERTs, COMMIT). On SQLite, which has no data-modifying CTEs, they are three statements in the
+# transaction that holds the file's write lock. Each runs as a PreparedStatement.
 _APPLICATIONS, _HISTORY, _OUTBOX = Application.__table__, StatusChange.__table__, OutboxEvent.__table__
 _HISTORY_VALUES = [column for column in _HISTORY.columns if column.name not in ("id", "application_id")]
 
@@ -178,7 +178,14 @@ _SUBMIT_IN_ONE_STATEMENT = select(_new_application.c.id).add_cte(
     _INSERT_OUTBOX.cte("new_outbox"),
 )
 _KEY_TAKEN = select(_APPLICATIONS.c.id).where(_APPLICATIONS.c.idempotency_key == bindparam("key"))
-_prepared = {}  # dialect -> PreparedStatement of _SUBMIT_IN_ONE_STATEMENT
+_prepared = {}  # (statement, dialect) -> PreparedStatement
+
+
+def _prepare(statement, dialect):
+    prepared = _prepared.get((statement, dialect))
+    if prepared is None:
+        prepared = _prepared[(statement, dialect)] = PreparedStatement(statement, dialect)
+    return prepared
 
 
 def _key_taken(session, key):
@@ -196,15 +203,13 @@ def _store(session, application, change, event):
                   **{"h_" + name: value for name, value in change.items()},
                   **{"o_" + name: value for name, value in outbox_row(event).items()}}
     bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        prepared = _prepared.get(bind.dialect)
-        if prepared is None:
-            prepared = _prepared[bind.dialect] = PreparedStatement(_SUBMIT_IN_ONE_STATEMENT, bind.dialect)
-        return prepared.first(autocommit_engine(bind.url), parameters)[0]
-    connection = session.connection()
-    application_id = connection.execute(_INSERT_APPLICATION, parameters).scalar_one()
-    connection.execute(_INSERT_HISTORY, {**parameters, "h_application_id": application_id})
-    connection.execute(_INSERT_OUTBOX, parameters)
+    dialect = bind.dialect
+    if dialect.name == "postgresql":
+        return _prepare(_SUBMIT_IN_ONE_STATEMENT, dialect).first(autocommit_engine(bind.url), parameters)[0]
+    connection = session.connection()  # the transaction that holds SQLite's write lock (and took the number)
+    application_id = _prepare(_INSERT_APPLICATION, dialect).first_in(connection, parameters)[0]
+    _prepare(_INSERT_HISTORY, dialect).first_in(connection, {**parameters, "h_application_id": application_id})
+    _prepare(_INSERT_OUTBOX, dialect).first_in(connection, parameters)
     session.commit()
     return application_id
 
