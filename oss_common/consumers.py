@@ -12,7 +12,7 @@ from kombu import Connection, Producer
 from marshmallow import ValidationError
 from nameko.extensions import DependencyProvider
 from nameko.messaging import Consumer, QueueConsumer
-from sqlalchemy import String, select
+from sqlalchemy import String, bindparam, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from oss_common.database import UtcDateTime
@@ -100,16 +100,26 @@ def tolerate_dropped_connections():
     QueueConsumer._oss_tolerates_dropped_connections = True
 
 
+_FIRST_DELIVERY = {}  # table name -> statement
+
+
 def first_delivery(session, model, envelope):
     """Record the event as applied in the caller's transaction; False if it was applied before.
 
-    Two workers racing on the same event both pass here, and the loser's commit fails on the
-    primary key; its retry then sees the event as applied.
+    One statement (INSERT ... ON CONFLICT DO NOTHING RETURNING; SQLite 3.35+ and PostgreSQL), not a
+    look-up and then an insert at flush. A worker racing another on the same event waits for the
+    other's transaction on the primary key: if that commits, this one sees the event as applied;
+    if it rolls back, this one applies it.
     """
-    if session.scalar(select(model.event_id).where(model.event_id == envelope["event_id"])) is not None:
-        return False
-    session.add(model(event_id=envelope["event_id"], event_type=envelope["type"], processed_at=utc_now()))
-    return True
+    table = model.__table__
+    statement = _FIRST_DELIVERY.get(table.name)
+    if statement is None:
+        statement = _FIRST_DELIVERY[table.name] = text(
+            f"INSERT INTO {table.name} (event_id, event_type, processed_at) VALUES (:event_id, :event_type, :processed_at) "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+        ).bindparams(bindparam("processed_at", type_=table.c.processed_at.type))
+    parameters = {"event_id": envelope["event_id"], "event_type": envelope["type"], "processed_at": utc_now()}
+    return session.connection().execute(statement, parameters).first() is not None
 
 
 class EventHandler(Consumer):

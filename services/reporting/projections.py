@@ -5,6 +5,8 @@ event seen for an application creates its row whatever its type; later ones move
 when newer (`changed_at`), and a decision is counted once, whenever its event arrives.
 """
 
+from types import SimpleNamespace
+
 from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import bindparam, delete, select, text
 
@@ -27,7 +29,15 @@ def apply_event(session, envelope):
     fact = APPLICATION_EVENT.load(envelope["data"])
     if not first_delivery(session, ProcessedEvent, envelope):
         return False
-    state, created = _claim(session, fact)
+    values = _snapshot(fact)
+    created = _upsert(session.connection(), "claim", [values]).first() is not None
+    if created and fact["status"] not in DECISIONS:
+        # A new application, not yet decided (the usual first event): its row is the event's
+        # snapshot as inserted, and counting it is all there is to do; no need to read it back.
+        _count(session, values["submitted_day"],
+               [(dimension, _value(SimpleNamespace(**values), dimension), 1) for dimension in COUNT_DIMENSIONS])
+        return True
+    state = _locked_state(session, fact["tracking_number"])
     if created:
         _count(session, state.submitted_day, [(dimension, _value(state, dimension), 1) for dimension in COUNT_DIMENSIONS])
     elif fact["changed_at"] > state.changed_at:
@@ -42,13 +52,11 @@ def apply_event(session, envelope):
     return True
 
 
-def _claim(session, fact):
-    """The application's row, locked; created from this event's snapshot if there was none.
-
-    An insert that yields to a concurrent one (ON CONFLICT DO NOTHING) instead of failing, so two
-    events of a new application arriving together need no retry.
-    """
-    values = {
+def _snapshot(fact):
+    """The application's row as this event describes it. Claimed with an insert that yields to a
+    concurrent one (ON CONFLICT DO NOTHING) instead of failing, so two events of a new application
+    arriving together need no retry."""
+    return {
         "tracking_number": fact["tracking_number"],
         "service_code": fact["service_code"],
         "agency": fact["agency"],
@@ -62,13 +70,14 @@ def _claim(session, fact):
         "due_date": fact["due_date"],
         "changed_at": fact["changed_at"],
     }
-    connection = session.connection()
-    created = _upsert(connection, "claim", [values]).first() is not None
-    state = session.scalar(
-        select(ApplicationState).where(ApplicationState.tracking_number == fact["tracking_number"])
+
+
+def _locked_state(session, tracking_number):
+    """The application's row, locked for this transaction."""
+    return session.scalar(
+        select(ApplicationState).where(ApplicationState.tracking_number == tracking_number)
         .with_for_update().execution_options(populate_existing=True)
     )
-    return state, created
 
 
 def _decide(session, state, fact):
