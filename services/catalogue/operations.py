@@ -33,7 +33,6 @@ def service_view(row, agency_names, lang=None):
         "regions": definition["regions"],
         "state": row.state,
         "version": row.version,
-        # SQLite hands the stored UTC instant back without its zone.
         "updated_at": rfc3339(row.updated_at),
     }
     if lang:

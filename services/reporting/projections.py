@@ -31,16 +31,14 @@ def apply_event(session, envelope):
         return False
     values = _snapshot(fact)
     created = _upsert(session.connection(), "claim", [values]).first() is not None
-    if created and fact["status"] not in DECISIONS:
-        # A new application, not yet decided (the usual first event): its row is the event's
-        # snapshot as inserted, and counting it is all there is to do; no need to read it back.
+    if created:
+        # A new application: its row is the event's snapshot as inserted, counted from that.
         _count(session, values["submitted_day"],
                [(dimension, _value(SimpleNamespace(**values), dimension), 1) for dimension in COUNT_DIMENSIONS])
-        return True
+        if fact["status"] not in DECISIONS:
+            return True  # not yet decided (the usual first event): nothing more, no need to read the row back
     state = _locked_state(session, fact["tracking_number"])
-    if created:
-        _count(session, state.submitted_day, [(dimension, _value(state, dimension), 1) for dimension in COUNT_DIMENSIONS])
-    elif fact["changed_at"] > state.changed_at:
+    if not created and fact["changed_at"] > state.changed_at:
         if fact["status"] != state.status:
             _count(session, state.submitted_day, [("status", state.status, -1), ("status", fact["status"], 1)])
             state.status = fact["status"]
