@@ -175,3 +175,85 @@ def test_a_prepared_statement_on_a_dead_connection_fails_once_and_the_pool_heals
         prepared.first(engine, {"code": "b", "body": {}, "at": now})
     assert failure.value.connection_invalidated  # 503 for the caller (oss_common.http), not 500
     assert prepared.first(engine, {"code": "c", "body": {}, "at": now})[0]
+
+
+def _server_prepared(engine, name):
+    """(prepared statements named `name`, executions of them) on the connection the pool hands out next."""
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.dbapi_connection.cursor()
+        cursor.execute("SELECT count(*), coalesce(sum(generic_plans + custom_plans), 0) FROM pg_prepared_statements WHERE name = %s", (name,))
+        return tuple(cursor.fetchone())
+    finally:
+        connection.close()
+
+
+def test_a_hot_statement_is_prepared_on_the_server_once_per_connection_then_only_executed(pg_url):
+    engine = database.autocommit_engine(pg_url)
+    table, prepared = _prepared_insert(engine)
+    now = datetime.now(timezone.utc)
+    ids = [prepared.first(engine, {"code": f"c{n}", "body": {"n": n}, "at": now})[0] for n in range(5)]
+    assert _server_prepared(engine, prepared.server_side.name) == (1, 5)  # one connection: prepared once, run 5 times
+    with engine.connect() as connection:
+        rows = connection.execute(select(table.c.id, table.c.code, table.c.body).order_by(table.c.id)).all()
+    assert [tuple(row) for row in rows] == [(ids[n], f"c{n}", {"n": n}) for n in range(5)]
+
+
+def test_a_statement_the_server_forgot_is_prepared_again(pg_url):
+    engine = database.autocommit_engine(pg_url)
+    _table, prepared = _prepared_insert(engine)
+    now = datetime.now(timezone.utc)
+    prepared.first(engine, {"code": "a", "body": {}, "at": now})
+    with engine.connect() as connection:  # the pool's one connection: a pooler's reset, say
+        connection.exec_driver_sql("DISCARD ALL")
+    assert prepared.first(engine, {"code": "b", "body": {}, "at": now})[0]
+    assert _server_prepared(engine, prepared.server_side.name) == (1, 1)
+
+
+def test_a_failed_execution_keeps_the_prepared_statement_in_a_transaction_too(pg_url):
+    engine = database.get_engine(pg_url)  # not autocommit: the failure aborts a transaction
+    _table, prepared = _prepared_insert(engine)
+    now = datetime.now(timezone.utc)
+    prepared.first(engine, {"code": "a", "body": {}, "at": now})
+    with pytest.raises(IntegrityError):
+        prepared.first(engine, {"code": "a", "body": {}, "at": now})
+    assert prepared.first(engine, {"code": "b", "body": {}, "at": now})[0]
+    assert _server_prepared(engine, prepared.server_side.name) == (1, 3)
+
+
+def test_server_side_preparing_can_be_turned_off(pg_url, monkeypatch):
+    monkeypatch.setattr(database, "SERVER_SIDE_PREPARE", False)
+    engine = database.autocommit_engine(pg_url)
+    _table, prepared = _prepared_insert(engine)
+    assert prepared.server_side is None
+    assert prepared.first(engine, {"code": "a", "body": {"x": 1}, "at": datetime.now(timezone.utc)})[0]
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.dbapi_connection.cursor()
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        assert cursor.fetchone()[0] == 0
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("pool", ["get_engine", "autocommit_engine", "unsynced_engine"])
+def test_every_pool_keeps_a_connection_for_each_concurrent_worker(pg_url, pool):
+    """As many workers as MAX_WORKERS at once reuse the pool's server connections: none is opened
+    for one unit of work and closed after it."""
+    engine = getattr(database, pool)(pg_url)
+    assert database.POOL_SIZE == 10  # MAX_WORKERS' default, as the services run
+    rounds = []
+    for _ in range(3):
+        pids = []
+
+        def work():
+            with engine.connect() as connection:
+                pids.append(connection.execute(text("SELECT pg_backend_pid() FROM pg_sleep(0.05)")).scalar_one())
+
+        pool_ = eventlet.GreenPool()
+        for _ in range(database.POOL_SIZE):
+            pool_.spawn(work)
+        pool_.waitall()
+        rounds.append(set(pids))
+    assert len(rounds[0]) == database.POOL_SIZE
+    assert rounds[1] == rounds[0] and rounds[2] == rounds[0]
