@@ -30,11 +30,12 @@ SQLITE_LOCK_WAIT_SECONDS = float(os.environ.get("SQLITE_LOCK_WAIT_SECONDS") or 3
 # statement invalidates it and every connection of the pool opened before it (SQLAlchemy's
 # disconnect handling), so the next checkout connects afresh.
 PING_AFTER_IDLE_SECONDS = float(os.environ.get("DB_PING_AFTER_IDLE_SECONDS") or 10.0)
-# Server connections each PostgreSQL pool keeps open: by default one per concurrent worker
+# Server connections a process's PostgreSQL pool keeps open: by default one per concurrent worker
 # (MAX_WORKERS). A pool smaller than the workers that use it at once opens an overflow connection
 # for a busy worker and closes it again when the worker is done: a new server process (fork,
-# authentication) per unit of work. With intake's submission pool at 5 for 10 workers, that was
-# ~2% of a busy intake's samples and as much again in PostgreSQL.
+# authentication) per unit of work (with a pool of 5 for 10 workers, ~2% of a busy intake's
+# samples and as much again in PostgreSQL). Every use in the process (sessions, autocommit
+# statements, the outbox relay) shares this one pool.
 POOL_SIZE = int(os.environ.get("DB_POOL_SIZE") or os.environ.get("MAX_WORKERS") or 10)
 # Whether hot statements (PreparedStatement.first) are prepared on the server, once per
 # connection, and then only EXECUTEd: PostgreSQL then neither parses nor plans them again.
@@ -207,51 +208,12 @@ def get_engine(database_url):
         return engine
 
 
-_variant_engines = {}
-
-
-def _postgres_variant(database_url, autocommit, synchronous):
-    """One pool per URL and variant per process, like get_engine; PostgreSQL only."""
-    key = (database_url, autocommit, synchronous)
-    engine = _variant_engines.get(key)  # the hot path: no URL parsing, no lock
-    if engine is not None:
-        return engine
-    url = make_url(database_url)
-    if url.get_backend_name() != "postgresql":
-        raise ValueError("these engines are for PostgreSQL; SQLite writes in one transaction at a time anyway")
-    with _engines_lock:
-        engine = _variant_engines.get(key)
-        if engine is None:
-            options = {} if synchronous else {"connect_args": {"options": "-c synchronous_commit=off"}}
-            if autocommit:
-                options["isolation_level"] = "AUTOCOMMIT"
-            engine = _server_engine(url, pool_size=POOL_SIZE, max_overflow=20, hide_parameters=True, future=True, **options)
-            _variant_engines[key] = engine
-        return engine
-
-
-def autocommit_engine(database_url, synchronous=True):
-    """PostgreSQL only: connections on which every statement commits on its own.
-
-    A unit of work that fits one statement (intake's submission: the application, its first
-    history entry and its outbox event in one statement of data-modifying CTEs) needs no BEGIN
-    and no COMMIT round trip, and is as atomic as a transaction.
-
-    `synchronous=False` is for counters taken outside the caller's transaction: a row lock taken
-    there lasts one statement, not the caller's whole transaction, and the commit does not wait
-    for the WAL flush (synchronous_commit=off). WAL is flushed in order, so the synchronous commit
-    of any work that uses the counter's value afterwards makes the counter's step durable too. A
-    crash can lose only steps whose values no acknowledged transaction used (as with PostgreSQL's
-    own sequences), so a value is never handed out twice to committed work.
-    """
-    return _postgres_variant(database_url, True, synchronous)
-
-
-def unsynced_engine(database_url):
-    """PostgreSQL only: transactions whose commit does not wait for the WAL flush
-    (synchronous_commit=off), for work a crash may undo without harm: the outbox relay's marks
-    (a lost mark is a re-send, which consumers absorb)."""
-    return _postgres_variant(database_url, False, False)
+# For work a crash may undo without harm (a counter's step no committed work used, the outbox
+# relay's marks): this transaction's commit does not wait for the WAL flush. In a transaction,
+# run it first; before a statement that PreparedStatement.first runs on its own, send it in the
+# same query string ("...; INSERT ..."), which PostgreSQL runs as one implicit transaction, so it
+# lasts for that statement only.
+UNSYNCED_COMMIT = "SET LOCAL synchronous_commit TO off"
 
 
 class PreparedStatement:
@@ -271,7 +233,7 @@ class PreparedStatement:
     keep a client on one server connection.
     """
 
-    def __init__(self, statement, dialect):
+    def __init__(self, statement, dialect, server_side=True):
         compiled = statement.compile(dialect=dialect)
         self.dialect = dialect
         self.sql = compiled.string
@@ -280,7 +242,7 @@ class PreparedStatement:
         # A positional paramstyle (SQLite's qmark) takes the values in this order.
         self.positions = tuple(compiled.positiontup) if compiled.positional else None
         self.server_side = None
-        if dialect.name == "postgresql" and SERVER_SIDE_PREPARE:
+        if server_side and dialect.name == "postgresql" and SERVER_SIDE_PREPARE:
             # The same statement with $1, $2, ... for PREPARE; EXECUTE passes the values in that order.
             numbered = statement.compile(dialect=type(dialect)(paramstyle="numeric_dollar"))
             name = "oss_" + hashlib.sha1(numbered.string.encode()).hexdigest()[:16]
@@ -292,24 +254,38 @@ class PreparedStatement:
             )
 
     def first(self, engine, parameters):
-        """Execute with `parameters` (bind name -> value) on a pooled connection of `engine` and
-        commit; returns the first row. On an autocommit engine the statement commits on its own and
-        the commit is free."""
+        """Execute with `parameters` (bind name -> value) on a pooled connection of `engine`, as a
+        unit of work of its own; returns the first row.
+
+        On PostgreSQL the connection is in autocommit for it (psycopg2 switches that without a
+        round trip, where SQLAlchemy's isolation_level option sends a SET at every check-in), so
+        the statement commits by itself: no BEGIN or COMMIT round trip, and as atomic as a
+        transaction. A unit of work that fits one statement (intake's submission: the application,
+        its first history entry and its outbox event in one statement of data-modifying CTEs)
+        needs nothing more. Elsewhere the statement is committed afterwards."""
         connection = engine.raw_connection()
+        dbapi_connection = connection.dbapi_connection
+        autocommit = self.dialect.name == "postgresql"
+        invalidated = False
         try:
+            if autocommit:
+                dbapi_connection.autocommit = True
             try:
                 if self.server_side is None:
-                    row = self._execute(connection.dbapi_connection, parameters)
+                    row = self._execute(dbapi_connection, parameters)
                 else:
                     row = self._execute_prepared(connection, parameters)
-                connection.commit()
+                if not autocommit:
+                    connection.commit()
                 return row
             except self.dialect.loaded_dbapi.Error as exc:
-                invalidated = self.dialect.is_disconnect(exc, connection.dbapi_connection, None)
+                invalidated = self.dialect.is_disconnect(exc, dbapi_connection, None)
                 if invalidated:
                     connection.invalidate(exc)
                 raise self._translated(exc, invalidated) from exc
         finally:
+            if autocommit and not invalidated:
+                dbapi_connection.autocommit = False  # as the pool hands its connections out
             connection.close()
 
     def first_in(self, connection, parameters):
@@ -345,7 +321,6 @@ class PreparedStatement:
             if getattr(exc, "pgcode", None) != UNKNOWN_PREPARED_STATEMENT:
                 raise
         prepared.discard(server_side.name)
-        dbapi_connection.rollback()  # leaves the failed transaction, if the connection is not autocommit
         self._run(dbapi_connection, server_side.prepare, None)
         prepared.add(server_side.name)
         return self._run(dbapi_connection, server_side.execute, values)
@@ -366,10 +341,9 @@ class PreparedStatement:
 
 def dispose_engines():
     with _engines_lock:
-        for engine in (*_engines.values(), *_variant_engines.values()):
+        for engine in _engines.values():
             engine.dispose()
         _engines.clear()
-        _variant_engines.clear()
 
 
 def session_factory(database_url, read_only=False):

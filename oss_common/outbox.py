@@ -15,7 +15,7 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, bindparam, cast, func, select, update
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from oss_common.database import READ_ONLY, UtcDateTime, get_engine, unsynced_engine
+from oss_common.database import READ_ONLY, UNSYNCED_COMMIT, UtcDateTime, get_engine
 from oss_common.events import EVENTS_EXCHANGE, routing_key, utc_now
 from oss_common.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING, OUTBOX_RELAYED
 
@@ -85,7 +85,7 @@ class OutboxRelay(DependencyProvider):
             # the process's CPU halved. An event so waits up to 50 ms longer at a desk's pace.
             configured = config.get("OUTBOX_LINGER_SECONDS")
             self.linger = 0.05 if configured in (None, "") else float(configured)
-        engine = get_engine(config["DATABASE_URL"])
+        engine = self.engine = get_engine(config["DATABASE_URL"])
         # PostgreSQL lets two relays of one region skip each other's rows while they publish;
         # SQLite has one writer anyway, so it reads, publishes and marks in short transactions.
         self.lock_rows = engine.dialect.name == "postgresql"
@@ -99,13 +99,11 @@ class OutboxRelay(DependencyProvider):
             # publish rolls the marks back. The commit need not wait for the WAL flush: should a crash
             # lose the marks, the rows go again, a re-send consumers absorb (by event_id); the events
             # themselves were committed synchronously by the work that made them.
-            self.engine = unsynced_engine(config["DATABASE_URL"])
             oldest_unsent = (select(table.c.id).where(table.c.sent_at.is_(None)).order_by(table.c.id)
                              .limit(bindparam("limit")).with_for_update(skip_locked=True))
             self._claim_statement = (update(table).where(table.c.id.in_(oldest_unsent.scalar_subquery()))
                                      .values(sent_at=bindparam("sent_at")).returning(*columns))
         else:
-            self.engine = engine
             # Read from a WAL snapshot, without the write lock that submissions wait for.
             self.reader = engine.execution_options(**{READ_ONLY: True})
             self._unsent_statement = (select(*columns).where(table.c.sent_at.is_(None)).order_by(table.c.id)
@@ -211,6 +209,7 @@ class OutboxRelay(DependencyProvider):
         parameters = {"limit": self.batch_size, "sent_at": utc_now()}
         if self.lock_rows:
             with self.engine.begin() as connection:
+                connection.exec_driver_sql(UNSYNCED_COMMIT)
                 rows = sorted(connection.execute(self._claim_statement, parameters).all(), key=lambda row: row.id)
                 if rows:
                     self._publish(rows)

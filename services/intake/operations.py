@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from oss_common.calendar import TASHKENT, add_working_days, local_date
-from oss_common.database import PreparedStatement, autocommit_engine
+from oss_common.database import UNSYNCED_COMMIT, PreparedStatement
 from oss_common.events import make_event, rfc3339, utc_now
 from oss_common.outbox import outbox_row
 from services.intake.domain import (
@@ -64,11 +64,13 @@ def check_against_catalogue(region, definition, submission):
 # The same SQL on SQLite (3.35+) and PostgreSQL. Text, not a dialect insert: SQLAlchemy cannot
 # cache the compiled form of ON CONFLICT DO UPDATE, and compiling it per submission cost ~3% of
 # intake's CPU, inside the write transaction.
-_NEXT_SEQUENCE = text(
+_NEXT_SEQUENCE_SQL = (
     "INSERT INTO tracking_sequences (year, last_value) VALUES (:year, :count) "
     "ON CONFLICT (year) DO UPDATE SET last_value = tracking_sequences.last_value + :count "
     "RETURNING last_value"
 )
+_NEXT_SEQUENCE = text(_NEXT_SEQUENCE_SQL)
+_NEXT_SEQUENCE_UNSYNCED = text(f"{UNSYNCED_COMMIT}; {_NEXT_SEQUENCE_SQL}")
 
 
 def next_sequence(session, year, count=1):
@@ -76,8 +78,8 @@ def next_sequence(session, year, count=1):
     never share one); returns the last of them.
 
     On PostgreSQL the upsert commits on its own, outside the submission's statement
-    (`autocommit_engine`, not waiting for the WAL flush): inside the submission's transaction, the
-    year's row stayed locked through every later statement and the commit's WAL flush, so all
+    (`PreparedStatement.first`, with UNSYNCED_COMMIT, so not waiting for the WAL flush): inside the
+    submission's transaction, the year's row stayed locked through every later statement and the commit's WAL flush, so all
     submissions of a region queued on that one row. A submission that fails afterwards leaves a
     gap in the numbers, never a duplicate. On SQLite the submission's transaction holds the file's
     write lock anyway, so the upsert stays inside it.
@@ -85,8 +87,8 @@ def next_sequence(session, year, count=1):
     bind = session.get_bind()
     parameters = {"year": year, "count": count}
     if bind.dialect.name == "postgresql":
-        with autocommit_engine(bind.url, synchronous=False).connect() as connection:
-            return connection.execute(_NEXT_SEQUENCE, parameters).scalar_one()
+        # Not prepared on the server: PREPARE takes one statement, and this string holds two.
+        return _prepare(_NEXT_SEQUENCE_UNSYNCED, bind.dialect, server_side=False).first(bind, parameters)[0]
     return session.connection().execute(_NEXT_SEQUENCE, parameters).scalar_one()
 
 
@@ -178,13 +180,14 @@ _SUBMIT_IN_ONE_STATEMENT = select(_new_application.c.id).add_cte(
     _INSERT_OUTBOX.cte("new_outbox"),
 )
 _KEY_TAKEN = select(_APPLICATIONS.c.id).where(_APPLICATIONS.c.idempotency_key == bindparam("key"))
-_prepared = {}  # (statement, dialect) -> PreparedStatement
+_prepared = {}  # (statement, dialect, server_side) -> PreparedStatement
 
 
-def _prepare(statement, dialect):
-    prepared = _prepared.get((statement, dialect))
+def _prepare(statement, dialect, server_side=True):
+    key = (statement, dialect, server_side)
+    prepared = _prepared.get(key)
     if prepared is None:
-        prepared = _prepared[(statement, dialect)] = PreparedStatement(statement, dialect)
+        prepared = _prepared[key] = PreparedStatement(statement, dialect, server_side=server_side)
     return prepared
 
 
@@ -192,8 +195,7 @@ def _key_taken(session, key):
     """Whether an application already holds `key`; on PostgreSQL without opening a transaction."""
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        with autocommit_engine(bind.url).connect() as connection:
-            return connection.execute(_KEY_TAKEN, {"key": key}).first() is not None
+        return _prepare(_KEY_TAKEN, bind.dialect).first(bind, {"key": key}) is not None
     return session.connection().execute(_KEY_TAKEN, {"key": key}).first() is not None
 
 
@@ -205,7 +207,7 @@ def _store(session, application, change, event):
     bind = session.get_bind()
     dialect = bind.dialect
     if dialect.name == "postgresql":
-        return _prepare(_SUBMIT_IN_ONE_STATEMENT, dialect).first(autocommit_engine(bind.url), parameters)[0]
+        return _prepare(_SUBMIT_IN_ONE_STATEMENT, dialect).first(bind, parameters)[0]
     connection = session.connection()  # the transaction that holds SQLite's write lock (and took the number)
     application_id = _prepare(_INSERT_APPLICATION, dialect).first_in(connection, parameters)[0]
     _prepare(_INSERT_HISTORY, dialect).first_in(connection, {**parameters, "h_application_id": application_id})

@@ -189,7 +189,7 @@ def _server_prepared(engine, name):
 
 
 def test_a_hot_statement_is_prepared_on_the_server_once_per_connection_then_only_executed(pg_url):
-    engine = database.autocommit_engine(pg_url)
+    engine = database.get_engine(pg_url)
     table, prepared = _prepared_insert(engine)
     now = datetime.now(timezone.utc)
     ids = [prepared.first(engine, {"code": f"c{n}", "body": {"n": n}, "at": now})[0] for n in range(5)]
@@ -200,18 +200,18 @@ def test_a_hot_statement_is_prepared_on_the_server_once_per_connection_then_only
 
 
 def test_a_statement_the_server_forgot_is_prepared_again(pg_url):
-    engine = database.autocommit_engine(pg_url)
+    engine = database.get_engine(pg_url)
     _table, prepared = _prepared_insert(engine)
     now = datetime.now(timezone.utc)
     prepared.first(engine, {"code": "a", "body": {}, "at": now})
-    with engine.connect() as connection:  # the pool's one connection: a pooler's reset, say
-        connection.exec_driver_sql("DISCARD ALL")
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:  # the pool's one connection
+        connection.exec_driver_sql("DISCARD ALL")  # as a pooler resets a connection
     assert prepared.first(engine, {"code": "b", "body": {}, "at": now})[0]
     assert _server_prepared(engine, prepared.server_side.name) == (1, 1)
 
 
-def test_a_failed_execution_keeps_the_prepared_statement_in_a_transaction_too(pg_url):
-    engine = database.get_engine(pg_url)  # not autocommit: the failure aborts a transaction
+def test_a_failed_execution_keeps_the_prepared_statement(pg_url):
+    engine = database.get_engine(pg_url)
     _table, prepared = _prepared_insert(engine)
     now = datetime.now(timezone.utc)
     prepared.first(engine, {"code": "a", "body": {}, "at": now})
@@ -223,7 +223,7 @@ def test_a_failed_execution_keeps_the_prepared_statement_in_a_transaction_too(pg
 
 def test_server_side_preparing_can_be_turned_off(pg_url, monkeypatch):
     monkeypatch.setattr(database, "SERVER_SIDE_PREPARE", False)
-    engine = database.autocommit_engine(pg_url)
+    engine = database.get_engine(pg_url)
     _table, prepared = _prepared_insert(engine)
     assert prepared.server_side is None
     assert prepared.first(engine, {"code": "a", "body": {"x": 1}, "at": datetime.now(timezone.utc)})[0]
@@ -236,24 +236,64 @@ def test_server_side_preparing_can_be_turned_off(pg_url, monkeypatch):
         connection.close()
 
 
-@pytest.mark.parametrize("pool", ["get_engine", "autocommit_engine", "unsynced_engine"])
-def test_every_pool_keeps_a_connection_for_each_concurrent_worker(pg_url, pool):
-    """As many workers as MAX_WORKERS at once reuse the pool's server connections: none is opened
-    for one unit of work and closed after it."""
-    engine = getattr(database, pool)(pg_url)
-    assert database.POOL_SIZE == 10  # MAX_WORKERS' default, as the services run
-    rounds = []
-    for _ in range(3):
+def _backends_over_rounds(engine, workers, rounds=3):
+    """The server processes `workers` concurrent units of work used, in each of `rounds` rounds."""
+    used = []
+    for _ in range(rounds):
         pids = []
 
         def work():
             with engine.connect() as connection:
                 pids.append(connection.execute(text("SELECT pg_backend_pid() FROM pg_sleep(0.05)")).scalar_one())
 
-        pool_ = eventlet.GreenPool()
-        for _ in range(database.POOL_SIZE):
-            pool_.spawn(work)
-        pool_.waitall()
-        rounds.append(set(pids))
-    assert len(rounds[0]) == database.POOL_SIZE
-    assert rounds[1] == rounds[0] and rounds[2] == rounds[0]
+        pool = eventlet.GreenPool()
+        for _ in range(workers):
+            pool.spawn(work)
+        pool.waitall()
+        used.append(set(pids))
+    return used
+
+
+def test_every_use_of_the_database_shares_one_pool_with_a_connection_per_concurrent_worker(pg_url):
+    """Sessions, autocommit statements and the relay of a process share one pool. As many workers
+    as MAX_WORKERS at once reuse its server connections: none is opened for one unit of work and
+    closed after it, and the process keeps no more than MAX_WORKERS open."""
+    assert database.POOL_SIZE == 10  # MAX_WORKERS' default, as the services run
+    engine = database.get_engine(pg_url)
+    used = _backends_over_rounds(engine, database.POOL_SIZE)
+    assert len(used[0]) == database.POOL_SIZE
+    assert used[1] == used[0] and used[2] == used[0]
+    # intake's submissions, Idempotency-Key look-ups and tracking counter (PreparedStatement.first)
+    backend = database.PreparedStatement(text("SELECT pg_backend_pid() FROM pg_sleep(0.05)"), engine.dialect)
+    pids = []
+    pool = eventlet.GreenPool()
+    for _ in range(database.POOL_SIZE):
+        pool.spawn(lambda: pids.append(backend.first(engine, {})[0]))
+    pool.waitall()
+    assert set(pids) == used[0]
+    burst = _backends_over_rounds(engine, database.POOL_SIZE + 5, rounds=1)[0]
+    assert len(burst) == database.POOL_SIZE + 5  # a burst gets connections of its own...
+    assert engine.pool.checkedin() == database.POOL_SIZE  # ...and only POOL_SIZE stay open after it
+
+
+def test_an_unsynced_commit_lasts_for_its_own_statement(pg_url):
+    engine = database.get_engine(pg_url)  # one connection, used by both statements
+    unsynced = database.PreparedStatement(
+        text(f"{database.UNSYNCED_COMMIT}; SELECT current_setting('synchronous_commit')"), engine.dialect, server_side=False)
+    setting = database.PreparedStatement(text("SELECT current_setting('synchronous_commit')"), engine.dialect)
+    assert unsynced.first(engine, {})[0] == "off"
+    assert setting.first(engine, {})[0] == "on"
+    with engine.connect() as connection:
+        assert connection.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
+
+
+def test_a_connection_back_from_a_prepared_statement_runs_transactions_again(pg_url):
+    engine = database.get_engine(pg_url)
+    table, prepared = _prepared_insert(engine)
+    now = datetime.now(timezone.utc)
+    prepared.first(engine, {"code": "a", "body": {}, "at": now})  # in autocommit, on the pool's one connection
+    with engine.connect() as connection:
+        connection.execute(insert(table).values(code="b", body={}, at=now))
+        connection.rollback()  # undone: the connection is transactional again
+    with engine.connect() as connection:
+        assert connection.execute(select(table.c.code)).scalars().all() == ["a"]
