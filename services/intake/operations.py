@@ -79,9 +79,9 @@ def next_sequence(session, year, count=1):
 
     On PostgreSQL the upsert commits on its own, outside the submission's statement
     (`PreparedStatement.first`, with UNSYNCED_COMMIT, so not waiting for the WAL flush): inside the
-    submission's transaction, the year's row stayed locked through every later statement and the commit's WAL flush, so all
-    submissions of a region queued on that one row. A submission that fails afterwards leaves a
-    gap in the numbers, never a duplicate. On SQLite the submission's transaction holds the file's
+    submission's transaction, the year's row stayed locked through every later statement and the
+    commit's WAL flush, so all submissions of a region queued on that one row. A submission that
+    fails afterwards leaves a gap in the numbers, never a duplicate. On SQLite the submission's transaction holds the file's
     write lock anyway, so the upsert stays inside it.
     """
     bind = session.get_bind()
