@@ -14,61 +14,21 @@ import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import yaml  # noqa: E402
 
-from oss_common.config import PROJECT_ROOT, VAR_DIR, ConfigurationError, load_config  # noqa: E402
-from oss_common.deployment import NATIONAL_FILE, deployment_file, service_settings  # noqa: E402
+from oss_common.config import PROJECT_ROOT, VAR_DIR, ConfigurationError  # noqa: E402
 from oss_common.regions import deployment_regions, get_region  # noqa: E402
+from oss_common.service_kinds import (  # noqa: E402
+    DEMO_REGIONS, SERVICES, auth_secret_file, deployed_regions, group_members, instances, process_name, service_class,
+    service_config, service_kind,
+)
+from oss_common.status import deployment_status, format_status  # noqa: E402
+from oss_common.supervisor import run_group, run_stack  # noqa: E402
 
 log = logging.getLogger("oss")
 
-
-@dataclass(frozen=True)
-class ServiceKind:
-    """A kind of service process: where its class lives, its ports, whether it runs per region.
-
-    A regional kind with `national_cls` also has one national instance (`--national`), named
-    after the kind and on the base ports (e.g. national reporting on 8300). With
-    `national_by_choice` the deployment runs either that instance or the regional ones, never
-    both: the national one when deploy/regions/national.yml lists the kind under `services:`.
-    """
-
-    name: str
-    cls: str
-    http_base: int
-    metrics_base: int
-    regional: bool
-    national_cls: str | None = None
-    national_by_choice: bool = False
-
-    @property
-    def package(self):
-        return f"services.{self.name}"
-
-    @property
-    def folder(self):
-        return PROJECT_ROOT / "services" / self.name
-
-
-SERVICES = {
-    "catalogue": ServiceKind("catalogue", "CatalogueService", 8000, 9000, regional=False),
-    "intake": ServiceKind("intake", "IntakeService", 8100, 9100, regional=True),
-    "notifications": ServiceKind("notifications", "NotificationService", 8200, 9200, regional=True,
-                                 national_cls="NotificationService", national_by_choice=True),
-    "reporting": ServiceKind("reporting", "ReportingService", 8300, 9300, regional=True, national_cls="NationalReportingService"),
-}
-DEMO_REGIONS = "jizzakh,namangan,fergana"
-
-
-def deployed_regions():
-    """REGIONS from the environment, else every oblast with a deploy/regions/<slug>.yml (so that a new
-    oblast's file is all national reporting and `oss status` need), else the demo's three."""
-    from oss_common.deployment import deployed_slugs
-
-    return os.environ.get("REGIONS") or ",".join(deployed_slugs()) or DEMO_REGIONS
 
 MAIN_HELP = """\
 oss: run and look after the OSS platform's services.
@@ -109,22 +69,6 @@ Ports come from the same configuration `oss run` uses; the broker from AMQP_URI.
 Exit status 0 when every service is up, 1 otherwise."""
 
 
-def service_kind(name):
-    try:
-        return SERVICES[name]
-    except KeyError:
-        raise ConfigurationError(f"unknown service {name!r}; one of: {', '.join(SERVICES)}") from None
-
-
-def process_name(kind, region):
-    return f"{kind.name}_{region.slug}" if (kind.regional and region) else kind.name
-
-
-def auth_secret_file():
-    """Where a single-machine deployment (and `make run`) keeps its token key: AUTH_SECRET_FILE or var/auth-secret."""
-    return Path(os.environ.get("AUTH_SECRET_FILE") or VAR_DIR / "auth-secret")
-
-
 def ensure_auth_secret():
     """The key in auth_secret_file(), made (readable by its owner only) when there is none yet."""
     from oss_common.auth import new_secret
@@ -146,65 +90,10 @@ def auth_secret():
     return path.read_text().strip() if path.exists() else None
 
 
-def service_config(kind, region=None):
-    """The service's config.yml with the defaults that follow from its region (ports, database file),
-    overridden by the region's deployment file (deploy/regions/<slug>.yml), itself overridden by
-    the environment.
-
-    `region` None for a regional kind means its national instance.
-    """
-    if kind.regional and region is None and not kind.national_cls:
-        raise ConfigurationError(f"{kind.name} runs per region: give --region <slug>")
-    offset = region.n if (kind.regional and region) else 0
-    defaults = {
-        "HTTP_PORT": kind.http_base + offset,
-        "METRICS_PORT": kind.metrics_base + offset,
-        "DATABASE_URL": f"sqlite:///{VAR_DIR / (process_name(kind, region) + '.db')}",
-        "REGIONS": deployed_regions(),
-    }
-    if auth_secret_file().exists():
-        defaults["AUTH_SECRET"] = auth_secret_file().read_text().strip()
-    defaults.update(service_settings(region.slug if (kind.regional and region) else NATIONAL_FILE, kind.name))
-    if kind.regional and region is not None:
-        defaults["REGION"] = region.slug
-    config = load_config(kind.folder / "config.yml", overrides=defaults)
-    if kind.regional and region is not None:
-        get_region(config.get("REGION"))
-    return config
-
-
-def service_class(kind, region=None):
-    module = importlib.import_module(f"{kind.package}.service")
-    if kind.regional and region is None:
-        return getattr(module, kind.national_cls)
-    cls = getattr(module, kind.cls)
-    if kind.regional:
-        cls = type(cls.__name__, (cls,), {"name": process_name(kind, region), "__module__": cls.__module__})
-    return cls
-
-
 def migrate(kind, config):
     from oss_common.database import upgrade
 
     upgrade(kind.folder / "migrations", config["DATABASE_URL"])
-
-
-def runs_nationally(kind):
-    """Whether the deployment runs the kind's national instance (see ServiceKind)."""
-    if not kind.national_cls:
-        return False
-    return not kind.national_by_choice or kind.name in (deployment_file(NATIONAL_FILE).get("services") or {})
-
-
-def runs_regionally(kind):
-    return kind.regional and not (kind.national_by_choice and runs_nationally(kind))
-
-
-def instances(kind, regions):
-    """The regions a kind runs for in a deployment; None stands for a national instance."""
-    if not kind.regional:
-        return [None]
-    return ([None] if runs_nationally(kind) else []) + (list(regions) if runs_regionally(kind) else [])
 
 
 def configure_logging(level="INFO"):
@@ -223,17 +112,6 @@ def region_arg(kind, slug, national=False):
     if kind.regional:
         return get_region(slug or os.environ.get("REGION"))
     return None
-
-
-def group_members(region_slug, national):
-    """The (kind, region) pairs `oss run --region`/`--national` starts: every regional service of
-    the region, or every national service (the catalogue and national instances)."""
-    if bool(region_slug) == bool(national):
-        raise ConfigurationError("give --service S, or --region <slug> (every service of that region), or --national")
-    if national:
-        return [(kind, None) for kind in SERVICES.values() if not kind.regional or runs_nationally(kind)]
-    region = get_region(region_slug)
-    return [(kind, region) for kind in SERVICES.values() if runs_regionally(kind)]
 
 
 def settle_garbage_collector():
@@ -256,8 +134,6 @@ def cmd_run(args):
     from oss_common.consumers import tolerate_dropped_connections
 
     if args.service is None:
-        from oss_common.supervisor import run_group
-
         members = group_members(args.region, args.national)
         configure_logging()
         return run_group(members, Path(args.log_dir) if args.log_dir else None, migrate=not args.no_migrate)
@@ -322,8 +198,6 @@ def cmd_reporting_rebuild(args):
 
 
 def cmd_status(args):
-    from oss_common.status import deployment_status, format_status
-
     regions = deployment_regions(args.regions)
     members = group_members(None, True) + [member for region in regions for member in group_members(region.slug, False)]
     amqp_uri = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
@@ -392,8 +266,6 @@ def demo_tokens(regions, secret, ttl_seconds=7 * 24 * 3600):
 
 
 def cmd_demo(args):
-    from oss_common.supervisor import run_stack
-
     regions = deployment_regions(args.regions)
     secret = ensure_auth_secret()
     tokens = demo_tokens(regions, secret)

@@ -25,6 +25,7 @@ from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR  # noqa: E402
 
 from oss_common.config import PROJECT_ROOT  # noqa: E402
 from oss_common.http import ApiHandler, api  # noqa: E402
+from oss_common.service_kinds import SERVICES  # noqa: E402
 
 OPENAPI_VERSION = "3.0.3"
 JSON = "application/json"
@@ -238,8 +239,6 @@ class OpenApiDocs:
 def documented_services():
     """(file stem, service class) for every service kind the `oss` runner knows, and the national
     instance of a regional kind when it is a class of its own."""
-    from oss_common.cli import SERVICES
-
     for kind in SERVICES.values():
         module = importlib.import_module(f"{kind.package}.service")
         yield kind.name, getattr(module, kind.cls)

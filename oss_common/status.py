@@ -12,6 +12,8 @@ from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from prometheus_client.parser import text_string_to_metric_families
 
 from oss_common.consumers import EventHandler
+from oss_common.service_kinds import service_class
+from oss_common.supervisor import service_process
 
 
 @dataclass
@@ -90,9 +92,6 @@ def process_status(process, cls, connection, host, timeout):
 
 def deployment_status(members, amqp_uri, host="127.0.0.1", timeout=2.0):
     """Statuses of the (kind, region) processes; the broker's part is left out when it is away."""
-    from oss_common.cli import service_class
-    from oss_common.supervisor import service_process
-
     connection = Connection(amqp_uri, connect_timeout=timeout)
     try:
         connection.ensure_connection(max_retries=1)

@@ -9,6 +9,7 @@ from pathlib import Path
 import requests
 
 from oss_common.config import PROJECT_ROOT, VAR_DIR
+from oss_common.service_kinds import SERVICES, instances, process_name, service_config
 
 
 class ServiceProcess:
@@ -92,8 +93,6 @@ class ServiceProcess:
 def service_process(kind, region, log_dir=None, migrate=True):
     """The process `oss run --service` starts for one kind and region (None: national), with the
     ports its configuration (defaults, deployment file, environment) gives it."""
-    from oss_common.cli import process_name, service_config
-
     config = service_config(kind, region)
     process = ServiceProcess(kind.name, region=region.slug if region else None,
                              http_port=config["WEB_SERVER_ADDRESS"].rsplit(":", 1)[1],
@@ -105,8 +104,6 @@ def service_process(kind, region, log_dir=None, migrate=True):
 
 def stack_processes(regions, log_dir):
     """One process per national service and per region of each regional service, as `oss run` starts them."""
-    from oss_common.cli import SERVICES, instances
-
     return [service_process(kind, region, log_dir) for kind in SERVICES.values() for region in instances(kind, regions)]
 
 

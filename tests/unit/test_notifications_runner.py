@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from oss_common.cli import SERVICES, group_members, instances, service_class, service_config
+from oss_common.service_kinds import SERVICES, group_members, instances, service_class, service_config
 from oss_common.config import PROJECT_ROOT
 from oss_common.regions import get_region
 
