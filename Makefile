@@ -3,13 +3,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 REGIONS ?= jizzakh,namangan,fergana
 
-.PHONY: run test venv broker tools migrate unit integration bench bench-reporting openapi clean
+.PHONY: run test lint venv broker tools migrate unit integration bench bench-reporting openapi clean
 
 run: venv broker
 	REGIONS=$(REGIONS) $(PY) -m oss_common.cli demo
 
-test: venv broker tools
+test: venv broker tools lint
 	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
 
 unit: venv
 	$(PY) -m pytest tests/unit

@@ -5,7 +5,7 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 import eventlet  # noqa: E402
 
-eventlet.monkey_patch()  # noqa: E402
+eventlet.monkey_patch()
 
 import os  # noqa: E402
 import signal  # noqa: E402

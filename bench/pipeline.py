@@ -10,7 +10,7 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 import eventlet  # noqa: E402
 
-eventlet.monkey_patch()  # noqa: E402
+eventlet.monkey_patch()
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402

@@ -5,7 +5,7 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 import eventlet  # noqa: E402
 
-eventlet.monkey_patch()  # noqa: E402 - must precede every import that opens sockets
+eventlet.monkey_patch()  # must precede every import that opens sockets
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
@@ -18,7 +18,7 @@ from pathlib import Path  # noqa: E402
 
 import yaml  # noqa: E402
 
-from oss_common.config import PROJECT_ROOT, VAR_DIR, ConfigurationError  # noqa: E402
+from oss_common.config import PROJECT_ROOT, ConfigurationError, var_dir  # noqa: E402
 from oss_common.regions import deployment_regions, get_region  # noqa: E402
 from oss_common.service_kinds import (  # noqa: E402
     DEMO_REGIONS, SERVICES, auth_secret_file, deployed_regions, group_members, instances, process_name, service_class,
@@ -269,7 +269,7 @@ def cmd_demo(args):
     regions = deployment_regions(args.regions)
     secret = ensure_auth_secret()
     tokens = demo_tokens(regions, secret)
-    path = VAR_DIR / "demo-tokens.txt"
+    path = var_dir() / "demo-tokens.txt"
     path.write_text("".join(f"{label}\t{token}\n" for label, token in tokens), encoding="utf-8")
     os.chmod(path, 0o600)
     banner = (f"Demo tokens (valid 7 days; also in {path}; send as Authorization: Bearer <token>):\n"

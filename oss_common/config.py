@@ -6,9 +6,13 @@ import yaml
 from nameko.cli.main import setup_yaml_parser
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("OSS_VAR_DIR", PROJECT_ROOT / "var"))
 
 setup_yaml_parser()
+
+
+def var_dir():
+    """Where a single machine keeps its SQLite files, logs and token key: OSS_VAR_DIR, else var/ of the checkout."""
+    return Path(os.environ.get("OSS_VAR_DIR") or PROJECT_ROOT / "var")
 
 
 class ConfigurationError(Exception):
@@ -56,3 +60,10 @@ def as_list(value):
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return [str(item).strip() for item in value]
+
+
+def as_flag(value):
+    """A yes/no setting: 0, false, no and off (any case) are no; anything else is yes."""
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() not in ("0", "false", "no", "off")

@@ -1,10 +1,11 @@
 """Engines, the per-worker SQLAlchemy session dependency and Alembic migrations for every service."""
 import hashlib
 import logging
-import os
 import sqlite3
 import threading
 import time
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,40 +17,67 @@ from alembic.config import Config as AlembicConfig
 from nameko.extensions import DependencyProvider
 from datetime import timezone
 
-from sqlalchemy import DateTime, create_engine, event
+from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from oss_common.config import as_flag, setting
+
 log = logging.getLogger(__name__)
 
-SQLITE_LOCK_WAIT_SECONDS = float(os.environ.get("SQLITE_LOCK_WAIT_SECONDS") or 30.0)
-# A pooled server connection is pinged (SELECT 1) at checkout only after lying idle this long.
-# One used moments ago is almost always alive, and should it have died anyway, the failing
-# statement invalidates it and every connection of the pool opened before it (SQLAlchemy's
-# disconnect handling), so the next checkout connects afresh.
-PING_AFTER_IDLE_SECONDS = float(os.environ.get("DB_PING_AFTER_IDLE_SECONDS") or 10.0)
-# Server connections a process's PostgreSQL pool keeps open: by default one per concurrent worker
-# (MAX_WORKERS). A pool smaller than the workers that use it at once opens an overflow connection
-# for a busy worker and closes it again when the worker is done: a new server process (fork,
-# authentication) per unit of work (with a pool of 5 for 10 workers, ~2% of a busy intake's
-# samples and as much again in PostgreSQL). Every use in the process (sessions, autocommit
-# statements, the outbox relay) shares this one pool.
-POOL_SIZE = int(os.environ.get("DB_POOL_SIZE") or os.environ.get("MAX_WORKERS") or 10)
-# Whether hot statements (PreparedStatement.first) are prepared on the server, once per
-# connection, and then only EXECUTEd: PostgreSQL then neither parses nor plans them again.
-# Turn off behind a pooler that hands one client's statements to several server connections
-# (PgBouncer in transaction mode).
-SERVER_SIDE_PREPARE = (os.environ.get("DB_SERVER_SIDE_PREPARE") or "1").lower() not in ("0", "false", "no", "off")
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """How a process uses its database; from the service's config (`from_config`), so the names of
+    README's configuration reference work in config.yml, a deployment file and the environment alike."""
+
+    # Server connections a process's PostgreSQL pool keeps open: by default one per concurrent worker
+    # (max_workers). A pool smaller than the workers that use it at once opens an overflow connection
+    # for a busy worker and closes it again when the worker is done: a new server process (fork,
+    # authentication) per unit of work (with a pool of 5 for 10 workers, ~2% of a busy intake's
+    # samples and as much again in PostgreSQL). Every use in the process (sessions, autocommit
+    # statements, the outbox relay) shares this one pool.
+    pool_size: int = 10
+    # A pooled server connection is pinged (SELECT 1) at checkout only after lying idle this long.
+    # One used moments ago is almost always alive, and should it have died anyway, the failing
+    # statement invalidates it and every connection of the pool opened before it (SQLAlchemy's
+    # disconnect handling), so the next checkout connects afresh.
+    ping_after_idle_seconds: float = 10.0
+    # Whether hot statements (PreparedStatement.first) are prepared on the server, once per
+    # connection, and then only EXECUTEd: PostgreSQL then neither parses nor plans them again.
+    # Turn off behind a pooler that hands one client's statements to several server connections
+    # (PgBouncer in transaction mode).
+    server_side_prepare: bool = True
+    # How long a SQLite write waits for another process of the region to finish writing.
+    sqlite_lock_wait_seconds: float = 30.0
+
+    @classmethod
+    def from_config(cls, config: dict) -> "DatabaseSettings":
+        return cls(
+            pool_size=setting(config, "DB_POOL_SIZE", setting(config, "max_workers", cls.pool_size, int), int),
+            ping_after_idle_seconds=setting(config, "DB_PING_AFTER_IDLE_SECONDS", cls.ping_after_idle_seconds, float),
+            server_side_prepare=setting(config, "DB_SERVER_SIDE_PREPARE", cls.server_side_prepare, as_flag),
+            sqlite_lock_wait_seconds=setting(config, "SQLITE_LOCK_WAIT_SECONDS", cls.sqlite_lock_wait_seconds, float),
+        )
+
+
+DEFAULT_SETTINGS = DatabaseSettings()
 IDLE_SINCE = "oss_idle_since"
 READ_ONLY = "oss_read_only"
 WRITER = "oss_sqlite_writer"  # in a connection's info while it holds this process's writer slot
 PREPARED_NAMES = "oss_prepared"  # in a connection's info: the statements prepared on its server connection
 UNKNOWN_PREPARED_STATEMENT = "26000"  # PostgreSQL's invalid_sql_statement_name
 
-_engines = {}
+_engines = {}  # (database URL, DatabaseSettings) -> Engine
+_settings = weakref.WeakKeyDictionary()  # an engine's pool (shared by its execution_options copies) -> DatabaseSettings
 _engines_lock = threading.Lock()
+
+
+def settings_of(engine) -> DatabaseSettings:
+    """The settings `engine` was made with (get_engine)."""
+    return _settings.get(engine.pool, DEFAULT_SETTINGS)
 
 
 class UtcDateTime(TypeDecorator):
@@ -89,7 +117,7 @@ def _make_green_psycopg():
         patch_psycopg()
 
 
-def _prepare_sqlite(engine, url):
+def _prepare_sqlite(engine, url, lock_wait_seconds):
     database = url.database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -125,8 +153,8 @@ def _prepare_sqlite(engine, url):
         # IMMEDIATE takes the write lock up front, so two processes of one region never deadlock
         # upgrading a read lock. While another process holds it, wait cooperatively (eventlet.sleep),
         # so the rest of this process keeps serving.
-        deadline = time.monotonic() + SQLITE_LOCK_WAIT_SECONDS
-        if not writers.acquire(timeout=SQLITE_LOCK_WAIT_SECONDS):
+        deadline = time.monotonic() + lock_wait_seconds
+        if not writers.acquire(timeout=lock_wait_seconds):
             raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
         connection.info[WRITER] = True
         delay = 0.001
@@ -159,8 +187,8 @@ def _prepare_sqlite(engine, url):
         release_writer(record.info)
 
 
-def _ping_when_idle(engine):
-    """Pre-ping only connections that lay idle in the pool for PING_AFTER_IDLE_SECONDS or more.
+def _ping_when_idle(engine, after_idle_seconds):
+    """Pre-ping only connections that lay idle in the pool for `after_idle_seconds` or more.
 
     `pool_pre_ping` pinged on every checkout: one more round trip per unit of work (~5% of a busy
     intake's samples on PostgreSQL). A connection that fails the ping is replaced, as with
@@ -174,26 +202,27 @@ def _ping_when_idle(engine):
     @event.listens_for(engine, "checkout")
     def on_checkout(dbapi_connection, record, _proxy):
         idle_since = record.info.pop(IDLE_SINCE, None)
-        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+        if idle_since is None or time.monotonic() - idle_since < after_idle_seconds:
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
-        except Exception as exc:  # noqa: BLE001 - any failure: let the pool connect afresh
+        except Exception as exc:  # any failure: let the pool connect afresh
             raise DisconnectionError(f"idle connection failed its ping: {type(exc).__name__}") from exc
 
 
-def _server_engine(url, **options):
+def _server_engine(url, settings, **options):
     if url.get_backend_name() == "postgresql":
         _make_green_psycopg()
-    engine = create_engine(url, **options)
-    _ping_when_idle(engine)
+    engine = create_engine(url, pool_size=settings.pool_size, max_overflow=20, **options)
+    _ping_when_idle(engine, settings.ping_after_idle_seconds)
     return engine
 
 
-def get_engine(database_url):
-    """One engine (one pool) per database URL per process."""
+def get_engine(database_url: str, settings: DatabaseSettings = DEFAULT_SETTINGS) -> Engine:
+    """One engine (one pool) per database URL per process (a service's uses all pass the same settings)."""
+    key = (database_url, settings)
     with _engines_lock:
-        engine = _engines.get(database_url)
+        engine = _engines.get(key)
         if engine is not None:
             return engine
         url = make_url(database_url)
@@ -201,10 +230,11 @@ def get_engine(database_url):
         if url.get_backend_name() == "sqlite":
             options["connect_args"] = {"timeout": 0, "check_same_thread": False}
             engine = create_engine(url, **options)
-            _prepare_sqlite(engine, url)
+            _prepare_sqlite(engine, url, settings.sqlite_lock_wait_seconds)
         else:
-            engine = _server_engine(url, pool_size=POOL_SIZE, max_overflow=20, **options)
-        _engines[database_url] = engine
+            engine = _server_engine(url, settings, **options)
+        _engines[key] = engine
+        _settings[engine.pool] = settings
         return engine
 
 
@@ -229,8 +259,8 @@ class PreparedStatement:
     On PostgreSQL `first` also prepares the statement on the server, once per pooled connection
     (SQL PREPARE), and from then on sends only `EXECUTE name (values)`: the server no longer
     parses and plans it for every call (intake's submission: ~400 -> ~230 us of server CPU), and
-    the client sends and quotes less. Set DB_SERVER_SIDE_PREPARE=0 behind a pooler that does not
-    keep a client on one server connection.
+    the client sends and quotes less, unless the engine's settings turn it off (DB_SERVER_SIDE_PREPARE=0,
+    behind a pooler that does not keep a client on one server connection).
     """
 
     def __init__(self, statement, dialect, server_side=True):
@@ -242,7 +272,7 @@ class PreparedStatement:
         # A positional paramstyle (SQLite's qmark) takes the values in this order.
         self.positions = tuple(compiled.positiontup) if compiled.positional else None
         self.server_side = None
-        if server_side and dialect.name == "postgresql" and SERVER_SIDE_PREPARE:
+        if server_side and dialect.name == "postgresql":
             # The same statement with $1, $2, ... for PREPARE; EXECUTE passes the values in that order.
             numbered = statement.compile(dialect=type(dialect)(paramstyle="numeric_dollar"))
             name = "oss_" + hashlib.sha1(numbered.string.encode()).hexdigest()[:16]
@@ -271,7 +301,7 @@ class PreparedStatement:
             if autocommit:
                 dbapi_connection.autocommit = True
             try:
-                if self.server_side is None:
+                if self.server_side is None or not settings_of(engine).server_side_prepare:
                     row = self._execute(dbapi_connection, parameters)
                 else:
                     row = self._execute_prepared(connection, parameters)
@@ -346,10 +376,11 @@ def dispose_engines():
         _engines.clear()
 
 
-def session_factory(database_url, read_only=False):
+def session_factory(database_url: str, read_only: bool = False,
+                    settings: DatabaseSettings = DEFAULT_SETTINGS) -> sessionmaker:
     """Sessions on the URL's engine. Read-only ones never take SQLite's write lock, so a worker
     holding it can still read through them (e.g. intake's catalogue copy) without waiting on itself."""
-    engine = get_engine(database_url)
+    engine = get_engine(database_url, settings)
     if read_only:
         engine = engine.execution_options(**{READ_ONLY: True})
     return sessionmaker(bind=engine, expire_on_commit=False, future=True)
@@ -362,8 +393,10 @@ class Database(DependencyProvider):
     """
 
     def setup(self):
-        self.url = self.container.config["DATABASE_URL"]
-        self.Session = session_factory(self.url)
+        config = self.container.config
+        self.url = config["DATABASE_URL"]
+        self.settings = DatabaseSettings.from_config(config)
+        self.Session = session_factory(self.url, settings=self.settings)
         self.sessions = {}
 
     def get_dependency(self, worker_ctx):

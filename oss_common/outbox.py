@@ -15,7 +15,7 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, bindparam, cast, func, select, update
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from oss_common.database import READ_ONLY, UNSYNCED_COMMIT, UtcDateTime, get_engine
+from oss_common.database import READ_ONLY, UNSYNCED_COMMIT, DatabaseSettings, UtcDateTime, get_engine
 from oss_common.events import EVENTS_EXCHANGE, routing_key, utc_now
 from oss_common.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING, OUTBOX_RELAYED
 
@@ -85,7 +85,7 @@ class OutboxRelay(DependencyProvider):
             # the process's CPU halved. An event so waits up to 50 ms longer at a desk's pace.
             configured = config.get("OUTBOX_LINGER_SECONDS")
             self.linger = 0.05 if configured in (None, "") else float(configured)
-        engine = self.engine = get_engine(config["DATABASE_URL"])
+        engine = self.engine = get_engine(config["DATABASE_URL"], DatabaseSettings.from_config(config))
         # PostgreSQL lets two relays of one region skip each other's rows while they publish;
         # SQLite has one writer anyway, so it reads, publishes and marks in short transactions.
         self.lock_rows = engine.dialect.name == "postgresql"

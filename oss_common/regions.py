@@ -9,7 +9,7 @@ import yaml
 from oss_common.config import ConfigurationError, as_list
 from oss_common.deployment import deployed_slugs, deployment_file, regions_dir
 
-REGISTRY_FILE = Path(os.environ.get("OSS_REGISTRY_FILE") or Path(__file__).with_name("data") / "regions.yml")
+SHIPPED_REGISTRY = Path(__file__).with_name("data") / "regions.yml"
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,11 @@ class Region:
         return base + self.n
 
 
-def load_registry(path=REGISTRY_FILE):
-    """Every region by slug: the registry file, with the districts and centres that deployment
-    files (deploy/regions/<slug>.yml) add for oblasts the registry does not detail yet."""
-    return _load_registry(Path(path), regions_dir())
+def load_registry(path=None):
+    """Every region by slug: the registry file (OSS_REGISTRY_FILE, else the shipped one), with the
+    districts and centres that deployment files (deploy/regions/<slug>.yml) add for oblasts the
+    registry does not detail yet."""
+    return _load_registry(Path(path or os.environ.get("OSS_REGISTRY_FILE") or SHIPPED_REGISTRY), regions_dir())
 
 
 def _districts(items):

@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from oss_common.config import PROJECT_ROOT, VAR_DIR, ConfigurationError, load_config
+from oss_common.config import PROJECT_ROOT, ConfigurationError, load_config, var_dir
 from oss_common.deployment import NATIONAL_FILE, deployed_slugs, deployment_file, service_settings
 from oss_common.regions import Region, get_region
 
@@ -66,7 +66,7 @@ def process_name(kind: ServiceKind, region: Region | None) -> str:
 
 def auth_secret_file() -> Path:
     """Where a single-machine deployment (and `make run`) keeps its token key: AUTH_SECRET_FILE or var/auth-secret."""
-    return Path(os.environ.get("AUTH_SECRET_FILE") or VAR_DIR / "auth-secret")
+    return Path(os.environ.get("AUTH_SECRET_FILE") or var_dir() / "auth-secret")
 
 
 def service_config(kind: ServiceKind, region: Region | None = None) -> dict:
@@ -82,7 +82,7 @@ def service_config(kind: ServiceKind, region: Region | None = None) -> dict:
     defaults = {
         "HTTP_PORT": kind.http_base + offset,
         "METRICS_PORT": kind.metrics_base + offset,
-        "DATABASE_URL": f"sqlite:///{VAR_DIR / (process_name(kind, region) + '.db')}",
+        "DATABASE_URL": f"sqlite:///{var_dir() / (process_name(kind, region) + '.db')}",
         "REGIONS": deployed_regions(),
     }
     if auth_secret_file().exists():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import requests
 
-from oss_common.config import PROJECT_ROOT, VAR_DIR
+from oss_common.config import PROJECT_ROOT, var_dir
 from oss_common.service_kinds import SERVICES, instances, process_name, service_config
 
 
@@ -174,8 +174,8 @@ def run_group(members, log_dir=None, migrate=True):
 def run_stack(regions, seed, banner=""):
     """Every service for the given regions until Ctrl-C; the catalogue first, then the seed, then
     the rest. Idempotent across runs: data stays under var/, the seed loads without duplicates."""
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    processes = stack_processes(regions, VAR_DIR / "log")
+    var_dir().mkdir(parents=True, exist_ok=True)
+    processes = stack_processes(regions, var_dir() / "log")
     catalogue, others = processes[0], processes[1:]
 
     def start():

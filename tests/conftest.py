@@ -5,7 +5,7 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 import eventlet  # noqa: E402
 
-eventlet.monkey_patch()  # noqa: E402 - nameko's standalone RPC in the tests needs green sockets
+eventlet.monkey_patch()  # nameko's standalone RPC in the tests needs green sockets
 
 import contextlib  # noqa: E402
 import os  # noqa: E402

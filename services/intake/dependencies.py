@@ -7,7 +7,7 @@ from nameko.extensions import DependencyProvider
 from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import func, select
 
-from oss_common.database import session_factory
+from oss_common.database import DatabaseSettings, session_factory
 from oss_common.events import utc_now
 from oss_common.metrics import CATALOGUE_CACHE_AGE
 from oss_common.regions import get_region
@@ -47,8 +47,9 @@ class CatalogueCache(DependencyProvider):
         self.config = config
         self.region = config["REGION"]
         self.region_record = get_region(self.region)
-        self.Session = session_factory(config["DATABASE_URL"])
-        self.ReadSession = session_factory(config["DATABASE_URL"], read_only=True)
+        settings = DatabaseSettings.from_config(config)
+        self.Session = session_factory(config["DATABASE_URL"], settings=settings)
+        self.ReadSession = session_factory(config["DATABASE_URL"], read_only=True, settings=settings)
         self.ttl = float(config.get("CATALOGUE_CACHE_TTL") or 2.0)
         self.resync_seconds = float(config.get("CATALOGUE_RESYNC_SECONDS") or 300.0)
         self.rpc_timeout = float(config.get("CATALOGUE_RPC_TIMEOUT") or 10.0)

@@ -9,7 +9,7 @@ from prometheus_client import Counter, Gauge
 
 from oss_common.config import ConfigurationError, setting
 from oss_common.consumers import DEFAULT_DELIVERY_LIMIT, DEFAULT_QUEUE_DEPTH_SECONDS, DEFAULT_RETRY_BASE_SECONDS
-from oss_common.database import session_factory
+from oss_common.database import DatabaseSettings, session_factory
 from oss_common.metrics import NOTIFICATION_DELIVERIES
 from oss_common.schemas import LANGUAGES
 from services.notifications import operations
@@ -111,7 +111,7 @@ class DeliveryMetrics(DependencyProvider):
         self.service = self.container.service_name
         self.region = region_of(config)
         self.interval = setting(config, "QUEUE_DEPTH_SECONDS", DEFAULT_QUEUE_DEPTH_SECONDS, float)
-        self.Session = session_factory(config["DATABASE_URL"], read_only=True)
+        self.Session = session_factory(config["DATABASE_URL"], read_only=True, settings=DatabaseSettings.from_config(config))
         self._thread = None
         for channel in CHANNELS:
             if channel != NONE:

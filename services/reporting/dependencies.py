@@ -64,4 +64,4 @@ class ReadOnlyDatabase(Database):
 
     def setup(self):
         super().setup()
-        self.Session = session_factory(self.url, read_only=True)
+        self.Session = session_factory(self.url, read_only=True, settings=self.settings)

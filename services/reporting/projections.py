@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, delete, select, text
 
 from oss_common.calendar import local_date
 from oss_common.consumers import first_delivery
-from oss_common.database import session_factory
+from oss_common.database import DatabaseSettings, session_factory
 from services.reporting.domain import COUNT_DIMENSIONS, DECISION_DIMENSIONS, DECISIONS, OPEN_STATUSES
 from services.reporting.models import ApplicationState, DailyCount, DailyDecision, ProcessedEvent
 from services.reporting.schemas import ApplicationEventSchema
@@ -196,4 +196,4 @@ def rebuild_from_intake(config, page_size=1000):
     DATABASE_URL of `config` (the regional reporting service's own settings)."""
     with ClusterRpcProxy(config, timeout=float(config.get("INTAKE_RPC_TIMEOUT") or 60)) as cluster:
         intake = getattr(cluster, f"intake_{config['REGION']}")
-        return rebuild(session_factory(config["DATABASE_URL"]), intake.export_events, page_size)
+        return rebuild(session_factory(config["DATABASE_URL"], settings=DatabaseSettings.from_config(config)), intake.export_events, page_size)

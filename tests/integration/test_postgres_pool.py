@@ -38,8 +38,7 @@ def _backend_pid(engine):
 
 
 def test_a_connection_used_moments_ago_is_not_pinged(pg_url, monkeypatch):
-    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 60.0)
-    engine = database.get_engine(pg_url)
+    engine = database.get_engine(pg_url, database.DatabaseSettings(ping_after_idle_seconds=60.0))
     pings = []
     original = engine.dialect.do_ping
     monkeypatch.setattr(engine.dialect, "do_ping", lambda connection: pings.append(1) or original(connection))
@@ -48,17 +47,15 @@ def test_a_connection_used_moments_ago_is_not_pinged(pg_url, monkeypatch):
     assert pings == []
 
 
-def test_an_idle_connection_that_died_is_replaced_at_checkout(pg_url, monkeypatch):
-    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)
-    engine = database.get_engine(pg_url)
+def test_an_idle_connection_that_died_is_replaced_at_checkout(pg_url):
+    engine = database.get_engine(pg_url, database.DatabaseSettings(ping_after_idle_seconds=0.0))
     before = _backend_pid(engine)
     _kill_backends(pg_url)
     assert _backend_pid(engine) != before  # the ping failed, the pool connected afresh, no error
 
 
-def test_a_connection_that_died_fails_one_statement_then_the_pool_heals(pg_url, monkeypatch):
-    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 3600.0)
-    engine = database.get_engine(pg_url)
+def test_a_connection_that_died_fails_one_statement_then_the_pool_heals(pg_url):
+    engine = database.get_engine(pg_url, database.DatabaseSettings(ping_after_idle_seconds=3600.0))
     with engine.connect() as first, engine.connect() as second:  # two pooled connections
         first.execute(text("SELECT 1"))
         second.execute(text("SELECT 1"))
@@ -165,8 +162,7 @@ def test_a_prepared_statement_binds_through_column_types_and_raises_sqlalchemy_e
 
 
 def test_a_prepared_statement_on_a_dead_connection_fails_once_and_the_pool_heals(pg_url, monkeypatch):
-    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 3600.0)
-    engine = database.get_engine(pg_url)
+    engine = database.get_engine(pg_url, database.DatabaseSettings(ping_after_idle_seconds=3600.0))
     _table, prepared = _prepared_insert(engine)
     now = datetime.now(timezone.utc)
     prepared.first(engine, {"code": "a", "body": {}, "at": now})
@@ -221,11 +217,9 @@ def test_a_failed_execution_keeps_the_prepared_statement(pg_url):
     assert _server_prepared(engine, prepared.server_side.name) == (1, 3)
 
 
-def test_server_side_preparing_can_be_turned_off(pg_url, monkeypatch):
-    monkeypatch.setattr(database, "SERVER_SIDE_PREPARE", False)
-    engine = database.get_engine(pg_url)
+def test_server_side_preparing_can_be_turned_off(pg_url):
+    engine = database.get_engine(pg_url, database.DatabaseSettings(server_side_prepare=False))
     _table, prepared = _prepared_insert(engine)
-    assert prepared.server_side is None
     assert prepared.first(engine, {"code": "a", "body": {"x": 1}, "at": datetime.now(timezone.utc)})[0]
     connection = engine.raw_connection()
     try:
@@ -258,22 +252,23 @@ def test_every_use_of_the_database_shares_one_pool_with_a_connection_per_concurr
     """Sessions, autocommit statements and the relay of a process share one pool. As many workers
     as MAX_WORKERS at once reuse its server connections: none is opened for one unit of work and
     closed after it, and the process keeps no more than MAX_WORKERS open."""
-    assert database.POOL_SIZE == 10  # MAX_WORKERS' default, as the services run
+    pool_size = database.DEFAULT_SETTINGS.pool_size
+    assert pool_size == 10  # MAX_WORKERS' default, as the services run
     engine = database.get_engine(pg_url)
-    used = _backends_over_rounds(engine, database.POOL_SIZE)
-    assert len(used[0]) == database.POOL_SIZE
+    used = _backends_over_rounds(engine, pool_size)
+    assert len(used[0]) == pool_size
     assert used[1] == used[0] and used[2] == used[0]
     # intake's submissions, Idempotency-Key look-ups and tracking counter (PreparedStatement.first)
     backend = database.PreparedStatement(text("SELECT pg_backend_pid() FROM pg_sleep(0.05)"), engine.dialect)
     pids = []
     pool = eventlet.GreenPool()
-    for _ in range(database.POOL_SIZE):
+    for _ in range(pool_size):
         pool.spawn(lambda: pids.append(backend.first(engine, {})[0]))
     pool.waitall()
     assert set(pids) == used[0]
-    burst = _backends_over_rounds(engine, database.POOL_SIZE + 5, rounds=1)[0]
-    assert len(burst) == database.POOL_SIZE + 5  # a burst gets connections of its own...
-    assert engine.pool.checkedin() == database.POOL_SIZE  # ...and only POOL_SIZE stay open after it
+    burst = _backends_over_rounds(engine, pool_size + 5, rounds=1)[0]
+    assert len(burst) == pool_size + 5  # a burst gets connections of its own...
+    assert engine.pool.checkedin() == pool_size  # ...and only POOL_SIZE stay open after it
 
 
 def test_an_unsynced_commit_lasts_for_its_own_statement(pg_url):

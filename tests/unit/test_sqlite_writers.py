@@ -9,15 +9,23 @@ from sqlalchemy.exc import OperationalError
 from oss_common import database
 
 
-@pytest.fixture
-def engine(tmp_path):
-    url = f"sqlite:///{tmp_path / 'writers.db'}"
-    engine = database.get_engine(url)
+def _engine(tmp_path, settings=database.DEFAULT_SETTINGS):
+    engine = database.get_engine(f"sqlite:///{tmp_path / 'writers.db'}", settings)
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE counter (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)"))
         connection.execute(text("INSERT INTO counter VALUES (1, 0)"))
-    yield engine
+    return engine
+
+
+@pytest.fixture(autouse=True)
+def _dispose():
+    yield
     database.dispose_engines()
+
+
+@pytest.fixture
+def engine(tmp_path):
+    return _engine(tmp_path)
 
 
 def _value(engine):
@@ -47,8 +55,8 @@ def test_a_failed_transaction_gives_the_slot_back(engine):
     assert _value(engine) == 7
 
 
-def test_a_lock_held_by_another_process_times_out_then_the_slot_is_free_again(engine, monkeypatch):
-    monkeypatch.setattr(database, "SQLITE_LOCK_WAIT_SECONDS", 0.2)
+def test_a_lock_held_by_another_process_times_out_then_the_slot_is_free_again(tmp_path):
+    engine = _engine(tmp_path, database.DatabaseSettings(sqlite_lock_wait_seconds=0.2))
     holder = sqlite3.connect(engine.url.database, timeout=0)
     holder.execute("BEGIN EXCLUSIVE")
     try:

@@ -1,7 +1,7 @@
 """initial intake schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 18:27:25.762241
 
 """

@@ -1,7 +1,7 @@
 """initial notifications schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 22:35:45.962146
 
 """

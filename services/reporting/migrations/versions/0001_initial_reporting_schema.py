@@ -1,7 +1,7 @@
 """initial reporting schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 19:42:03.191187
 
 """
