@@ -167,8 +167,6 @@ class VerifiedTokens:
         return principal
 
 
-
-
 def bearer_token(header):
     """The token of an `Authorization: Bearer <token>` header; Unauthorized when absent or malformed."""
     if not header:
@@ -189,17 +187,3 @@ def authorize(principal, roles, region=None):
         raise Forbidden(f"this token is for {principal.region}, not {region}",
                         fields={"Authorization": [f"token is for region {principal.region}"]})
     return principal
-
-
-def require_centre(principal, centre):
-    """An operator works only at its own OSS centres."""
-    if principal.role == OPERATOR and centre not in principal.centres:
-        raise Forbidden(f"this operator does not work at centre {centre}",
-                        fields={"centre": [f"not one of the operator's centres: {', '.join(principal.centres)}"]})
-
-
-def require_agency(principal, agency):
-    """An officer works only on its own agencies' applications."""
-    if principal.role == OFFICER and agency not in principal.agencies:
-        raise Forbidden(f"this officer does not work for agency {agency}",
-                        fields={"agency": [f"not one of the officer's agencies: {', '.join(principal.agencies)}"]})

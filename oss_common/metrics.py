@@ -1,6 +1,8 @@
-"""Prometheus metrics shared by all services, and the dependency that measures every entrypoint.
+"""The plumbing's Prometheus metrics (entrypoints, outbox, consumers), the /metrics server and the
+dependency that measures every entrypoint; each service declares its business metrics in its own
+metrics.py.
 
-Labels are service, entrypoint, region and service code only: never anything a citizen typed.
+Labels are service, entrypoint, region and queue only: never anything a citizen typed.
 """
 import logging
 import time
@@ -52,29 +54,6 @@ DEAD_LETTER_MESSAGES = Gauge(
     "oss_dead_letter_queue_messages", "Events parked in a consumer's dead-letter queue, polled from the broker.",
     ["service", "region", "queue"],
 )
-APPLICATIONS_SUBMITTED = Counter(
-    "oss_applications_submitted_total", "Applications submitted.", ["region", "service_code"],
-)
-APPLICATIONS_DECIDED = Counter(
-    "oss_applications_decided_total", "Applications decided (approved or rejected).",
-    ["region", "service_code", "decision"],
-)
-SLA_BREACHES = Counter(
-    "oss_sla_breaches_total", "Applications decided after their legal due date.", ["region", "service_code"],
-)
-NOTIFICATION_DELIVERIES = Counter(
-    "oss_notification_deliveries_total", "Notification delivery attempts, by channel and outcome (sent or failed).",
-    ["region", "channel", "outcome"],
-)
-CATALOGUE_CACHE_AGE = Gauge(
-    "oss_catalogue_cache_age_seconds", "Seconds since intake's catalogue copy was last refreshed from the catalogue.",
-    ["service", "region"],
-)
-REPORTING_REGIONS_MISSING = Counter(
-    "oss_reporting_regions_missing_total", "National summaries a region's reporting did not answer in time.",
-    ["region"],
-)
-
 _server_ports = set()
 
 

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from oss_common.database import DatabaseSettings, session_factory
 from oss_common.events import utc_now
-from oss_common.metrics import CATALOGUE_CACHE_AGE
 from oss_common.regions import get_region
+from services.intake.metrics import CATALOGUE_CACHE_AGE
 from services.intake.models import CatalogueEntry
 
 log = logging.getLogger(__name__)

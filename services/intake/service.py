@@ -1,22 +1,24 @@
 """Regional intake's nameko service: RPC `intake_<region>` and the HTTP API on port 8100 + n."""
 from nameko.rpc import rpc
 
-from oss_common.auth import OFFICER, OPERATOR, require_agency, require_centre
+from oss_common.auth import OFFICER, OPERATOR
 from oss_common.calendar import local_date
 from oss_common.consumers import event_handler, first_delivery
 from oss_common.database import Database
 from oss_common.errors import BadRequest
 from oss_common.http import HealthCheck, api, json_body, principal, query_params
-from oss_common.metrics import APPLICATIONS_DECIDED, APPLICATIONS_SUBMITTED, SLA_BREACHES, Metrics
+from oss_common.metrics import Metrics
 from oss_common.openapi import OpenApiDocs
 from oss_common.outbox import OutboxRelay
 from oss_common.schemas import localized
 from services.intake import operations
 from services.intake.dependencies import CatalogueCache, store_service
 from services.intake.domain import DECISIONS
+from services.intake.metrics import APPLICATIONS_DECIDED, APPLICATIONS_SUBMITTED, SLA_BREACHES
 from services.intake.models import OutboxEvent, ProcessedEvent
 from services.intake.open311 import Open311
 from services.intake.web import IntakeWebPages
+from services.intake.scope import default_centre, list_limits, require_centre, require_scope
 from services.intake.schemas import (
     ApplicationPageSchema, ApplicationQuerySchema, ApplicationViewSchema, DistrictListSchema, ExportQuerySchema,
     SubmissionHeadersSchema, SubmissionSchema, TransitionRequestSchema, TransitionSchema,
@@ -110,11 +112,9 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
                              fields={"Idempotency-Key": ["1 to 128 printable characters"]})
         caller = principal(request)
         submission = SUBMISSION.load(json_body(request))
-        if not submission["centre"] and self.region.main_centre not in caller.centres:
-            submission["centre"] = caller.centres[0]
-        centre = submission["centre"] or self.region.main_centre
-        if self.region.centre(centre) is not None:  # an unknown centre is a 422 from the checks below
-            require_centre(caller, centre)
+        submission["centre"] = submission["centre"] or default_centre(self.region.main_centre, caller)
+        if self.region.centre(submission["centre"]) is not None:  # an unknown centre is a 422 from the checks below
+            require_centre(caller, submission["centre"])
         application, created = self._submit(submission, key, actor=caller.actor)
         view = operations.application_view(application)
         return (201 if created else 200), {"Location": f"/api/v1/applications/{application.tracking_number}"}, view
@@ -122,19 +122,14 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
     @api("GET", "/api/v1/applications", summary="Applications, newest first (an operator's centres, an officer's agencies)",
          roles=(OPERATOR, OFFICER), query=ApplicationQuerySchema, response=ApplicationPageSchema)
     def http_list(self, request):
-        caller = principal(request)
         query = query_params(request, APPLICATION_QUERY)
-        if caller.role == OPERATOR:
-            query["centres"] = caller.centres
-        else:
-            query["agencies"] = caller.agencies
-        return operations.list_applications(self.db, query)
+        return operations.list_applications(self.db, {**query, **list_limits(principal(request))})
 
     @api("GET", "/api/v1/applications/<string:tracking_number>", summary="One application with its history",
          roles=(OPERATOR, OFFICER), response=ApplicationViewSchema, errors=(404,))
     def http_get(self, request, tracking_number):
         application = operations.get_application(self.db, tracking_number)
-        self._check_scope(principal(request), application)
+        require_scope(principal(request), application)
         return operations.application_view(application)
 
     @api("POST", "/api/v1/applications/<string:tracking_number>/transitions", summary="Move an application on",
@@ -142,17 +137,11 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
     def http_transition(self, request, tracking_number):
         caller = principal(request)
         command = TRANSITION_REQUEST.load(json_body(request))
-        self._check_scope(caller, operations.get_application(self.db, tracking_number))
+        require_scope(caller, operations.get_application(self.db, tracking_number))
         command["actor"] = caller.actor
         return operations.application_view(self._transition(tracking_number, command))
 
     # helpers shared by the RPC and HTTP faces
-
-    @staticmethod
-    def _check_scope(caller, application):
-        """Staff see their own centres' or agencies' applications; 403 naming the field otherwise."""
-        require_centre(caller, application.centre)
-        require_agency(caller, application.agency)
 
     def _submit(self, submission, idempotency_key, actor=None):
         definition = self.catalogue.get(submission["service_code"])

@@ -5,31 +5,18 @@ from datetime import timedelta
 
 import eventlet
 from nameko.extensions import DependencyProvider
-from prometheus_client import Counter, Gauge
 
 from oss_common.config import ConfigurationError, setting
 from oss_common.consumers import DEFAULT_DELIVERY_LIMIT, DEFAULT_QUEUE_DEPTH_SECONDS, DEFAULT_RETRY_BASE_SECONDS
 from oss_common.database import DatabaseSettings, session_factory
-from oss_common.metrics import NOTIFICATION_DELIVERIES
 from oss_common.schemas import LANGUAGES
 from services.notifications import operations
 from services.notifications.channels import ChannelSet, SmsGateway, SmtpChannel
 from services.notifications.domain import CHANNELS, NONE, DeliveryPolicy, parse_agency_addresses
 from services.notifications.messages import TemplateBook
+from services.notifications.metrics import NOTIFICATION_DELIVERIES, NOTIFICATION_PENDING, NOTIFICATION_RETRIES
 
 log = logging.getLogger(__name__)
-
-# Labels are service, region and channel, never an address or a tracking number. Settled deliveries
-# by outcome are oss_common.metrics.NOTIFICATION_DELIVERIES, which the alert rules read.
-NOTIFICATION_RETRIES = Counter(
-    "oss_notification_retries_total", "Delivery attempts that failed for now and will be tried again.",
-    ["service", "region", "channel"],
-)
-NOTIFICATION_PENDING = Gauge(
-    "oss_notification_pending_deliveries", "Deliveries waiting to be sent (first try or a retry), counted periodically.",
-    ["service", "region", "channel"],
-)
-
 
 def region_of(config):
     return config.get("REGION") or "national"

@@ -9,11 +9,12 @@ from oss_common.calendar import local_date
 from oss_common.consumers import DeadLetter, event_handler
 from oss_common.events import utc_now
 from oss_common.http import HealthCheck, HealthSchema, api, query_params
-from oss_common.metrics import REPORTING_REGIONS_MISSING, Metrics
+from oss_common.metrics import Metrics
 from oss_common.openapi import OpenApiDocs
 from oss_common.database import Database
 from services.reporting import exports, operations, projections
 from services.reporting.dependencies import ReadOnlyDatabase, RegionalReports
+from services.reporting.metrics import REPORTING_REGIONS_MISSING
 from services.reporting.domain import merge_regions
 from services.reporting.operations import iso_date
 from services.reporting.web import DashboardPages

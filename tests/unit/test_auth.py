@@ -6,7 +6,7 @@ import pytest
 
 from oss_common.auth import (
     ANALYST, CATALOGUE_ADMIN, OFFICER, OPERATOR, Forbidden, Unauthorized, authorize, bearer_token, check_secret,
-    issue_token, read_token, require_agency, require_centre,
+    issue_token, read_token,
 )
 from oss_common.config import ConfigurationError
 
@@ -96,19 +96,3 @@ def test_roles_and_regions_are_enforced():
     assert authorize(analyst, (ANALYST,), "namangan") is analyst
     with pytest.raises(Forbidden):
         authorize(analyst, (CATALOGUE_ADMIN,), None)
-
-
-def test_staff_work_only_at_their_centres_and_agencies():
-    operator = read_token(SECRET, issue_token(SECRET, OPERATOR, "o", region="jizzakh", centres=["jizzakh-city"]))
-    officer = read_token(SECRET, issue_token(SECRET, OFFICER, "f", region="jizzakh", agencies=["khokimiyat"]))
-    require_centre(operator, "jizzakh-city")
-    with pytest.raises(Forbidden) as refused:
-        require_centre(operator, "arnasoy")
-    assert "centre" in refused.value.fields
-    require_agency(officer, "khokimiyat")
-    with pytest.raises(Forbidden) as refused:
-        require_agency(officer, "cadastre-agency")
-    assert "agency" in refused.value.fields
-    # Each check concerns one role only.
-    require_centre(officer, "anywhere")
-    require_agency(operator, "anyone")

@@ -4,10 +4,10 @@ from pathlib import Path
 
 from oss_common.auth import ANALYST
 from oss_common.http import api, query_params
-from oss_common.metrics import REPORTING_REGIONS_MISSING
 from oss_common.regions import get_region
 from oss_common.web import static_pages
 from services.reporting.domain import merge_monthly
+from services.reporting.metrics import REPORTING_REGIONS_MISSING
 from services.reporting.operations import iso_date
 from services.reporting.schemas import NationalMonthlySchema, PeriodSchema
 
