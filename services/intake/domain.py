@@ -3,6 +3,8 @@ import re
 from datetime import datetime
 from enum import StrEnum
 
+from services.intake.exceptions import ApplicationInvalid, ServiceNotAvailable
+
 
 class Status(StrEnum):
     SUBMITTED = "submitted"
@@ -147,3 +149,33 @@ def _check_value(definition, value):
             return None, f"must be distinct keys among: {', '.join(allowed)}"
         return value, None
     return None, f"unsupported datatype {datatype}"
+
+
+def check_against_catalogue(region, definition, submission, centre):
+    """Everything the catalogue and the region registry say about a submission filed at `centre`;
+    returns its clean attributes, or raises 422 naming the fields."""
+    code = submission["service_code"]
+    if definition is None:
+        raise ServiceNotAvailable(f"no service {code!r} in the catalogue", fields={"service_code": ["unknown service"]})
+    if definition["state"] != "published":
+        raise ServiceNotAvailable(f"service {code!r} is not published", fields={"service_code": [f"service is {definition['state']}"]})
+    if region.slug not in definition["regions"]:
+        raise ServiceNotAvailable(f"service {code!r} is not offered in {region.slug}",
+                                  fields={"service_code": [f"not offered in {region.slug}"]})
+    fields = {}
+    if region.district(submission["district"]) is None:
+        fields["district"] = [f"not a district of {region.slug}"]
+    if region.centre(centre) is None:
+        fields["centre"] = [f"not an OSS centre of {region.slug}"]
+    missing = missing_documents(definition["required_documents"], submission["documents"])
+    unknown = unknown_documents(definition["required_documents"], submission["documents"])
+    if missing:
+        fields["documents"] = [f"missing required document: {code}" for code in missing]
+    if unknown:
+        fields.setdefault("documents", []).extend(f"not a document of this service: {code}" for code in unknown)
+    attributes, attribute_errors = validate_attributes(definition["attributes"], submission["attributes"])
+    for attribute, messages in attribute_errors.items():
+        fields[f"attributes.{attribute}"] = messages
+    if fields:
+        raise ApplicationInvalid(f"the application does not fit service {code!r}: {', '.join(sorted(fields))}", fields=fields)
+    return attributes

@@ -6,6 +6,10 @@ class ApplicationNotFound(NotFound):
     code = "application_not_found"
 
 
+def application_not_found(tracking_number):
+    return ApplicationNotFound(f"no application {tracking_number!r} in this region", fields={"tracking_number": ["unknown"]})
+
+
 class ServiceNotAvailable(InvalidInput):
     code = "service_not_available"
 

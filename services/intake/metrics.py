@@ -1,6 +1,9 @@
 """Intake's business metrics; labels are region and service code only, never anything a citizen typed."""
 from prometheus_client import Counter, Gauge
 
+from oss_common.calendar import local_date
+from services.intake.domain import DECISIONS
+
 APPLICATIONS_SUBMITTED = Counter(
     "oss_applications_submitted_total", "Applications submitted.", ["region", "service_code"],
 )
@@ -15,3 +18,16 @@ CATALOGUE_CACHE_AGE = Gauge(
     "oss_catalogue_cache_age_seconds", "Seconds since intake's catalogue copy was last refreshed from the catalogue.",
     ["service", "region"],
 )
+
+
+def count_submission(region: str, application) -> None:
+    APPLICATIONS_SUBMITTED.labels(region, application.service_code).inc()
+
+
+def count_decision(region: str, application) -> None:
+    """A decision (approved, rejected) counts, and a breach of the SLA when it came after the due date."""
+    if application.status not in DECISIONS:
+        return
+    APPLICATIONS_DECIDED.labels(region, application.service_code, application.status).inc()
+    if local_date(application.decided_at) > application.due_date:
+        SLA_BREACHES.labels(region, application.service_code).inc()

@@ -1,6 +1,7 @@
 """Whose applications a member of staff may file, see and move: an operator works at its OSS centres,
 an officer on its agencies' applications. Callers without a token (RPC) are not limited here."""
 from oss_common.auth import OFFICER, OPERATOR, Forbidden, Principal
+from oss_common.regions import Region
 
 
 def require_centre(principal: Principal, centre: str) -> None:
@@ -23,12 +24,14 @@ def require_scope(principal: Principal, application) -> None:
     require_agency(principal, application.agency)
 
 
-def default_centre(main_centre: str, principal: Principal | None = None) -> str:
-    """Where an application that names no centre is filed: the region's main centre, unless the
-    operator filing it does not work there, then the operator's first centre."""
-    if principal is not None and principal.role == OPERATOR and main_centre not in principal.centres:
+def filing_centre(region: Region, requested: str | None, principal: Principal | None = None) -> str:
+    """The centre an application is filed at: the one it names; else the region's main centre, unless
+    the operator filing it does not work there, then the operator's first centre."""
+    if requested:
+        return requested
+    if principal is not None and principal.role == OPERATOR and region.main_centre not in principal.centres:
         return principal.centres[0]
-    return main_centre
+    return region.main_centre
 
 
 def list_limits(principal: Principal) -> dict:

@@ -2,7 +2,6 @@
 from nameko.rpc import rpc
 
 from oss_common.auth import OFFICER, OPERATOR
-from oss_common.calendar import local_date
 from oss_common.consumers import event_handler, first_delivery
 from oss_common.database import Database
 from oss_common.errors import BadRequest
@@ -11,14 +10,14 @@ from oss_common.metrics import Metrics
 from oss_common.openapi import OpenApiDocs
 from oss_common.outbox import OutboxRelay
 from oss_common.schemas import localized
-from services.intake import operations
+from services.intake import use_cases, views
+from services.intake.commands import SubmitApplication, Transition
 from services.intake.dependencies import CatalogueCache, store_service
-from services.intake.domain import DECISIONS
-from services.intake.metrics import APPLICATIONS_DECIDED, APPLICATIONS_SUBMITTED, SLA_BREACHES
 from services.intake.models import OutboxEvent, ProcessedEvent
 from services.intake.open311 import Open311
 from services.intake.web import IntakeWebPages
-from services.intake.scope import default_centre, list_limits, require_centre, require_scope
+from services.intake.scope import list_limits, require_scope
+from services.intake.unit_of_work import IntakeUnitOfWork
 from services.intake.schemas import (
     ApplicationPageSchema, ApplicationQuerySchema, ApplicationViewSchema, DistrictListSchema, ExportQuerySchema,
     SubmissionHeadersSchema, SubmissionSchema, TransitionRequestSchema, TransitionSchema,
@@ -38,7 +37,7 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
     name = "intake"
 
     db = Database()
-    record_event = OutboxRelay(OutboxEvent)
+    outbox_relay = OutboxRelay(OutboxEvent)
     catalogue = CatalogueCache()
     metrics = Metrics()
 
@@ -54,26 +53,28 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
 
     @rpc
     def submit_application(self, submission, idempotency_key=None):
-        application, _created = self._submit(SUBMISSION.load(submission), idempotency_key)
-        return operations.application_view(application)
+        command = SubmitApplication(SUBMISSION.load(submission), idempotency_key)
+        application, _created = use_cases.submit(self.unit_of_work(), command)
+        return views.application_view(application)
 
     @rpc
     def get_application(self, tracking_number):
-        return operations.application_view(operations.get_application(self.db, tracking_number))
+        return views.application_view(views.get_application(self.db, tracking_number))
 
     @rpc
     def list_applications(self, **filters):
-        return operations.list_applications(self.db, APPLICATION_QUERY.load(filters))
+        return views.list_applications(self.db, APPLICATION_QUERY.load(filters))
 
     @rpc
     def transition(self, tracking_number, to, actor, reason=None):
-        command = TRANSITION.load({"to": to, "actor": actor, "reason": reason})
-        return operations.application_view(self._transition(tracking_number, command))
+        request = TRANSITION.load({"to": to, "actor": actor, "reason": reason})
+        command = Transition(tracking_number, request["to"], request["actor"], request["reason"])
+        return views.application_view(use_cases.transition(self.unit_of_work(), command))
 
     @rpc
     def export_events(self, after_id=0, limit=500):
         query = EXPORT_QUERY.load({"after_id": after_id, "limit": limit})
-        return operations.export_events(self.db, query["after_id"], query["limit"])
+        return views.export_events(self.db, query["after_id"], query["limit"])
 
     @rpc
     def list_districts(self, lang=None):
@@ -111,57 +112,37 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
             raise BadRequest("Idempotency-Key must be 1 to 128 printable characters",
                              fields={"Idempotency-Key": ["1 to 128 printable characters"]})
         caller = principal(request)
-        submission = SUBMISSION.load(json_body(request))
-        submission["centre"] = submission["centre"] or default_centre(self.region.main_centre, caller)
-        if self.region.centre(submission["centre"]) is not None:  # an unknown centre is a 422 from the checks below
-            require_centre(caller, submission["centre"])
-        application, created = self._submit(submission, key, actor=caller.actor)
-        view = operations.application_view(application)
+        command = SubmitApplication(SUBMISSION.load(json_body(request)), key, actor=caller.actor, caller=caller)
+        application, created = use_cases.submit(self.unit_of_work(), command)
+        view = views.application_view(application)
         return (201 if created else 200), {"Location": f"/api/v1/applications/{application.tracking_number}"}, view
 
     @api("GET", "/api/v1/applications", summary="Applications, newest first (an operator's centres, an officer's agencies)",
          roles=(OPERATOR, OFFICER), query=ApplicationQuerySchema, response=ApplicationPageSchema)
     def http_list(self, request):
         query = query_params(request, APPLICATION_QUERY)
-        return operations.list_applications(self.db, {**query, **list_limits(principal(request))})
+        return views.list_applications(self.db, {**query, **list_limits(principal(request))})
 
     @api("GET", "/api/v1/applications/<string:tracking_number>", summary="One application with its history",
          roles=(OPERATOR, OFFICER), response=ApplicationViewSchema, errors=(404,))
     def http_get(self, request, tracking_number):
-        application = operations.get_application(self.db, tracking_number)
+        application = views.get_application(self.db, tracking_number)
         require_scope(principal(request), application)
-        return operations.application_view(application)
+        return views.application_view(application)
 
     @api("POST", "/api/v1/applications/<string:tracking_number>/transitions", summary="Move an application on",
          roles=(OFFICER,), body=TransitionRequestSchema, response=ApplicationViewSchema, errors=(404, 409, 422))
     def http_transition(self, request, tracking_number):
         caller = principal(request)
-        command = TRANSITION_REQUEST.load(json_body(request))
-        require_scope(caller, operations.get_application(self.db, tracking_number))
-        command["actor"] = caller.actor
-        return operations.application_view(self._transition(tracking_number, command))
+        body = TRANSITION_REQUEST.load(json_body(request))
+        command = Transition(tracking_number, body["to"], caller.actor, body["reason"], caller=caller)
+        return views.application_view(use_cases.transition(self.unit_of_work(), command))
 
-    # helpers shared by the RPC and HTTP faces
+    # helpers shared by the RPC, HTTP, Open311 and web faces
 
-    def _submit(self, submission, idempotency_key, actor=None):
-        definition = self.catalogue.get(submission["service_code"])
-        application, created = operations.submit(self.db, self.region, definition, submission, idempotency_key, actor=actor)
-        if created:
-            APPLICATIONS_SUBMITTED.labels(self.region.slug, application.service_code).inc()
-        return application, created
-
-    def _transition(self, tracking_number, command):
-        application = operations.get_application(self.db, tracking_number)
-        definition = self.catalogue.get(application.service_code)
-        application = operations.transition(
-            self.db, self.record_event, self.region, definition, tracking_number,
-            command["to"], command["actor"], command["reason"],
-        )
-        if application.status in DECISIONS:
-            APPLICATIONS_DECIDED.labels(self.region.slug, application.service_code, application.status).inc()
-            if local_date(application.decided_at) > application.due_date:
-                SLA_BREACHES.labels(self.region.slug, application.service_code).inc()
-        return application
+    def unit_of_work(self):
+        """This worker's unit of work: its session, the region's catalogue copy and the region."""
+        return IntakeUnitOfWork(self.db, self.catalogue, self.region)
 
     def _districts(self, lang):
         return [

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from oss_common import database
-from services.intake.operations import TrackingNumbers, next_sequence
+from services.intake.repository import TrackingNumbers, next_sequence
 
 
 @pytest.fixture

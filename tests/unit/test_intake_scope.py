@@ -1,10 +1,12 @@
 """Intake's scoping rules (services/intake/scope.py): an operator's centres, an officer's agencies."""
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
 
 from oss_common.auth import OFFICER, OPERATOR, Forbidden, Principal
-from services.intake.scope import default_centre, list_limits, require_agency, require_centre, require_scope
+from oss_common.regions import get_region
+from services.intake.scope import filing_centre, list_limits, require_agency, require_centre, require_scope
 
 OPERATOR_AT_CITY = Principal(subject="o", role=OPERATOR, region="jizzakh", centres=("jizzakh-city", "arnasoy"))
 OFFICER_OF_KHOKIMIYAT = Principal(subject="f", role=OFFICER, region="jizzakh", agencies=("khokimiyat",))
@@ -32,10 +34,13 @@ def test_an_application_is_in_scope_only_when_both_its_centre_and_its_agency_are
 
 
 def test_an_application_naming_no_centre_goes_to_the_main_centre_if_the_operator_works_there():
-    assert default_centre("jizzakh-city", OPERATOR_AT_CITY) == "jizzakh-city"
-    assert default_centre("zomin", OPERATOR_AT_CITY) == "jizzakh-city"  # the operator's first
-    assert default_centre("zomin", OFFICER_OF_KHOKIMIYAT) == "zomin"
-    assert default_centre("zomin") == "zomin"  # an RPC caller
+    jizzakh = get_region("jizzakh")
+    assert filing_centre(jizzakh, None, OPERATOR_AT_CITY) == "jizzakh-city" == jizzakh.main_centre
+    elsewhere = replace(jizzakh, main_centre="zomin")
+    assert filing_centre(elsewhere, None, OPERATOR_AT_CITY) == "jizzakh-city"  # the operator's first
+    assert filing_centre(elsewhere, None, OFFICER_OF_KHOKIMIYAT) == "zomin"
+    assert filing_centre(elsewhere, None) == "zomin"  # an RPC or Open311 caller
+    assert filing_centre(elsewhere, "arnasoy", OPERATOR_AT_CITY) == "arnasoy"  # named: require_centre decides
 
 
 def test_lists_are_limited_to_the_callers_centres_or_agencies():

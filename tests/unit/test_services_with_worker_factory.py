@@ -15,7 +15,9 @@ from services.catalogue.models import Base as CatalogueBase, OutboxEvent as Cata
 from services.catalogue.service import CatalogueService
 from services.intake.exceptions import ApplicationInvalid, ServiceNotAvailable, TransitionRejected
 from services.intake.models import Application, Base as IntakeBase, OutboxEvent as IntakeOutbox
-from services.intake import operations
+from services.intake import use_cases, views
+from services.intake.commands import SubmitApplication
+from services.intake.schemas import SubmissionSchema
 from services.intake.service import IntakeService
 
 
@@ -58,8 +60,7 @@ def submission(**overrides):
 @pytest.fixture
 def intake():
     session = memory_session(IntakeBase)
-    return worker_factory(IntakeService, db=session, catalogue=FakeCatalogue(DEFINITION),
-                          record_event=lambda s, envelope: record_event(s, IntakeOutbox, envelope))
+    return worker_factory(IntakeService, db=session, catalogue=FakeCatalogue(DEFINITION))
 
 
 def test_submission_stores_the_application_and_its_event_together(intake):
@@ -136,9 +137,13 @@ def test_catalogue_upsert_bumps_version_only_on_change():
     ("2026-12-11T06:00:00+00:00", "2026-12-14"),
 ])
 def test_the_due_date_counts_uzbekistans_working_days(intake, submitted_at, due_date):
-    application, created = operations.submit(intake.db, intake.region, DEFINITION, submission(),
-                                             now=datetime.fromisoformat(submitted_at))
-    assert created and operations.application_view(application)["due_date"] == due_date
+    application, created = submit_at(intake, submitted_at)
+    assert created and views.application_view(application)["due_date"] == due_date
+
+
+def submit_at(intake, submitted_at):
+    command = SubmitApplication(SubmissionSchema().load(submission()), submitted_at=datetime.fromisoformat(submitted_at))
+    return use_cases.submit(intake.unit_of_work(), command)
 
 
 def breaches():
@@ -152,8 +157,7 @@ def decided(approved_or_rejected):
 
 def test_a_decision_after_the_due_date_counts_an_sla_breach_and_one_on_time_does_not(intake):
     on_time = intake.submit_application(submission())["tracking_number"]
-    late, _ = operations.submit(intake.db, intake.region, DEFINITION, submission(),
-                                now=datetime.fromisoformat("2026-01-05T06:00:00+00:00"))  # due 7 January
+    late, _ = submit_at(intake, "2026-01-05T06:00:00+00:00")  # due 7 January
     breaches_before, approved_before, rejected_before = breaches(), decided("approved"), decided("rejected")
     for number, decision in ((on_time, "approved"), (late.tracking_number, "rejected")):
         for status in ("accepted", "in_review", decision):

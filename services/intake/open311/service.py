@@ -1,6 +1,6 @@
 """Regional intake's Open311 GeoReport v2 face under /open311/v2/: discovery, the service list,
 service definitions, service requests (GET and POST) and tokens, each as .json and .xml.
-A mixin of IntakeService: it uses the service's database, catalogue copy, region and `_submit`."""
+A mixin of IntakeService: it uses the service's database, catalogue copy, region and unit of work."""
 import logging
 import uuid
 
@@ -11,7 +11,9 @@ from werkzeug.exceptions import HTTPException
 
 from oss_common.errors import ApiError, BadRequest, NotFound, PayloadTooLarge, Unavailable
 from oss_common.events import utc_now
-from services.intake import operations
+from services.intake import use_cases, views
+from services.intake.commands import SubmitApplication
+from services.intake.domain import check_against_catalogue
 from services.intake.open311 import mapping
 from services.intake.open311.dependencies import Open311Config, OwnService
 from services.intake.open311.formats import render
@@ -22,6 +24,7 @@ from services.intake.open311.schemas import (
     RequestFormSchema, RequestsQuerySchema, normal_phone,
 )
 from services.intake.schemas import SubmissionSchema
+from services.intake.scope import filing_centre
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ class Open311:
     def open311_discovery(self, request, format):
         self._open311_query(request, QUERY)
         settings = self.open311_settings
-        changeset = mapping.changeset(operations.offered_services(self.db, self.region.slug))
+        changeset = mapping.changeset(views.offered_services(self.db, self.region.slug))
         region_name = self.region.names.get("en") or self.region.slug
         document = {
             "changeset": changeset,
@@ -74,7 +77,7 @@ class Open311:
     def open311_services(self, request, format):
         lang = self._open311_language(request, self._open311_query(request, QUERY))
         records = [mapping.service_record(definition, lang, self.open311_settings.request_mode)
-                   for definition in operations.offered_services(self.db, self.region.slug)]
+                   for definition in views.offered_services(self.db, self.region.slug)]
         return render(format, "services", records)
 
     @open311("GET", f"{BASE}/services/<string:service_code>.{FORMAT}", summary="GeoReport: a service definition",
@@ -90,10 +93,10 @@ class Open311:
         lang = self._open311_language(request, query)
         if query.get("service_request_id"):
             numbers = [number for number in query["service_request_id"] if TRACKING_NUMBER.match(number)]
-            rows = operations.open311_requests(self.db, tracking_numbers=numbers) if numbers else []
+            rows = views.open311_requests(self.db, tracking_numbers=numbers) if numbers else []
         else:
             start, end = mapping.request_window(query.get("start_date"), query.get("end_date"), utc_now())
-            rows = operations.open311_requests(
+            rows = views.open311_requests(
                 self.db, service_codes=query.get("service_code") or None,
                 statuses=mapping.intake_statuses(query["status"]) if query.get("status") else None,
                 start=start, end=end, limit=query["page_size"], offset=(query["page"] - 1) * query["page_size"])
@@ -103,7 +106,7 @@ class Open311:
              query=QUERY, response=Open311RequestSchema(many=True), errors=(404,))
     def open311_request(self, request, service_request_id, format):
         lang = self._open311_language(request, self._open311_query(request, QUERY))
-        rows = operations.open311_requests(self.db, tracking_numbers=[service_request_id]) \
+        rows = views.open311_requests(self.db, tracking_numbers=[service_request_id]) \
             if TRACKING_NUMBER.match(service_request_id) else []
         if not rows:
             raise NotFound(f"service_request_id {service_request_id!r} not found")
@@ -113,7 +116,7 @@ class Open311:
              query=QUERY, response=Open311TokenSchema(many=True), errors=(404,))
     def open311_token(self, request, token, format):
         self._open311_query(request, QUERY)
-        application = operations.find_by_key(self.db, queued_key(token)) if TOKEN.match(token) else None
+        application = views.find_by_key(self.db, queued_key(token)) if TOKEN.match(token) else None
         if application is None:
             raise NotFound(f"token {token!r} not found; a queued request gets its service_request_id within seconds")
         return render(format, "service_requests", [{"service_request_id": application.tracking_number, "token": token}])
@@ -141,7 +144,7 @@ class Open311:
             raise BadRequest("invalid attributes", fields={f"attributes.{code}": messages for code, messages in problems.items()})
         submission = SUBMISSION.load(mapping.submission(dict(form, phone=normal_phone(form["phone"])), attributes))
         if self.open311_settings.request_mode == "batch":
-            operations.check_against_catalogue(self.region, definition, submission)
+            check_against_catalogue(self.region, definition, submission, filing_centre(self.region, submission["centre"]))
             token = uuid.uuid4().hex
             try:
                 self.open311_queue.create_queued_request.call_async(token, submission, f"open311:{partner}")
@@ -150,7 +153,8 @@ class Open311:
             record = {"token": token, "service_notice": "Queued: tokens/<token> gives its service_request_id.",
                       "account_id": None}
         else:
-            application, _created = self._submit(submission, None, actor=f"open311:{partner}")
+            command = SubmitApplication(submission, actor=f"open311:{partner}")
+            application, _created = use_cases.submit(self.unit_of_work(), command)
             record = {"service_request_id": application.tracking_number,
                       "service_notice": mapping.service_notice(application, definition), "account_id": None}
         return render(format, "service_requests", [record])
@@ -164,7 +168,8 @@ class Open311:
         """Create the application an Open311 POST queued (batch mode); its token is the idempotency key
         and `actor` the partner that posted it, for the audit trail."""
         try:
-            application, _created = self._submit(SUBMISSION.load(submission), queued_key(token), actor=actor)
+            command = SubmitApplication(SUBMISSION.load(submission), queued_key(token), actor=actor)
+            application, _created = use_cases.submit(self.unit_of_work(), command)
         except (ApiError, ValidationError) as exc:
             log.warning("queued Open311 request %s refused (%s)", token, type(exc).__name__)
             return None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from oss_common.http import api, query_params
 from oss_common.web import static_pages
-from services.intake import operations
+from services.intake import views
 from services.intake.domain import TRACKING_NUMBER
 from services.intake.exceptions import ApplicationNotFound
 from services.intake.schemas import PublicStatusSchema, ServiceListSchema, ServiceQuerySchema
@@ -22,9 +22,9 @@ class IntakeWebPages(static_pages("desk", PAGES / "desk"), static_pages("status"
          query=ServiceQuerySchema, response=ServiceListSchema)
     def http_services(self, request):
         query = query_params(request, SERVICE_QUERY)
-        definitions = operations.offered_services(self.db, self.region.slug)
+        definitions = views.offered_services(self.db, self.region.slug)
         return {"region": self.region.slug,
-                "items": [operations.service_form(definition) for definition in definitions
+                "items": [views.service_form(definition) for definition in definitions
                           if query["group"] in (None, definition["group"])]}
 
     @api("GET", "/api/v1/status/<string:tracking_number>", public=True, summary="Where an application stands "
@@ -32,5 +32,5 @@ class IntakeWebPages(static_pages("desk", PAGES / "desk"), static_pages("status"
     def http_public_status(self, request, tracking_number):
         if not TRACKING_NUMBER.match(tracking_number):
             raise ApplicationNotFound("no such application", fields={"tracking_number": ["unknown"]})
-        application = operations.get_application(self.db, tracking_number)
-        return operations.public_status(application, self.catalogue.get(application.service_code))
+        application = views.get_application(self.db, tracking_number)
+        return views.public_status(application, self.catalogue.get(application.service_code))

@@ -1,0 +1,24 @@
+"""What intake is asked to do, as plain data: entrypoints build these from the wire, use cases carry them out."""
+from dataclasses import dataclass
+from datetime import datetime
+
+from oss_common.auth import Principal
+
+
+@dataclass(frozen=True)
+class SubmitApplication:
+    submission: dict  # as SubmissionSchema loaded it
+    idempotency_key: str | None = None
+    actor: str | None = None  # `role:subject` for the audit trail; None: the centre it is filed at
+    caller: Principal | None = None  # the operator filing it (HTTP): files only at its centres; None over RPC
+    submitted_at: datetime | None = None  # None: now
+
+
+@dataclass(frozen=True)
+class Transition:
+    tracking_number: str
+    to: str
+    actor: str
+    reason: str | None = None
+    caller: Principal | None = None  # staff whose centres or agencies the application must be in; None over RPC
+    at: datetime | None = None  # None: now

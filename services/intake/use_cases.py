@@ -1,0 +1,121 @@
+"""What intake does, one function per use case of `(unit of work, command)`: no SQL, no bus, no HTTP.
+Every face (RPC, the HTTP API, Open311, the desk) calls these."""
+import hashlib
+import json
+
+from oss_common.calendar import add_working_days, local_date
+from oss_common.events import utc_now
+from services.intake import events
+from services.intake.commands import SubmitApplication, Transition
+from services.intake.domain import (
+    DECISIONS, ApplicationWorkflow, ReasonRequired, Status, TransitionNotAllowed, check_against_catalogue,
+    tracking_number,
+)
+from services.intake.exceptions import ApplicationInvalid, IdempotencyKeyReused, TransitionRejected, application_not_found
+from services.intake.metrics import count_decision, count_submission
+from services.intake.repository import IdempotencyKeyTaken
+from services.intake.scope import filing_centre, require_centre, require_scope
+from services.intake.unit_of_work import IntakeUnitOfWork
+
+
+def submit(uow: IntakeUnitOfWork, command: SubmitApplication):
+    """File an application; returns (application, created). Nothing is written when it fails; the
+    same Idempotency-Key with the same body gives the application it first created."""
+    submission, key = command.submission, command.idempotency_key
+    fingerprint = request_fingerprint(submission)
+    with uow:
+        centre = filing_centre(uow.region, submission["centre"], command.caller)
+        if command.caller is not None and uow.region.centre(centre) is not None:  # an unknown one is a 422 below
+            require_centre(command.caller, centre)
+        if key and uow.applications.key_taken(key):
+            return _replay(uow.applications.by_idempotency_key(key), fingerprint), False
+        definition = uow.catalogue.get(submission["service_code"])
+        attributes = check_against_catalogue(uow.region, definition, submission, centre)
+        now = command.submitted_at or utc_now()
+        actor = command.actor or f"centre:{centre}"
+        number = tracking_number(uow.region.prefix, local_date(now).year, uow.tracking_numbers.take(local_date(now).year))
+        application = uow.applications.add(
+            _application_values(submission, definition, centre, attributes, number, key, fingerprint, now),
+            {"from_status": None, "to_status": Status.SUBMITTED.value, "actor": actor, "reason": None, "occurred_at": now},
+        )
+        uow.emit(events.SUBMITTED, events.event_data(application, definition, actor=actor), now)
+        try:
+            uow.commit()
+        except IdempotencyKeyTaken:
+            return _replay(uow.applications.by_idempotency_key(key), fingerprint), False
+    count_submission(uow.region.slug, application)
+    return application, True
+
+
+def transition(uow: IntakeUnitOfWork, command: Transition):
+    """Move an application on (409 when the workflow does not allow it, 422 without a reason it needs)."""
+    with uow:
+        application = uow.applications.get(command.tracking_number, for_update=True)
+        if application is None:
+            raise application_not_found(command.tracking_number)
+        if command.caller is not None:
+            require_scope(command.caller, application)
+        workflow = ApplicationWorkflow(application.status)
+        previous = _move(workflow, command.to, command.reason)
+        now = command.at or utc_now()
+        application.status = workflow.status.value
+        application.updated_at = now
+        if workflow.status in DECISIONS:
+            application.decided_at = now
+        uow.applications.append_history(application, from_status=previous.value, to_status=workflow.status.value,
+                                        actor=command.actor, reason=command.reason, occurred_at=now)
+        data = events.event_data(application, uow.catalogue.get(application.service_code), actor=command.actor)
+        uow.emit(events.STATUS_CHANGED, {**data, "previous_status": previous.value, "reason": command.reason}, now)
+        uow.commit()
+    count_decision(uow.region.slug, application)
+    return application
+
+
+def request_fingerprint(submission: dict) -> str:
+    """What tells a replay (the same body again) from a different application under the same key."""
+    return hashlib.sha256(json.dumps(submission, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _replay(existing, fingerprint):
+    if existing.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReused("this Idempotency-Key was used for a different application",
+                                   fields={"idempotency_key": ["already used with a different body"]})
+    return existing
+
+
+def _move(workflow, target, reason):
+    """The workflow's step, its refusals as the API's errors (naming the field); returns the status left."""
+    try:
+        return workflow.transition(target, reason)
+    except TransitionNotAllowed as exc:
+        allowed = ", ".join(ApplicationWorkflow(exc.current).allowed) or "none"
+        raise TransitionRejected(str(exc), fields={"to": [f"allowed from {exc.current}: {allowed}"]}) from exc
+    except ReasonRequired as exc:
+        raise ApplicationInvalid(str(exc), fields={"reason": [f"required for {exc.target}"]}) from exc
+
+
+def _application_values(submission, definition, centre, attributes, number, key, fingerprint, now):
+    applicant = submission["applicant"]
+    return {
+        "tracking_number": number,
+        "idempotency_key": key,
+        "request_fingerprint": fingerprint,
+        "service_code": definition["code"],
+        "service_version": definition["version"],
+        "agency": definition["agency"]["code"],
+        "district": submission["district"],
+        "centre": centre,
+        "status": Status.SUBMITTED.value,
+        "applicant_pinfl": applicant["pinfl"],
+        "applicant_name": applicant["full_name"],
+        "applicant_phone": applicant["phone"],
+        "applicant_email": applicant.get("email"),
+        "language": applicant["language"],
+        "channel": applicant["channel"],
+        "documents": sorted(set(submission["documents"])),
+        "attributes": attributes,
+        "submitted_at": now,
+        "due_date": add_working_days(local_date(now), definition["deadline_working_days"]),
+        "updated_at": now,
+        "decided_at": None,
+    }

@@ -1,0 +1,182 @@
+"""Intake's read side: the queries behind lists, one application, the desk's forms, the public status
+page, Open311 and the event export; each answers in the shape its marshmallow schema documents."""
+from datetime import datetime, timedelta, timezone
+from datetime import time as clock_time
+
+from sqlalchemy import func, select
+
+from oss_common.calendar import TASHKENT, local_date
+from oss_common.events import rfc3339
+from services.intake.domain import FINAL, ApplicationWorkflow
+from services.intake.exceptions import application_not_found
+from services.intake.models import Application, CatalogueEntry, OutboxEvent
+from services.intake.schemas import mask_phone, mask_pinfl
+
+
+def get_application(session, tracking):
+    """The application with this tracking number; 404 naming the field when the region has none."""
+    application = session.scalar(select(Application).where(Application.tracking_number == tracking))
+    if application is None:
+        raise application_not_found(tracking)
+    return application
+
+
+def find_by_key(session, key):
+    """The application created under an Idempotency-Key (an Open311 token's), if any."""
+    return session.scalar(select(Application).where(Application.idempotency_key == key))
+
+
+def application_view(application, with_history=True, reveal_personal_data=True):
+    applicant = {
+        "pinfl": application.applicant_pinfl if reveal_personal_data else mask_pinfl(application.applicant_pinfl),
+        "full_name": application.applicant_name if reveal_personal_data else None,
+        "phone": application.applicant_phone if reveal_personal_data else mask_phone(application.applicant_phone),
+        "language": application.language,
+        "channel": application.channel,
+    }
+    if reveal_personal_data:
+        applicant["email"] = application.applicant_email
+    view = {
+        "tracking_number": application.tracking_number,
+        "service_code": application.service_code,
+        "service_version": application.service_version,
+        "agency": application.agency,
+        "status": application.status,
+        "allowed_transitions": ApplicationWorkflow(application.status).allowed,
+        "district": application.district,
+        "centre": application.centre,
+        "applicant": applicant,
+        "documents": application.documents,
+        "attributes": application.attributes,
+        "submitted_at": rfc3339(application.submitted_at),
+        "updated_at": rfc3339(application.updated_at),
+        "due_date": application.due_date.isoformat(),
+    }
+    if with_history:
+        view["history"] = [
+            {"from": change.from_status, "to": change.to_status, "actor": change.actor,
+             "reason": change.reason, "at": rfc3339(change.occurred_at)}
+            for change in application.history
+        ]
+    return view
+
+
+def list_applications(session, query):
+    conditions = []
+    if query["status"]:
+        conditions.append(Application.status == query["status"])
+    if query["service"]:
+        conditions.append(Application.service_code == query["service"])
+    if query["district"]:
+        conditions.append(Application.district == query["district"])
+    if query["centre"]:
+        conditions.append(Application.centre == query["centre"])
+    if query.get("agency"):
+        conditions.append(Application.agency == query["agency"])
+    if query.get("active") is not None:
+        finished = Application.status.in_([status.value for status in FINAL])
+        conditions.append(~finished if query["active"] else finished)
+    # The caller's scope: an operator's centres, an officer's agencies (None: no limit, as over RPC).
+    if query.get("centres") is not None:
+        conditions.append(Application.centre.in_(query["centres"]))
+    if query.get("agencies") is not None:
+        conditions.append(Application.agency.in_(query["agencies"]))
+    if query["submitted_from"]:
+        conditions.append(Application.submitted_at >= _start_of(query["submitted_from"]))
+    if query["submitted_to"]:
+        conditions.append(Application.submitted_at < _start_of(query["submitted_to"], days=1))
+    total = session.scalar(select(func.count()).select_from(Application).where(*conditions))
+    rows = session.scalars(
+        select(Application).where(*conditions)
+        .order_by(*((Application.due_date, Application.id) if query.get("order") == "due" else (Application.id.desc(),)))
+        .offset((query["page"] - 1) * query["page_size"]).limit(query["page_size"])
+    ).all()
+    return {
+        "items": [application_view(row, with_history=False, reveal_personal_data=False) for row in rows],
+        "total": total,
+        "page": query["page"],
+        "page_size": query["page_size"],
+    }
+
+
+def offered_services(session, region_slug):
+    """The published catalogue services the region offers, from its copy, by group and code."""
+    rows = session.scalars(select(CatalogueEntry).where(CatalogueEntry.state == "published")).all()
+    return sorted((row.definition for row in rows if region_slug in row.definition["regions"]),
+                  key=lambda definition: (definition["group"], definition["code"]))
+
+
+def open311_requests(session, tracking_numbers=None, service_codes=None, statuses=None, start=None, end=None,
+                     limit=1000, offset=0):
+    """Applications for the Open311 face, newest first: by tracking number, or by service, status
+    and submission time (aware datetimes, both ends included)."""
+    conditions = []
+    if tracking_numbers is not None:
+        conditions.append(Application.tracking_number.in_(tracking_numbers))
+    if service_codes:
+        conditions.append(Application.service_code.in_(service_codes))
+    if statuses:
+        conditions.append(Application.status.in_(statuses))
+    if start is not None:
+        conditions.append(Application.submitted_at >= start.astimezone(timezone.utc))
+    if end is not None:
+        conditions.append(Application.submitted_at <= end.astimezone(timezone.utc))
+    return session.scalars(
+        select(Application).where(*conditions).order_by(Application.submitted_at.desc(), Application.id.desc())
+        .offset(offset).limit(limit)
+    ).all()
+
+
+def _start_of(day, days=0):
+    return datetime.combine(day + timedelta(days=days), clock_time.min, tzinfo=TASHKENT)
+
+
+def export_events(session, after_id=0, limit=500):
+    """The region's stored events in order, a page at a time (for rebuilding projections)."""
+    rows = session.scalars(select(OutboxEvent).where(OutboxEvent.id > after_id).order_by(OutboxEvent.id).limit(limit)).all()
+    return {
+        "items": [row.payload for row in rows],
+        "next_after_id": rows[-1].id if rows else after_id,
+        "more": len(rows) == limit,
+    }
+
+
+def service_form(definition):
+    """What a desk needs to file an application for a catalogue service: names, agency, deadline,
+    fee, the documents to check and the form's attributes in order (fixed ones left out)."""
+    attributes = sorted((attribute for attribute in definition["attributes"] if attribute.get("variable", True)),
+                        key=lambda attribute: (attribute.get("order", 0), attribute["code"]))
+    return {
+        "code": definition["code"],
+        "version": definition["version"],
+        "group": definition["group"],
+        "names": definition["names"],
+        "agency": definition["agency"],
+        "deadline_working_days": definition["deadline_working_days"],
+        "fee": definition.get("fee"),
+        "required_documents": [{"code": document["code"], "names": document["names"]}
+                               for document in definition["required_documents"]],
+        "attributes": [
+            {"code": attribute["code"], "datatype": attribute["datatype"], "required": bool(attribute.get("required")),
+             "description": attribute.get("description") or {},
+             "values": [{"key": value["key"], "name": value.get("name") or {}} for value in attribute.get("values") or []]}
+            for attribute in attributes
+        ],
+    }
+
+
+def public_status(application, definition):
+    """Where an application stands, for anyone holding its tracking number: the service, the status,
+    the due date and the dates of its status changes; nothing about the applicant, no officer's
+    reason, no actor."""
+    return {
+        "tracking_number": application.tracking_number,
+        "service_code": application.service_code,
+        "service_name": definition["names"] if definition is not None else None,
+        "status": application.status,
+        "final": not ApplicationWorkflow(application.status).allowed,
+        "submitted_on": local_date(application.submitted_at).isoformat(),
+        "due_date": application.due_date.isoformat(),
+        "history": [{"status": change.to_status, "on": local_date(change.occurred_at).isoformat()}
+                    for change in application.history],
+    }
