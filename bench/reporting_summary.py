@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from oss_common.config import PROJECT_ROOT
 from oss_common.database import dispose_engines, session_factory, upgrade
 from services.reporting import operations
-from services.reporting.domain import OPEN_STATUSES
+from services.intake.domain import AWAITING_DECISION
 
 POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MIGRATIONS = PROJECT_ROOT / "services" / "reporting" / "migrations"
@@ -58,7 +58,7 @@ def generated_rows(count, seed=1):
         decided_at = submitted + timedelta(hours=rng.randrange(1, 24 * 20)) if decided else None
         yield (
             f"JI-{day.year}-{number:07d}", rng.choice(SERVICES), "khokimiyat", district, f"centre-{district}",
-            rng.choice(CHANNELS), status, status in OPEN_STATUSES, submitted, day, due, decided_at or submitted,
+            rng.choice(CHANNELS), status, status in AWAITING_DECISION, submitted, day, due, decided_at or submitted,
             ("rejected" if status == "rejected" else "approved") if decided else None, decided_at,
             decided_at.date() if decided else None, (decided_at.date() <= due) if decided else None,
             (decided_at - submitted).total_seconds() if decided else None,

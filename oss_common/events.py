@@ -43,14 +43,15 @@ def rfc3339(moment):
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def make_event(event_type, region, producer, data, occurred_at=None):
-    """A new envelope (a plain dict, ready for JSON) for `event_type` such as `application.submitted`."""
+def make_event(event_type, region, producer, data, occurred_at=None, schema_version=SCHEMA_VERSION):
+    """A new envelope (a plain dict, ready for JSON) for `event_type` such as `application.submitted`;
+    `schema_version` is the version of its body's contract (oss_common.application_events for intake's)."""
     envelope = {
         "event_id": str(uuid.uuid4()),
         "type": event_type,
         "region": region,
         "occurred_at": rfc3339(occurred_at or utc_now()),
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": schema_version,
         "producer": producer,
         "data": data,
     }

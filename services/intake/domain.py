@@ -32,6 +32,8 @@ TRANSITIONS = {
 }
 DECISIONS = frozenset({Status.APPROVED, Status.REJECTED})
 FINAL = frozenset(status for status, targets in TRANSITIONS.items() if not targets)
+# Still awaiting a decision: what reports count as open and the deadline watch follows.
+AWAITING_DECISION = frozenset(Status) - DECISIONS - FINAL
 # The applicant is owed an explanation for these.
 REASON_REQUIRED = frozenset({Status.REJECTED, Status.RETURNED_FOR_CORRECTION, Status.WITHDRAWN})
 

@@ -1,14 +1,16 @@
-"""The events intake publishes (`application.submitted`, `application.status_changed`) and their body."""
+"""The events intake publishes, dumped by their contract (oss_common.application_events), which every
+consumer loads."""
+from oss_common import application_events
 from oss_common.calendar import local_date
-from oss_common.events import rfc3339
-from services.intake.domain import DECISIONS
+from services.intake.domain import AWAITING_DECISION, DECISIONS, FINAL
 
-SUBMITTED = "application.submitted"
-STATUS_CHANGED = "application.status_changed"
+SUBMITTED = application_events.SUBMITTED
+STATUS_CHANGED = application_events.STATUS_CHANGED
+VERSION = application_events.VERSION
 
 
-def event_data(application, definition, actor):
-    """What others need to react to an application event: no PINFL, no name.
+def event_data(application, definition, actor: str, previous_status: str | None = None, reason: str | None = None) -> dict:
+    """What others need to react to an application event, where it stands included: no PINFL, no name.
 
     The contact the applicant chose travels in the body (never in a routing key) so that
     notifications need not call back.
@@ -21,18 +23,21 @@ def event_data(application, definition, actor):
         "district": application.district,
         "centre": application.centre,
         "status": application.status,
-        "previous_status": None,
-        "reason": None,
+        "previous_status": previous_status,
+        "reason": reason,
         "actor": actor,
-        "submitted_at": rfc3339(application.submitted_at),
-        "changed_at": rfc3339(application.updated_at),
-        "due_date": application.due_date.isoformat(),
+        "open": application.status in AWAITING_DECISION,
+        "decided": application.status in DECISIONS,
+        "final": application.status in FINAL,
+        "submitted_at": application.submitted_at,
+        "changed_at": application.updated_at,
+        "due_date": application.due_date,
         "language": application.language,
         "channel": application.channel,
         "contact": {"phone": application.applicant_phone, "email": application.applicant_email},
     }
     if definition is not None:
         data["service_name"] = definition["names"]
-    if application.decided_at is not None and application.status in {s.value for s in DECISIONS}:
+    if application.decided_at is not None and application.status in DECISIONS:
         data["decided_on_time"] = local_date(application.decided_at) <= application.due_date
-    return data
+    return application_events.dump(data)

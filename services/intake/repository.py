@@ -193,7 +193,7 @@ class Applications:
 
     def flush(self, outbox_rows: list[dict]) -> None:
         """Write what the unit of work did: a staged application with its history entry and its
-        outbox rows atomically (the caller's commit finishes it), else just the outbox rows."""
+        outbox row atomically (the caller's commit finishes it), else just the outbox rows."""
         if self._new is None:
             self.session.add_all(OutboxEvent(**row) for row in outbox_rows)
             return

@@ -33,12 +33,13 @@ def submit(uow: IntakeUnitOfWork, command: SubmitApplication):
         attributes = check_against_catalogue(uow.region, definition, submission, centre)
         now = command.submitted_at or utc_now()
         actor = command.actor or f"centre:{centre}"
-        number = tracking_number(uow.region.prefix, local_date(now).year, uow.tracking_numbers.take(local_date(now).year))
+        year = local_date(now).year
+        number = tracking_number(uow.region.prefix, year, uow.tracking_numbers.take(year))
         application = uow.applications.add(
             _application_values(submission, definition, centre, attributes, number, key, fingerprint, now),
             {"from_status": None, "to_status": Status.SUBMITTED.value, "actor": actor, "reason": None, "occurred_at": now},
         )
-        uow.emit(events.SUBMITTED, events.event_data(application, definition, actor=actor), now)
+        uow.emit(events.SUBMITTED, events.event_data(application, definition, actor=actor), now, events.VERSION)
         try:
             uow.commit()
         except IdempotencyKeyTaken:
@@ -64,8 +65,9 @@ def transition(uow: IntakeUnitOfWork, command: Transition):
             application.decided_at = now
         uow.applications.append_history(application, from_status=previous.value, to_status=workflow.status.value,
                                         actor=command.actor, reason=command.reason, occurred_at=now)
-        data = events.event_data(application, uow.catalogue.get(application.service_code), actor=command.actor)
-        uow.emit(events.STATUS_CHANGED, {**data, "previous_status": previous.value, "reason": command.reason}, now)
+        definition = uow.catalogue.get(application.service_code)
+        data = events.event_data(application, definition, command.actor, previous.value, command.reason)
+        uow.emit(events.STATUS_CHANGED, data, now, events.VERSION)
         uow.commit()
     count_decision(uow.region.slug, application)
     return application

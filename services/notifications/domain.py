@@ -19,7 +19,6 @@ CITIZEN, AGENCY = "citizen", "agency"
 
 # The application events a citizen hears about (and the deadline watch follows); others are ignored.
 CITIZEN_EVENTS = frozenset({"application.submitted", "application.status_changed"})
-OPEN_STATUSES = frozenset({"submitted", "accepted", "in_review", "returned_for_correction", "resubmitted"})
 
 DEFAULT_LANGUAGE = "uz"
 DUE_SOON, OVERDUE = "due_soon", "overdue"

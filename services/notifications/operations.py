@@ -14,22 +14,21 @@ from datetime import timedelta, timezone
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from oss_common import application_events
 from oss_common.calendar import add_working_days, local_date, working_days_between
 from oss_common.config import ConfigurationError
 from oss_common.events import make_event, rfc3339, utc_now
 from oss_common.regions import get_region
 from oss_common.schemas import localized
 from services.notifications.domain import (
-    AGENCY, CITIZEN, CITIZEN_EVENTS, DUE_SOON, EMAIL, FAILED, FINISHED, NONE, OPEN_STATUSES, PENDING, SENT, SKIPPED,
+    AGENCY, CITIZEN, CITIZEN_EVENTS, DUE_SOON, EMAIL, FAILED, FINISHED, NONE, PENDING, SENT, SKIPPED,
     choose_channel, deadline_notice_id, deadline_threshold, delivery_key, message_language, needs_notice, retry_delay,
 )
 from services.notifications.exceptions import (
     DeliveryDeferred, DeliveryFailed, PermanentFailure, TemplateProblem, TemporaryFailure,
 )
 from services.notifications.models import Delivery, WatchedApplication
-from services.notifications.schemas import ApplicationEventSchema
 
-APPLICATION_EVENT = ApplicationEventSchema()
 BATCH_SIZE = 200
 LEFT_MID_SEND = "outcome unknown: an attempt stopped while sending; not repeated so that it cannot arrive twice"
 MAX_ERROR_LENGTH = 300
@@ -53,7 +52,7 @@ def watch(session, region, fact):
         "service_name": fact["service_name"],
         "agency": fact["agency"],
         "status": fact["status"],
-        "is_open": fact["status"] in OPEN_STATUSES,
+        "is_open": fact["open"],
         "due_date": fact["due_date"],
         "changed_at": changed_at,
     }
@@ -100,7 +99,7 @@ def notify_citizen(session, record, channels, templates, policy, observe, envelo
     """
     if envelope["type"] not in CITIZEN_EVENTS:
         return None
-    fact = APPLICATION_EVENT.load(envelope["data"])
+    fact = application_events.load(envelope)
     watch(session, envelope["region"], fact)
     recipient = choose_channel(fact["channel"], fact["contact"])
     language = message_language(fact["language"])
@@ -127,7 +126,7 @@ def citizen_values(fact, language):
         "status": fact["status"],
         "previous_status": fact["previous_status"],
         "reason": fact["reason"],
-        "is_open": fact["status"] in OPEN_STATUSES,
+        "is_open": fact["open"],
         "due_date": fact["due_date"].strftime("%d.%m.%Y"),
         "due_date_iso": fact["due_date"].isoformat(),
     }

@@ -1,39 +1,10 @@
-"""What notifications reads from the bus and from callers: application event bodies, delivery queries."""
-from datetime import timezone
-
-from marshmallow import EXCLUDE, Schema, fields, validate
+"""What notifications reads from callers and answers them: delivery queries and views (application events
+are read by their contract, oss_common.application_events)."""
+from marshmallow import fields, validate
 
 from oss_common.schemas import StrictSchema
 
 TRACKING_NUMBER = validate.Regexp(r"^[A-Z]{2}-\d{4}-\d{6,}$", error="must be a tracking number such as JI-2026-000123")
-
-
-class ContactSchema(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
-    email = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=254))
-
-
-class ApplicationEventSchema(Schema):
-    """The part of an application event a message and the deadline watch need; the rest is dropped."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    tracking_number = fields.String(required=True, validate=validate.Length(min=1, max=32))
-    service_code = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    service_name = fields.Dict(keys=fields.String(), values=fields.String(), load_default=None, allow_none=True)
-    agency = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    status = fields.String(required=True, validate=validate.Length(min=1, max=32))
-    previous_status = fields.String(load_default=None, allow_none=True)
-    reason = fields.String(load_default=None, allow_none=True)
-    changed_at = fields.AwareDateTime(required=True, format="iso", default_timezone=timezone.utc)
-    due_date = fields.Date(required=True)
-    language = fields.String(load_default=None, allow_none=True)
-    channel = fields.String(load_default=None, allow_none=True)
-    contact = fields.Nested(ContactSchema, load_default=dict)
 
 
 class DeliveryQuerySchema(StrictSchema):

@@ -1,9 +1,7 @@
-"""Reporting's rules in plain Python: statuses that count as open, percentiles, small-cell
+"""Reporting's rules in plain Python: percentiles, small-cell
 suppression for open data and the national sum of regional answers."""
 import math
 
-OPEN_STATUSES = frozenset({"submitted", "accepted", "in_review", "returned_for_correction", "resubmitted"})
-DECISIONS = frozenset({"approved", "rejected"})
 COUNT_DIMENSIONS = ("all", "service", "district", "centre", "channel", "status")
 DECISION_DIMENSIONS = ("all", "service", "district")
 SUPPRESSION_THRESHOLD = 5

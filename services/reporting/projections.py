@@ -10,23 +10,20 @@ from types import SimpleNamespace
 from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import bindparam, delete, select, text
 
+from oss_common import application_events
 from oss_common.calendar import local_date
 from oss_common.consumers import first_delivery
 from oss_common.database import DatabaseSettings, session_factory
-from services.reporting.domain import COUNT_DIMENSIONS, DECISION_DIMENSIONS, DECISIONS, OPEN_STATUSES
+from services.reporting.domain import COUNT_DIMENSIONS, DECISION_DIMENSIONS
 from services.reporting.models import ApplicationState, DailyCount, DailyDecision, ProcessedEvent
-from services.reporting.schemas import ApplicationEventSchema
-
-APPLICATION_EVENT = ApplicationEventSchema()
-APPLICATION_EVENT_TYPES = frozenset({"application.submitted", "application.status_changed"})
 
 
 def apply_event(session, envelope):
     """Apply one application event in the caller's transaction; False when it was applied before
     (or is of a type the read model does not use). Raises ValidationError for a malformed body."""
-    if envelope["type"] not in APPLICATION_EVENT_TYPES:
+    if envelope["type"] not in application_events.TYPES:
         return False
-    fact = APPLICATION_EVENT.load(envelope["data"])
+    fact = application_events.load(envelope)
     if not first_delivery(session, ProcessedEvent, envelope):
         return False
     values = _snapshot(fact)
@@ -35,16 +32,16 @@ def apply_event(session, envelope):
         # A new application: its row is the event's snapshot as inserted, counted from that.
         _count(session, values["submitted_day"],
                [(dimension, _value(SimpleNamespace(**values), dimension), 1) for dimension in COUNT_DIMENSIONS])
-        if fact["status"] not in DECISIONS:
+        if not fact["decided"]:
             return True  # not yet decided (the usual first event): nothing more, no need to read the row back
     state = _locked_state(session, fact["tracking_number"])
     if not created and fact["changed_at"] > state.changed_at:
         if fact["status"] != state.status:
             _count(session, state.submitted_day, [("status", state.status, -1), ("status", fact["status"], 1)])
             state.status = fact["status"]
-            state.is_open = fact["status"] in OPEN_STATUSES
+            state.is_open = fact["open"]
         state.changed_at = fact["changed_at"]
-    if fact["status"] in DECISIONS and state.decided_at is None:
+    if fact["decided"] and state.decided_at is None:
         _decide(session, state, fact)
     session.flush()
     return True
@@ -62,7 +59,7 @@ def _snapshot(fact):
         "centre": fact["centre"],
         "channel": fact["channel"],
         "status": fact["status"],
-        "is_open": fact["status"] in OPEN_STATUSES,
+        "is_open": fact["open"],
         "submitted_at": fact["submitted_at"],
         "submitted_day": local_date(fact["submitted_at"]),
         "due_date": fact["due_date"],

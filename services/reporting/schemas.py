@@ -1,7 +1,8 @@
-"""What reporting reads from the bus and from callers: the application event body and report queries."""
-from datetime import date, timedelta, timezone
+"""What reporting reads from callers and answers them: report queries and reports (application events are
+read by their contract, oss_common.application_events)."""
+from datetime import date, timedelta
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
 from oss_common.calendar import local_date
 from oss_common.events import utc_now
@@ -9,25 +10,6 @@ from oss_common.schemas import Day, StrictSchema
 from services.reporting.domain import month_of
 
 FORMATS = ("json", "csv", "xlsx")
-
-
-class ApplicationEventSchema(Schema):
-    """The part of an application event the read model keeps; the contact and anything else is dropped."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    tracking_number = fields.String(required=True, validate=validate.Length(min=1, max=32))
-    service_code = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    agency = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    district = fields.String(required=True, validate=validate.Length(min=1, max=16))
-    centre = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    channel = fields.String(required=True, validate=validate.Length(min=1, max=8))
-    status = fields.String(required=True, validate=validate.Length(min=1, max=32))
-    submitted_at = fields.AwareDateTime(required=True, format="iso", default_timezone=timezone.utc)
-    changed_at = fields.AwareDateTime(required=True, format="iso", default_timezone=timezone.utc)
-    due_date = fields.Date(required=True)
-    decided_on_time = fields.Boolean(load_default=None, allow_none=True)
 
 
 class PeriodSchema(StrictSchema):

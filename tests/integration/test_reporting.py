@@ -25,7 +25,8 @@ from oss_common.database import session_factory
 from oss_common.events import EVENTS_EXCHANGE, routing_key, utc_now
 from oss_common.regions import get_region
 from services.reporting import operations
-from services.reporting.domain import OPEN_STATUSES, percentile
+from services.intake.domain import AWAITING_DECISION
+from services.reporting.domain import percentile
 from tests.integration.conftest import REGIONS, SEED, auth, post, valid_submission
 from tests.integration.personal_data import assert_no_personal_data, personal_values, unique_applicant
 
@@ -156,7 +157,7 @@ def direct_figures(database_url):
                 figures = decisions[name].setdefault(value, {"on_time": 0, "late": 0})
                 figures["on_time" if on_time else "late"] += 1
             times.setdefault(code, []).append((decided_at - submitted_at).total_seconds())
-    return {"total": len(rows), "open": sum(count for status, count in counts["status"].items() if status in OPEN_STATUSES),
+    return {"total": len(rows), "open": sum(count for status, count in counts["status"].items() if status in AWAITING_DECISION),
             "counts": counts, "decisions": decisions,
             "median": {code: percentile(sorted(values), 0.5) for code, values in times.items()},
             "p90": {code: percentile(sorted(values), 0.9) for code, values in times.items()}}

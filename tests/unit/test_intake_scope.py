@@ -15,7 +15,7 @@ OFFICER_OF_KHOKIMIYAT = Principal(subject="f", role=OFFICER, region="jizzakh", a
 def test_staff_work_only_at_their_centres_and_agencies():
     require_centre(OPERATOR_AT_CITY, "jizzakh-city")
     with pytest.raises(Forbidden) as refused:
-        require_centre(OPERATOR_AT_CITY, "zomin")
+        require_centre(OPERATOR_AT_CITY, "zaamin")
     assert "centre" in refused.value.fields
     require_agency(OFFICER_OF_KHOKIMIYAT, "khokimiyat")
     with pytest.raises(Forbidden) as refused:
@@ -27,7 +27,7 @@ def test_staff_work_only_at_their_centres_and_agencies():
 
 
 def test_an_application_is_in_scope_only_when_both_its_centre_and_its_agency_are():
-    application = SimpleNamespace(centre="zomin", agency="khokimiyat")
+    application = SimpleNamespace(centre="zaamin", agency="khokimiyat")
     require_scope(OFFICER_OF_KHOKIMIYAT, application)
     with pytest.raises(Forbidden):
         require_scope(OPERATOR_AT_CITY, application)
@@ -36,10 +36,10 @@ def test_an_application_is_in_scope_only_when_both_its_centre_and_its_agency_are
 def test_an_application_naming_no_centre_goes_to_the_main_centre_if_the_operator_works_there():
     jizzakh = get_region("jizzakh")
     assert filing_centre(jizzakh, None, OPERATOR_AT_CITY) == "jizzakh-city" == jizzakh.main_centre
-    elsewhere = replace(jizzakh, main_centre="zomin")
+    elsewhere = replace(jizzakh, main_centre="zaamin")
     assert filing_centre(elsewhere, None, OPERATOR_AT_CITY) == "jizzakh-city"  # the operator's first
-    assert filing_centre(elsewhere, None, OFFICER_OF_KHOKIMIYAT) == "zomin"
-    assert filing_centre(elsewhere, None) == "zomin"  # an RPC or Open311 caller
+    assert filing_centre(elsewhere, None, OFFICER_OF_KHOKIMIYAT) == "zaamin"
+    assert filing_centre(elsewhere, None) == "zaamin"  # an RPC or Open311 caller
     assert filing_centre(elsewhere, "arnasoy", OPERATOR_AT_CITY) == "arnasoy"  # named: require_centre decides
 
 

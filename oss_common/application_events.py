@@ -1,0 +1,90 @@
+"""The contract of intake's application events (`application.submitted`, `application.status_changed`):
+one schema, versioned, that intake dumps and every consumer loads, so no consumer declares the body
+again or copies the workflow to read it.
+
+Version 2 says where the application stands: `open` (still awaiting a decision: what reports count
+as open and the deadline watch follows), `decided` (this status is a decision, approved or rejected)
+and `final` (no status follows). Version 1 bodies, still in outboxes and event exports, said none of
+it; `load` fills it in from the statuses version 1 knew, a fixed table that is part of that version.
+No PINFL and no name: the contact the applicant chose travels in the body, never in a routing key.
+"""
+from datetime import timezone
+
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from oss_common.events import rfc3339
+
+VERSION = 2
+SUBMITTED = "application.submitted"
+STATUS_CHANGED = "application.status_changed"
+TYPES = frozenset({SUBMITTED, STATUS_CHANGED})
+
+# Version 1's statuses by where they stand; later versions say it in the body.
+_V1_DECISIONS = frozenset({"approved", "rejected"})
+_V1_FINAL = frozenset({"issued", "withdrawn"})
+
+
+class Instant(fields.AwareDateTime):
+    """An instant, sent as RFC 3339 in UTC (`...Z`), read back aware."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="iso", default_timezone=timezone.utc, **kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else rfc3339(value)
+
+
+class ContactSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
+    email = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=254))
+
+
+class ApplicationEventSchema(Schema):
+    """An application event's body. Fields added by a later version are ignored by older readers."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    tracking_number = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    service_code = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    service_version = fields.Integer(load_default=None, allow_none=True)
+    service_name = fields.Dict(keys=fields.String(), values=fields.String(), load_default=None, allow_none=True)
+    agency = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    district = fields.String(required=True, validate=validate.Length(min=1, max=16))
+    centre = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    status = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    previous_status = fields.String(load_default=None, allow_none=True)
+    reason = fields.String(load_default=None, allow_none=True)
+    actor = fields.String(load_default=None, allow_none=True)
+    open = fields.Boolean(required=True)
+    decided = fields.Boolean(required=True)
+    final = fields.Boolean(required=True)
+    submitted_at = Instant(required=True)
+    changed_at = Instant(required=True)
+    due_date = fields.Date(required=True)
+    decided_on_time = fields.Boolean(load_default=None, allow_none=True)
+    language = fields.String(load_default=None, allow_none=True)
+    channel = fields.String(required=True, validate=validate.Length(min=1, max=8))
+    contact = fields.Nested(ContactSchema, load_default=dict)
+
+
+APPLICATION_EVENT = ApplicationEventSchema()
+
+
+def dump(data: dict) -> dict:
+    """The body of an application event of this version, from the producer's values."""
+    return APPLICATION_EVENT.dump(data)
+
+
+def load(envelope: dict) -> dict:
+    """The body of a received application event, of any version, as this version reads it;
+    marshmallow.ValidationError when it is malformed."""
+    data = envelope["data"]
+    if envelope.get("schema_version", 1) < 2 and isinstance(data, dict) and isinstance(data.get("status"), str):
+        status = data["status"]
+        data = {"open": status not in _V1_DECISIONS | _V1_FINAL, "decided": status in _V1_DECISIONS,
+                "final": status in _V1_FINAL, **data}
+    return APPLICATION_EVENT.load(data)
