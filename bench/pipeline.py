@@ -14,6 +14,7 @@ eventlet.monkey_patch()
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import json  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -30,7 +31,8 @@ from kombu import Connection, Consumer, Producer, Queue, binding  # noqa: E402
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from oss_common.auth import OPERATOR, issue_token, new_secret  # noqa: E402
+from oss_common.auth import CATALOGUE_ADMIN, OPERATOR, SigningKey, issue_token, new_key_pair  # noqa: E402
+from oss_common.callers import caller_context  # noqa: E402
 from oss_common.config import PROJECT_ROOT  # noqa: E402
 from oss_common.events import EVENTS_EXCHANGE, make_event, utc_now  # noqa: E402
 from oss_common.regions import get_region  # noqa: E402
@@ -139,14 +141,23 @@ class BenchStack:
         self.urls = {}
         self.intake_db = {}
         self.port = 28000
-        # Every API but /health needs a bearer token signed with the deployment's key.
-        self.auth_secret = new_secret()
+        # Every API but /health, and every RPC that changes state, needs a bearer token of the bench's issuer.
+        private, public = new_key_pair()
+        self.signing_key = SigningKey.from_jwk(private)
+        self.jwks = self.workdir / "jwks.json"
+        self.jwks.write_text(json.dumps({"keys": [public]}), encoding="utf-8")
 
-    def operator_headers(self, region_slug):
+    def operator_token(self, region_slug):
         """An operator of the region at all its centres, as the submissions' caller."""
         centres = [centre.code for centre in get_region(region_slug).centres]
-        token = issue_token(self.auth_secret, OPERATOR, f"bench-{region_slug}", region=region_slug, centres=centres)
-        return {"Authorization": f"Bearer {token}"}
+        return issue_token(self.signing_key, OPERATOR, f"bench-{region_slug}", region=region_slug, centres=centres)
+
+    def operator_headers(self, region_slug):
+        return {"Authorization": f"Bearer {self.operator_token(region_slug)}"}
+
+    def operator_context(self, region_slug):
+        """RPC context data: calls made as the region's operator."""
+        return caller_context(self.operator_token(region_slug))
 
     def __enter__(self):
         subprocess.run(["rabbitmqctl", "add_vhost", self.vhost], check=True, capture_output=True)
@@ -181,7 +192,7 @@ class BenchStack:
         self.port += 1
         environment = {"AMQP_URI": self.amqp_uri, "HTTP_PORT": http_port, "METRICS_PORT": self.port,
                        "DATABASE_URL": database_url or self.database(f"{service}_{region or 'national'}"),
-                       "LOG_LEVEL": "WARNING", "OSS_VAR_DIR": str(self.workdir), "AUTH_SECRET": self.auth_secret}
+                       "LOG_LEVEL": "WARNING", "OSS_VAR_DIR": str(self.workdir), "AUTH_JWKS": str(self.jwks)}
         environment.update(env)
         process = ServiceProcess(service, region=region, env=environment, http_port=http_port, national=national,
                                  log_path=self.workdir / "logs" / f"{service}_{region or 'national'}_{len(self.processes)}.log")
@@ -192,8 +203,8 @@ class BenchStack:
             process.wait_healthy(timeout=120)
         return process
 
-    def rpc(self, timeout=60):
-        return ClusterRpcProxy({"AMQP_URI": self.amqp_uri}, timeout=timeout)
+    def rpc(self, timeout=60, caller=None):
+        return ClusterRpcProxy({"AMQP_URI": self.amqp_uri}, timeout=timeout, context_data=caller)
 
 
 def sample_submission(region_slug, service):
@@ -246,12 +257,13 @@ def run_clients(clients, total, call, pids=()):
 
 
 class RpcCall:
-    def __init__(self, amqp_uri, service, method, args_for):
+    def __init__(self, amqp_uri, service, method, args_for, context_data=None):
         self.amqp_uri, self.service, self.method, self.args_for = amqp_uri, service, method, args_for
+        self.context_data = context_data
 
     @contextlib.contextmanager
     def session(self):
-        with ClusterRpcProxy({"AMQP_URI": self.amqp_uri}, timeout=60) as cluster:
+        with ClusterRpcProxy({"AMQP_URI": self.amqp_uri}, timeout=60, context_data=self.context_data) as cluster:
             method = getattr(getattr(cluster, self.service), self.method)
             yield lambda index: method(*self.args_for(index))
 
@@ -441,7 +453,8 @@ def scaling(stack, body, clients, total, extra_processes):
     try:
         for process in extras:
             process.wait_healthy(timeout=120)
-        call = RpcCall(stack.amqp_uri, "intake_jizzakh", "submit_application", lambda index: (body,))
+        call = RpcCall(stack.amqp_uri, "intake_jizzakh", "submit_application", lambda index: (body,),
+                       stack.operator_context("jizzakh"))
         return run_clients(clients, total, call, pids=[stack.intakes["jizzakh"].process.pid, *(process.process.pid for process in extras)])
     finally:
         for process in extras:
@@ -454,10 +467,13 @@ def three_regions(stack, bodies, clients, total):
     class SpreadCall:
         @contextlib.contextmanager
         def session(self):
-            with ClusterRpcProxy({"AMQP_URI": stack.amqp_uri}, timeout=60) as cluster:
+            with contextlib.ExitStack() as clusters:
+                intakes = {region: getattr(clusters.enter_context(stack.rpc(caller=stack.operator_context(region))),
+                                           f"intake_{region}") for region in REGIONS}
+
                 def call(index):
                     region = REGIONS[index % len(REGIONS)]
-                    getattr(cluster, f"intake_{region}").submit_application(bodies[region])
+                    intakes[region].submit_application(bodies[region])
                 yield call
 
     return run_clients(clients, total, SpreadCall(), pids=[process.process.pid for process in stack.intakes.values()])
@@ -481,7 +497,7 @@ def main(argv=None):
         noop = subprocess.Popen([sys.executable, "-m", "bench.noop_service"], cwd=PROJECT_ROOT,
                                 env=dict(os.environ, AMQP_URI=stack.amqp_uri))
         catalogue = stack.start("catalogue")
-        with stack.rpc() as cluster:
+        with stack.rpc(caller=caller_context(issue_token(stack.signing_key, CATALOGUE_ADMIN, "bench"))) as cluster:
             cluster.catalogue.load_catalogue(yaml.safe_load(SEED.read_text(encoding="utf-8")))
         stack.intakes = {region: stack.start("intake", region=region, wait=False) for region in REGIONS}
         for process in stack.intakes.values():
@@ -497,7 +513,8 @@ def main(argv=None):
             url = f"{stack.intakes['jizzakh'].url}/api/v1/applications"
             calls = {
                 "noop": (RpcCall(stack.amqp_uri, "bench_noop", "ping", lambda index: ({"n": index},)), noop.pid),
-                "rpc": (RpcCall(stack.amqp_uri, "intake_jizzakh", "submit_application", lambda index: (body,)), jizzakh.pid),
+                "rpc": (RpcCall(stack.amqp_uri, "intake_jizzakh", "submit_application", lambda index: (body,),
+                                stack.operator_context("jizzakh")), jizzakh.pid),
                 "http": (HttpCall(url, lambda index: body, stack.operator_headers("jizzakh")), jizzakh.pid),
             }
             runs = {(kind, clients): [] for kind in calls for clients in (1, 8, 32)}

@@ -1,36 +1,55 @@
-"""Who may do what: signed bearer tokens (JWT, HS256) and the four roles of the platform.
+"""Who may do what: bearer tokens signed with a private key (JWT, EdDSA) and the roles of the platform.
 
 - `operator`: one region, one or more OSS centres; files applications at those centres and reads
   the region's applications filed there.
 - `officer`: one region, one or more agencies; moves its agencies' applications through the workflow.
+- `region-admin`: one region's IT team; exports the region's event history (`oss reporting rebuild`).
 - `analyst`: the ministry; reads every region's reports, never an applicant's personal data.
 - `catalogue-admin`: edits the national catalogue.
 
-A token carries `sub` (who), `role`, `region` (operator/officer), `centres`/`agencies`, `iat` and
-`exp` (required). The key is the deployment's AUTH_SECRET (every service of a deployment shares
-it); `oss token issue` makes tokens.
+A token carries `iss`, `sub` (who), `role`, `region` (regional roles), `centres`/`agencies`, `iat`
+and `exp` (required, at most MAX_TTL_SECONDS apart), and in its header the `kid` of the key that
+signed it. Only an issuer holds a private key (a signing key file, `oss keys new`); services hold
+the public keys (a JWKS: AUTH_JWKS, files or URLs). The ministry's issuer (`iss` "oss") signs
+tokens for every role; an oblast's own issuer (a key whose JWKS entry names the oblast in
+`oss_region`, `iss` "oss-<slug>") signs its own staff's tokens only, and they count for that oblast
+alone. A JWKS may list several keys: a new key is added before it signs and the old one removed
+once its last tokens have expired, so keys rotate without downtime.
 """
+import base64
+import hashlib
+import json
+import logging
 import re
-import secrets
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt.algorithms import OKPAlgorithm
 
-from oss_common.config import ConfigurationError
+from oss_common.config import ConfigurationError, as_list
 from oss_common.errors import ApiError
 from oss_common.regions import load_registry
 
-ALGORITHM = "HS256"
-ISSUER = "oss"
-OPERATOR, OFFICER, ANALYST, CATALOGUE_ADMIN = "operator", "officer", "analyst", "catalogue-admin"
-ROLES = (OPERATOR, OFFICER, ANALYST, CATALOGUE_ADMIN)
-REGIONAL_ROLES = (OPERATOR, OFFICER)
-STAFF = REGIONAL_ROLES  # the region's own staff: the only ones who see an applicant's personal data
-MIN_SECRET_LENGTH = 32
+log = logging.getLogger(__name__)
+
+ALGORITHM = "EdDSA"
+NATIONAL_ISSUER = "oss"
+REGION_MEMBER = "oss_region"  # the JWKS member that scopes a key to one oblast's issuer
+OPERATOR, OFFICER, REGION_ADMIN = "operator", "officer", "region-admin"
+ANALYST, CATALOGUE_ADMIN = "analyst", "catalogue-admin"
+ROLES = (OPERATOR, OFFICER, REGION_ADMIN, ANALYST, CATALOGUE_ADMIN)
+REGIONAL_ROLES = (OPERATOR, OFFICER, REGION_ADMIN)
+STAFF = (OPERATOR, OFFICER)  # the region's own staff: the only ones who see an applicant's personal data
 DEFAULT_TTL_SECONDS = 8 * 3600
-MAX_TTL_SECONDS = 366 * 24 * 3600
+MAX_TTL_SECONDS = 12 * 3600  # a working day: a token that leaks is useless by the next one
 LEEWAY_SECONDS = 30  # clock skew between the token's issuer and the service
+KEYSET_RELOAD_SECONDS = 30.0  # at most this often a token with an unknown `kid` makes the JWKS be read again
+DEFAULT_JWKS_MAX_AGE_SECONDS = 300.0  # AUTH_JWKS_MAX_AGE_SECONDS: how long a retired key may still count
 SUBJECT = re.compile(r"^[A-Za-z0-9_.@:-]{1,64}$")
 SCOPE_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -64,17 +83,143 @@ class Principal:
         return self.role in STAFF and self.region == region_slug
 
 
-def check_secret(secret):
-    """The deployment key, or a ConfigurationError saying what to set."""
-    if not secret or len(str(secret)) < MIN_SECRET_LENGTH:
-        raise ConfigurationError(
-            f"AUTH_SECRET must be set to at least {MIN_SECRET_LENGTH} characters, the same for every service "
-            "of the deployment (e.g. `openssl rand -hex 32`); `make run` keeps one in var/auth-secret")
-    return str(secret)
+def regional_issuer(slug):
+    return f"{NATIONAL_ISSUER}-{slug}"
 
 
-def new_secret():
-    return secrets.token_hex(32)
+def key_id(public_jwk):
+    """RFC 7638 thumbprint of an Ed25519 public key: the `kid` its tokens carry."""
+    canonical = json.dumps({"crv": public_jwk["crv"], "kty": public_jwk["kty"], "x": public_jwk["x"]},
+                           separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
+def new_key_pair(region=None):
+    """(private JWK, public JWK) of a new Ed25519 key; `region` makes it an oblast's own issuer."""
+    private_key = Ed25519PrivateKey.generate()
+    public = json.loads(OKPAlgorithm.to_jwk(private_key.public_key()))
+    public.update(kid=key_id(public), alg=ALGORITHM, use="sig")
+    if region is not None:
+        if region not in load_registry():
+            raise ValueError(f"{region!r} is not a region of the registry")
+        public[REGION_MEMBER] = region
+    return dict(json.loads(OKPAlgorithm.to_jwk(private_key)), **public), public
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """An issuer's private key, its `kid`, and the oblast it signs for (None: the ministry's issuer)."""
+
+    key: object
+    kid: str
+    region: str | None = None
+
+    @property
+    def issuer(self):
+        return regional_issuer(self.region) if self.region else NATIONAL_ISSUER
+
+    @classmethod
+    def from_jwk(cls, jwk):
+        if "d" not in jwk:
+            raise ConfigurationError("the signing key file holds no private key (it is a public JWK)")
+        public = {name: jwk[name] for name in ("kty", "crv", "x")}
+        return cls(key=jwt.PyJWK(jwk, algorithm=ALGORITHM).key, kid=key_id(public), region=jwk.get(REGION_MEMBER))
+
+    @classmethod
+    def load(cls, path):
+        try:
+            return cls.from_jwk(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, jwt.PyJWKError) as exc:
+            raise ConfigurationError(f"cannot read the signing key {path}: {exc}") from None
+
+
+class TrustedKeys:
+    """The public keys tokens may be signed with: JWKS documents from files or http(s) URLs.
+
+    Read when first needed, again every `max_age` seconds (so a retired key stops counting), and
+    again when a token names a `kid` not among them (at most every `reload_seconds`, so a new key
+    counts from its first token without a restart). A JWKS that cannot be read at start stops the
+    service; later, the keys read before go on serving.
+    """
+
+    def __init__(self, sources, max_age=DEFAULT_JWKS_MAX_AGE_SECONDS, reload_seconds=KEYSET_RELOAD_SECONDS,
+                 clock=time.monotonic):
+        self.sources = as_list(sources)
+        if not self.sources:
+            raise ConfigurationError(
+                "AUTH_JWKS must name the token issuers' public keys (a JWKS file or URL, comma-separated for "
+                "several); `make run` keeps one in var/auth/jwks.json")
+        self.max_age = max_age
+        self.reload_seconds = reload_seconds
+        self.clock = clock
+        self._keys = None
+        self._loaded_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def key(self, kid):
+        """(PyJWK, oblast or None) for `kid`; Unauthorized when no trusted key has it."""
+        keys, age = self._keys, self.clock() - self._loaded_at
+        if keys is None or age >= self.max_age or (kid not in keys and age >= self.reload_seconds):
+            keys = self._refresh()
+        try:
+            return keys[kid]
+        except KeyError:
+            raise Unauthorized("the token is signed with a key this service does not trust",
+                               fields={"Authorization": ["unknown signing key"]}) from None
+
+    def _refresh(self):
+        try:
+            return self.reload()
+        except ConfigurationError as exc:
+            if self._keys is None:
+                raise
+            log.warning("token keys not re-read, the ones read before still count: %s", exc)
+            self._loaded_at = self.clock()
+            return self._keys
+
+    def reload(self):
+        with self._lock:
+            keys = {}
+            for source in self.sources:
+                for jwk in _read_jwks(source).get("keys", []):
+                    if "d" in jwk:
+                        raise ConfigurationError(f"{source} holds a private key: publish public keys only")
+                    if jwk.get("kid") != key_id(jwk):
+                        raise ConfigurationError(f"{source}: a key's kid is not its thumbprint ({jwk.get('kid')!r})")
+                    region = jwk.get(REGION_MEMBER)
+                    if region is not None and region not in load_registry():
+                        raise ConfigurationError(f"{source}: key {jwk['kid']} names an unknown oblast {region!r}")
+                    keys[jwk["kid"]] = (jwt.PyJWK(jwk, algorithm=ALGORITHM), region)
+            self._keys, self._loaded_at = keys, self.clock()
+            return keys
+
+
+def _read_jwks(source):
+    try:
+        if source.startswith(("https://", "http://")):
+            with urllib.request.urlopen(source, timeout=10) as response:
+                return json.load(response)
+        return json.loads(Path(source).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read the JWKS {source}: {exc}") from None
+
+
+_TRUSTED = {}
+_TRUSTED_LOCK = threading.Lock()
+
+
+def trusted_keys(config):
+    """The process's one TrustedKeys for the config's AUTH_JWKS (shared by every entrypoint), read
+    once here so that a service with no readable JWKS does not start."""
+    sources = config.get("AUTH_JWKS")
+    max_age = float(config.get("AUTH_JWKS_MAX_AGE_SECONDS") or DEFAULT_JWKS_MAX_AGE_SECONDS)
+    key = (",".join(as_list(sources)), max_age)
+    with _TRUSTED_LOCK:
+        if key not in _TRUSTED:
+            keys = TrustedKeys(sources, max_age=max_age)
+            keys.reload()
+            _TRUSTED[key] = keys
+        return _TRUSTED[key]
 
 
 def _codes(values, what):
@@ -85,14 +230,16 @@ def _codes(values, what):
     return values
 
 
-def issue_token(secret, role, subject, region=None, centres=(), agencies=(), ttl_seconds=DEFAULT_TTL_SECONDS, now=None):
-    """A signed token for `subject` in `role`; ValueError when the claims do not fit the role."""
+def issue_token(signing_key, role, subject, region=None, centres=(), agencies=(), ttl_seconds=DEFAULT_TTL_SECONDS,
+                now=None):
+    """A token for `subject` in `role`, signed by `signing_key`; ValueError when the claims do not fit
+    the role or the issuer."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if not isinstance(subject, str) or not SUBJECT.match(subject):
         raise ValueError("subject must be 1 to 64 letters, digits or _.@:-")
     if not 0 < ttl_seconds <= MAX_TTL_SECONDS:
-        raise ValueError(f"ttl must be between 1 second and {MAX_TTL_SECONDS} seconds")
+        raise ValueError(f"ttl must be between 1 second and {MAX_TTL_SECONDS // 3600} hours")
     centres, agencies = _codes(centres, "centres"), _codes(agencies, "agencies")
     if role in REGIONAL_ROLES and region not in load_registry():
         raise ValueError(f"an {role} token needs a region of the registry, got {region!r}")
@@ -100,28 +247,41 @@ def issue_token(secret, role, subject, region=None, centres=(), agencies=(), ttl
         raise ValueError("an operator token needs at least one OSS centre")
     if role == OFFICER and not agencies:
         raise ValueError("an officer token needs at least one agency")
+    if role == REGION_ADMIN and (centres or agencies):
+        raise ValueError("a region-admin token has no centres or agencies")
     if role not in REGIONAL_ROLES and (region or centres or agencies):
         raise ValueError(f"an {role} token is national: no region, centres or agencies")
+    if signing_key.region and (role not in REGIONAL_ROLES or region != signing_key.region):
+        raise ValueError(f"this key is {signing_key.region}'s own issuer: it signs that oblast's staff only")
     issued = int(now if now is not None else time.time())
-    claims = {"iss": ISSUER, "sub": subject, "role": role, "iat": issued, "exp": issued + int(ttl_seconds)}
+    claims = {"iss": signing_key.issuer, "sub": subject, "role": role, "iat": issued, "exp": issued + int(ttl_seconds)}
     if region:
         claims["region"] = region
     if centres:
         claims["centres"] = list(centres)
     if agencies:
         claims["agencies"] = list(agencies)
-    return jwt.encode(claims, check_secret(secret), algorithm=ALGORITHM)
+    return jwt.encode(claims, signing_key.key, algorithm=ALGORITHM, headers={"kid": signing_key.kid})
 
 
-def read_token(secret, token):
+def read_token(keys, token):
     """The Principal of a valid token; Unauthorized (401) for a missing, forged, expired or malformed one."""
-    return _verify(secret, token)[0]
+    return _verify(keys, token)[0]
 
 
-def _verify(secret, token):
+def _verify(keys, token):
     """(Principal, the moment after which it is no longer accepted) of a valid token."""
     try:
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], issuer=ISSUER,
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        raise Unauthorized("the token is not valid", fields={"Authorization": ["invalid token"]}) from None
+    if header.get("alg") != ALGORITHM or not isinstance(header.get("kid"), str):
+        raise Unauthorized(f"the token must be signed with {ALGORITHM} and name its key (kid)",
+                           fields={"Authorization": ["invalid token"]})
+    public_key, key_region = keys.key(header["kid"])
+    try:
+        claims = jwt.decode(token, public_key.key, algorithms=[ALGORITHM],
+                            issuer=regional_issuer(key_region) if key_region else NATIONAL_ISSUER,
                             options={"require": ["exp", "iat", "sub", "iss"]}, leeway=LEEWAY_SECONDS)
     except jwt.ExpiredSignatureError:
         raise Unauthorized("the token has expired; ask for a new one", fields={"Authorization": ["expired"]}) from None
@@ -133,6 +293,13 @@ def _verify(secret, token):
             or not isinstance(agencies, list) or not all(isinstance(value, str) for value in centres + agencies)
             or (role in REGIONAL_ROLES and claims.get("region") not in load_registry())):
         raise Unauthorized("the token's claims do not fit its role", fields={"Authorization": ["invalid claims"]})
+    if not isinstance(claims["iat"], int) or not isinstance(claims["exp"], int) or \
+            claims["exp"] - claims["iat"] > MAX_TTL_SECONDS:
+        raise Unauthorized(f"the token lives longer than {MAX_TTL_SECONDS // 3600} hours",
+                           fields={"Authorization": ["lifetime too long"]})
+    if key_region and (role not in REGIONAL_ROLES or claims.get("region") != key_region):
+        raise Unauthorized(f"{key_region}'s own issuer vouches for {key_region}'s staff only",
+                           fields={"Authorization": ["issuer may not sign for this region or role"]})
     principal = Principal(subject=claims["sub"], role=role, region=claims.get("region") if role in REGIONAL_ROLES else None,
                           centres=tuple(centres), agencies=tuple(agencies))
     return principal, claims["exp"] + LEEWAY_SECONDS
@@ -141,10 +308,11 @@ def _verify(secret, token):
 class VerifiedTokens:
     """read_token with a short memory: a token verified in the last `ttl` seconds is not verified again.
 
-    Checking the HS256 signature and the claims costs about 0.1-0.2 ms, paid by every API request of
-    an operator filing applications with the same token all day. An entry is kept under the exact
-    token and key and never past the token's own expiry, so a cached answer is always the one
-    read_token would give; invalid tokens are not remembered.
+    Checking the signature and the claims costs about 0.1-0.2 ms, paid by every API request of an
+    operator filing applications with the same token all day, and by every RPC that carries one.
+    An entry is kept under the exact token and key set and never past the token's own expiry, so a
+    cached answer is the one read_token gave at most `ttl` seconds ago; invalid tokens are not
+    remembered.
     """
 
     def __init__(self, ttl=60.0, max_entries=4096, clock=time.time):
@@ -153,17 +321,17 @@ class VerifiedTokens:
         self.clock = clock
         self._entries = {}
 
-    def read(self, secret, token):
+    def read(self, keys, token):
         now = self.clock()
         entry = self._entries.get(token)
-        if entry is not None and entry[0] == secret and now < entry[1]:
+        if entry is not None and entry[0] is keys and now < entry[1]:
             return entry[2]
-        principal, valid_until = _verify(secret, token)
+        principal, valid_until = _verify(keys, token)
         if len(self._entries) >= self.max_entries:
             self._entries = {key: value for key, value in self._entries.items() if now < value[1]}
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
-        self._entries[token] = (secret, min(now + self.ttl, valid_until), principal)
+        self._entries[token] = (keys, min(now + self.ttl, valid_until), principal)
         return principal
 
 

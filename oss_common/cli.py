@@ -10,6 +10,7 @@ eventlet.monkey_patch()  # must precede every import that opens sockets
 import argparse  # noqa: E402
 import gc  # noqa: E402
 import importlib  # noqa: E402
+import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
@@ -18,10 +19,11 @@ from pathlib import Path  # noqa: E402
 
 import yaml  # noqa: E402
 
+from oss_common.auth import MAX_TTL_SECONDS, ROLES  # noqa: E402
 from oss_common.config import PROJECT_ROOT, ConfigurationError, var_dir  # noqa: E402
 from oss_common.regions import deployment_regions, get_region  # noqa: E402
 from oss_common.service_kinds import (  # noqa: E402
-    DEMO_REGIONS, SERVICES, auth_secret_file, deployed_regions, group_members, instances, process_name, service_class,
+    DEMO_REGIONS, SERVICES, deployed_regions, jwks_file, signing_key_file, group_members, instances, process_name, service_class,
     service_config, service_kind,
 )
 from oss_common.status import deployment_status, format_status  # noqa: E402
@@ -69,25 +71,57 @@ Ports come from the same configuration `oss run` uses; the broker from AMQP_URI.
 Exit status 0 when every service is up, 1 otherwise."""
 
 
-def ensure_auth_secret():
-    """The key in auth_secret_file(), made (readable by its owner only) when there is none yet."""
-    from oss_common.auth import new_secret
+def ensure_signing_key():
+    """The single machine's token issuer (`make run`): signing_key_file(), and its public key in
+    jwks_file(), made when there is none yet (the private key readable by its owner only)."""
+    from oss_common.auth import SigningKey
 
-    path = auth_secret_file()
+    path = signing_key_file()
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(new_secret() + "\n")
-    return path.read_text().strip()
+        add_signing_key(path, jwks_file())
+    return SigningKey.load(path)
 
 
-def auth_secret():
-    """AUTH_SECRET from the environment, else from auth_secret_file(); None when neither has one."""
-    if os.environ.get("AUTH_SECRET"):
-        return os.environ["AUTH_SECRET"]
-    path = auth_secret_file()
-    return path.read_text().strip() if path.exists() else None
+def add_signing_key(key_path, jwks_path, region=None):
+    """A new key pair: the private key into `key_path` (never overwritten), its public key added to
+    the JWKS at `jwks_path` beside the keys already there. Returns the new key's kid."""
+    from oss_common.auth import new_key_pair
+
+    private, public = new_key_pair(region)
+    key_path = Path(key_path)
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigurationError(f"{key_path} exists: give a new file for a new key (the old one keeps signing "
+                                 "until you switch to the new file)") from None
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(private, handle)
+    jwks_path = Path(jwks_path)
+    document = json.loads(jwks_path.read_text(encoding="utf-8")) if jwks_path.exists() else {"keys": []}
+    document["keys"].append(public)
+    jwks_path.parent.mkdir(parents=True, exist_ok=True)
+    jwks_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return public["kid"]
+
+
+def caller_token(role, region=None):
+    """The token a command acts with: OSS_TOKEN, else one minted for ten minutes with this machine's
+    signing key (signing_key_file(); `make run` makes one)."""
+    from oss_common.auth import SigningKey, issue_token
+
+    if os.environ.get("OSS_TOKEN"):
+        return os.environ["OSS_TOKEN"]
+    path = signing_key_file()
+    if not path.exists():
+        raise ConfigurationError(f"this command acts as a {role}: set OSS_TOKEN to such a token "
+                                 f"(`oss token issue --role {role} ...` where the issuer's key is), or keep the "
+                                 f"issuer's key in {path}")
+    try:
+        return issue_token(SigningKey.load(path), role, f"cli-{os.environ.get('USER') or 'oss'}", region=region,
+                           ttl_seconds=600)
+    except ValueError as exc:
+        raise ConfigurationError(f"{path} cannot sign a {role} token: {exc}") from None
 
 
 def migrate(kind, config):
@@ -176,8 +210,11 @@ def cmd_catalogue_load(args):
     configure_logging()
     with open(args.file, encoding="utf-8") as handle:
         document = yaml.safe_load(handle)
+    from oss_common.auth import CATALOGUE_ADMIN
+    from oss_common.callers import caller_context
+
     config = {"AMQP_URI": os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")}
-    with ClusterRpcProxy(config, timeout=args.timeout) as cluster:
+    with ClusterRpcProxy(config, timeout=args.timeout, context_data=caller_context(caller_token(CATALOGUE_ADMIN))) as cluster:
         summary = cluster.catalogue.load_catalogue(document)
     print(f"catalogue loaded from {args.file}: {summary['services_changed']} services changed, "
           f"{summary['services_unchanged']} unchanged, {summary['groups']} groups and {summary['agencies']} agencies changed")
@@ -190,8 +227,10 @@ def cmd_reporting_rebuild(args):
     config = service_config(kind, region)
     configure_logging(config.get("LOG_LEVEL", "INFO"))
     migrate(kind, config)
+    from oss_common.auth import REGION_ADMIN
+
     projections = importlib.import_module(f"{kind.package}.projections")
-    result = projections.rebuild_from_intake(config, page_size=args.page_size)
+    result = projections.rebuild_from_intake(config, caller_token(REGION_ADMIN, region.slug), page_size=args.page_size)
     print(f"{process_name(kind, region)} rebuilt from intake_{region.slug}: "
           f"{result['events_read']} events read, {result['events_applied']} applied")
     return 0
@@ -216,29 +255,64 @@ def cmd_broker_definitions(args):
 
 
 TOKEN_HELP = """\
-Print a signed bearer token (JWT) for one caller. Roles:
+Print a bearer token (JWT, EdDSA) for one caller, signed with the issuer's private key. Roles:
   operator          --region R --centre C [--centre C2 ...]  files and reads applications at its centres
   officer           --region R --agency A [--agency A2 ...]  moves its agencies' applications on
+  region-admin      --region R                               exports the region's events (reporting rebuild)
   analyst           (national)                               reads every region's reports
   catalogue-admin   (national)                               edits the catalogue
-The key is AUTH_SECRET, or the file AUTH_SECRET_FILE (default var/auth-secret, which `make run` makes).
+The key is the file AUTH_SIGNING_KEY_FILE (default var/auth/signing-key.jwk, which `make run` makes);
+an oblast's own key (`oss keys new --region R`) signs that oblast's operators, officers and admins only.
+Tokens live at most 12 hours.
 Use it as: curl -H "Authorization: Bearer $(oss token issue ...)" ..."""
 
 
 def cmd_token_issue(args):
-    from oss_common.auth import issue_token
+    from oss_common.auth import SigningKey, issue_token
 
-    secret = auth_secret()
-    if not secret:
-        raise ConfigurationError(f"no token key: set AUTH_SECRET or create {auth_secret_file()} (make run does)")
+    path = signing_key_file()
+    if not path.exists():
+        raise ConfigurationError(f"no signing key at {path}: set AUTH_SIGNING_KEY_FILE, or `oss keys new` (make run does)")
     if args.region:
         get_region(args.region)
     try:
-        token = issue_token(secret, args.role, args.subject, region=args.region, centres=as_codes(args.centre),
-                            agencies=as_codes(args.agency), ttl_seconds=int(args.ttl_hours * 3600))
+        token = issue_token(SigningKey.load(path), args.role, args.subject, region=args.region,
+                            centres=as_codes(args.centre), agencies=as_codes(args.agency),
+                            ttl_seconds=int(args.ttl_hours * 3600))
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
     print(token)
+    return 0
+
+
+KEYS_HELP = """\
+Keys that sign bearer tokens. Services trust the public keys in AUTH_JWKS (files or URLs).
+
+  oss keys new --key K.jwk --jwks jwks.json [--region R]   a new key pair: private key into K.jwk
+                                                           (mode 600), public key added to jwks.json
+  oss keys retire --kid KID --jwks jwks.json               drop a public key: its tokens stop counting
+
+Rotation without downtime: `keys new` into a new file, publish the JWKS (services re-read it when
+a token names a key they do not know), sign with the new file, and `keys retire` the old kid once
+the last token it signed has expired (12 hours at most)."""
+
+
+def cmd_keys_new(args):
+    if args.region:
+        get_region(args.region)
+    kid = add_signing_key(args.key or signing_key_file(), args.jwks or jwks_file(), region=args.region)
+    print(kid)
+    return 0
+
+
+def cmd_keys_retire(args):
+    path = Path(args.jwks or jwks_file())
+    document = json.loads(path.read_text(encoding="utf-8"))
+    kept = [key for key in document["keys"] if key.get("kid") != args.kid]
+    if len(kept) == len(document["keys"]):
+        raise ConfigurationError(f"no key {args.kid} in {path}")
+    path.write_text(json.dumps({**document, "keys": kept}, indent=2) + "\n", encoding="utf-8")
+    print(f"{args.kid} removed from {path}; {len(kept)} keys left")
     return 0
 
 
@@ -246,7 +320,7 @@ def as_codes(values):
     return [code.strip() for value in values or () for code in value.split(",") if code.strip()]
 
 
-def demo_tokens(regions, secret, ttl_seconds=7 * 24 * 3600):
+def demo_tokens(regions, signing_key, ttl_seconds=MAX_TTL_SECONDS):
     """A token per role for the demo: an operator (all centres) and an officer (all agencies) per
     region, one analyst, one catalogue admin. Returns [(label, token)]."""
     from oss_common.auth import ANALYST, CATALOGUE_ADMIN, OFFICER, OPERATOR, issue_token
@@ -256,23 +330,22 @@ def demo_tokens(regions, secret, ttl_seconds=7 * 24 * 3600):
     tokens = []
     for region in regions:
         centres = [centre.code for centre in region.centres] or [region.main_centre]
-        tokens.append((f"operator {region.slug}", issue_token(secret, OPERATOR, f"demo-operator-{region.slug}", region.slug,
+        tokens.append((f"operator {region.slug}", issue_token(signing_key, OPERATOR, f"demo-operator-{region.slug}", region.slug,
                                                               centres=centres, ttl_seconds=ttl_seconds)))
-        tokens.append((f"officer {region.slug}", issue_token(secret, OFFICER, f"demo-officer-{region.slug}", region.slug,
+        tokens.append((f"officer {region.slug}", issue_token(signing_key, OFFICER, f"demo-officer-{region.slug}", region.slug,
                                                              agencies=agencies, ttl_seconds=ttl_seconds)))
-    tokens.append(("analyst", issue_token(secret, ANALYST, "demo-analyst", ttl_seconds=ttl_seconds)))
-    tokens.append(("catalogue-admin", issue_token(secret, CATALOGUE_ADMIN, "demo-catalogue-admin", ttl_seconds=ttl_seconds)))
+    tokens.append(("analyst", issue_token(signing_key, ANALYST, "demo-analyst", ttl_seconds=ttl_seconds)))
+    tokens.append(("catalogue-admin", issue_token(signing_key, CATALOGUE_ADMIN, "demo-catalogue-admin", ttl_seconds=ttl_seconds)))
     return tokens
 
 
 def cmd_demo(args):
     regions = deployment_regions(args.regions)
-    secret = ensure_auth_secret()
-    tokens = demo_tokens(regions, secret)
+    tokens = demo_tokens(regions, ensure_signing_key())
     path = var_dir() / "demo-tokens.txt"
     path.write_text("".join(f"{label}\t{token}\n" for label, token in tokens), encoding="utf-8")
     os.chmod(path, 0o600)
-    banner = (f"Demo tokens (valid 7 days; also in {path}; send as Authorization: Bearer <token>):\n"
+    banner = (f"Demo tokens (valid 12 hours, `oss token issue` makes more; also in {path}; send as Authorization: Bearer <token>):\n"
               + "".join(f"  {label:<18} {token}\n" for label, token in tokens))
     return run_stack(regions, seed=Path(args.seed), banner=banner)
 
@@ -344,13 +417,26 @@ def build_parser():
     token_commands = tokens.add_subparsers(dest="token_command", required=True)
     issue = token_commands.add_parser("issue", help="print a signed token for one caller",
                                       formatter_class=argparse.RawDescriptionHelpFormatter, description=TOKEN_HELP)
-    issue.add_argument("--role", required=True, choices=["operator", "officer", "analyst", "catalogue-admin"])
-    issue.add_argument("--region", help="region slug (operator, officer)")
+    issue.add_argument("--role", required=True, choices=list(ROLES))
+    issue.add_argument("--region", help="region slug (operator, officer, region-admin)")
     issue.add_argument("--centre", action="append", help="OSS centre code (operator; repeat or comma-separate)")
     issue.add_argument("--agency", action="append", help="agency code (officer; repeat or comma-separate)")
     issue.add_argument("--subject", required=True, help="who: a staff id or login, recorded in audit trails")
     issue.add_argument("--ttl-hours", type=float, default=8.0, help="hours until it expires (default %(default)s)")
     issue.set_defaults(func=cmd_token_issue)
+
+    keys = commands.add_parser("keys", help="the keys that sign bearer tokens", description=KEYS_HELP,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    new_key = key_commands.add_parser("new", help="a new signing key; its public key added to a JWKS")
+    new_key.add_argument("--key", help="file for the private key (default: AUTH_SIGNING_KEY_FILE or var/auth/signing-key.jwk)")
+    new_key.add_argument("--jwks", help="JWKS file to add the public key to (default: var/auth/jwks.json)")
+    new_key.add_argument("--region", help="an oblast's own issuer: its tokens count for this oblast's staff only")
+    new_key.set_defaults(func=cmd_keys_new)
+    retire = key_commands.add_parser("retire", help="remove a public key from a JWKS")
+    retire.add_argument("--kid", required=True, help="the key's id (printed by `keys new`)")
+    retire.add_argument("--jwks", help="the JWKS file (default: var/auth/jwks.json)")
+    retire.set_defaults(func=cmd_keys_retire)
 
     demo = commands.add_parser("demo", help="the national catalogue plus intake for each region, until Ctrl-C")
     demo.add_argument("--regions", default=os.environ.get("REGIONS", DEMO_REGIONS),

@@ -14,7 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
 from werkzeug.wrappers import Request, Response
 
-from oss_common.auth import ROLES, Unauthorized, VerifiedTokens, authorize, bearer_token, check_secret
+from oss_common.auth import ROLES, Unauthorized, VerifiedTokens, authorize, bearer_token, trusted_keys
+from oss_common.callers import CONTEXT_KEY
 from oss_common.errors import (
     ApiError, BadRequest, PayloadTooLarge, Unavailable, UnsupportedMediaType, from_validation_error,
 )
@@ -92,6 +93,11 @@ class OssWebServer(WebServer):
     def get_wsgi_app(self):
         return JsonErrorsWsgiApp(self)
 
+    def context_data_from_headers(self, request):
+        """The caller's bearer token, passed on to every RPC the worker makes (oss_common.callers)."""
+        scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+        return {CONTEXT_KEY: token.strip()} if scheme.lower() == "bearer" and token.strip() else {}
+
 
 class ApiHandler(HttpRequestHandler):
     """`@api("GET", "/path")`: the method returns a dict/list (200), `(status, payload)`,
@@ -123,14 +129,14 @@ class ApiHandler(HttpRequestHandler):
         super().setup()
         config = self.container.config
         self.region = config.get("REGION") or None
-        self.secret = None if self.public else check_secret(config.get("AUTH_SECRET"))
+        self.keys = None if self.public else trusted_keys(config)
         self.tokens = VerifiedTokens()
 
     def authenticate(self, request):
         """The caller's Principal, or the 401/403 response to answer instead."""
         try:
             token = bearer_token(request.headers.get("Authorization"))
-            return authorize(self.tokens.read(self.secret, token), self.roles, self.region)
+            return authorize(self.tokens.read(self.keys, token), self.roles, self.region)
         except Unauthorized as exc:
             response = error_response(exc)
             response.headers["WWW-Authenticate"] = 'Bearer realm="oss"'

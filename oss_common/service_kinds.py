@@ -64,9 +64,15 @@ def process_name(kind: ServiceKind, region: Region | None) -> str:
     return f"{kind.name}_{region.slug}" if (kind.regional and region) else kind.name
 
 
-def auth_secret_file() -> Path:
-    """Where a single-machine deployment (and `make run`) keeps its token key: AUTH_SECRET_FILE or var/auth-secret."""
-    return Path(os.environ.get("AUTH_SECRET_FILE") or var_dir() / "auth-secret")
+def signing_key_file() -> Path:
+    """The token issuer's private key on a single machine (`make run`, `oss token issue`):
+    AUTH_SIGNING_KEY_FILE or var/auth/signing-key.jwk."""
+    return Path(os.environ.get("AUTH_SIGNING_KEY_FILE") or var_dir() / "auth" / "signing-key.jwk")
+
+
+def jwks_file() -> Path:
+    """The public keys services trust on a single machine: var/auth/jwks.json (AUTH_JWKS overrides)."""
+    return var_dir() / "auth" / "jwks.json"
 
 
 def service_config(kind: ServiceKind, region: Region | None = None) -> dict:
@@ -85,8 +91,8 @@ def service_config(kind: ServiceKind, region: Region | None = None) -> dict:
         "DATABASE_URL": f"sqlite:///{var_dir() / (process_name(kind, region) + '.db')}",
         "REGIONS": deployed_regions(),
     }
-    if auth_secret_file().exists():
-        defaults["AUTH_SECRET"] = auth_secret_file().read_text().strip()
+    if jwks_file().exists():
+        defaults["AUTH_JWKS"] = str(jwks_file())
     defaults.update(service_settings(region.slug if (kind.regional and region) else NATIONAL_FILE, kind.name))
     if kind.regional and region is not None:
         defaults["REGION"] = region.slug

@@ -8,10 +8,12 @@ import eventlet  # noqa: E402
 eventlet.monkey_patch()  # nameko's standalone RPC in the tests needs green sockets
 
 import contextlib  # noqa: E402
+import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
+import tempfile  # noqa: E402
 import uuid  # noqa: E402
 from urllib.parse import quote  # noqa: E402
 
@@ -22,11 +24,33 @@ from sqlalchemy.engine import make_url  # noqa: E402
 BROKER = os.environ.get("OSS_TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672")
 POSTGRES_ADMIN_URL = os.environ.get("OSS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("OSS_REQUIRE_POSTGRES") == "1"
-# The test deployments' token key (Stack.env gives it to every service as AUTH_SECRET).
-TEST_AUTH_SECRET = "test-deployment-key-" + "0123456789abcdef" * 2
 
 
-def token(role, region=None, centres=None, agencies=None, subject=None, secret=TEST_AUTH_SECRET, **kwargs):
+def write_jwks(*public_keys):
+    """A JWKS file of these public keys, readable by every process of the test run."""
+    handle, path = tempfile.mkstemp(prefix="oss-test-jwks-", suffix=".json")
+    with os.fdopen(handle, "w") as file:
+        json.dump({"keys": list(public_keys)}, file)
+    os.chmod(path, 0o644)
+    return path
+
+
+def _test_issuer():
+    from oss_common.auth import SigningKey, new_key_pair
+
+    private, public = new_key_pair()
+    handle, key_file = tempfile.mkstemp(prefix="oss-test-signing-key-", suffix=".jwk")
+    with os.fdopen(handle, "w") as file:
+        json.dump(private, file)
+    return SigningKey.from_jwk(private), key_file, write_jwks(public)
+
+
+# The test deployments' token issuer: its private key (also in TEST_SIGNING_KEY_FILE, for the `oss`
+# commands), its public key in TEST_JWKS (Stack.env gives the file to every service as AUTH_JWKS).
+TEST_SIGNING_KEY, TEST_SIGNING_KEY_FILE, TEST_JWKS = _test_issuer()
+
+
+def token(role, region=None, centres=None, agencies=None, subject=None, signing_key=None, **kwargs):
     """A signed token; staff of a region get every centre/agency of it unless narrowed."""
     from oss_common.auth import OFFICER, OPERATOR, issue_token
     from oss_common.regions import get_region
@@ -35,8 +59,40 @@ def token(role, region=None, centres=None, agencies=None, subject=None, secret=T
         centres = [centre.code for centre in get_region(region).centres]
     if role == OFFICER and agencies is None:
         agencies = ALL_AGENCIES
-    return issue_token(secret, role, subject or f"test-{role}", region=region, centres=centres or (),
-                       agencies=agencies or (), **kwargs)
+    return issue_token(signing_key or TEST_SIGNING_KEY, role, subject or f"test-{role}", region=region,
+                       centres=centres or (), agencies=agencies or (), **kwargs)
+
+
+def forged_token(role, region=None, **kwargs):
+    """A token that names the test issuer's key but is signed with another: what a forger makes."""
+    from oss_common.auth import SigningKey, new_key_pair
+
+    other = SigningKey.from_jwk(new_key_pair()[0])
+    return token(role, region, signing_key=SigningKey(key=other.key, kid=TEST_SIGNING_KEY.kid), **kwargs)
+
+
+class CallerAs:
+    """Unit tests' stand-in for oss_common.callers.RpcCaller: the worker is called by these principals;
+    an operation gets the first whose role it accepts, checked as the real one checks it."""
+
+    def __init__(self, *principals, region=None):
+        self.principals = principals
+        self.region = region
+
+    def require(self, *roles):
+        from oss_common.auth import Forbidden, authorize
+
+        for principal in self.principals:
+            if principal.role in roles:
+                return authorize(principal, roles, self.region)
+        raise Forbidden(f"no caller with a role of {roles}")
+
+
+def as_caller(role, region=None, **kwargs):
+    """Context data for ClusterRpcProxy: RPC calls made as a test caller (see token())."""
+    from oss_common.callers import caller_context
+
+    return caller_context(token(role, region, **kwargs))
 
 
 def auth(role, region=None, **kwargs):

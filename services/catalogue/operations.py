@@ -8,7 +8,6 @@ from services.catalogue.exceptions import ServiceNotFound, UnknownReference
 from services.catalogue.models import Agency, CatalogueChange, Group, PublicService
 
 PRODUCER = "catalogue"
-SYSTEM = "system:catalogue-file"  # the actor of changes made over RPC (`oss catalogue load`)
 EVENT_FOR_STATE = {
     "published": "catalogue.service_published",
     "retired": "catalogue.service_retired",
@@ -69,7 +68,7 @@ def _check_references(session, definition):
         raise UnknownReference("the service refers to an unknown agency or group", fields=fields)
 
 
-def upsert_service(session, record, definition, state=None, actor=SYSTEM):
+def upsert_service(session, record, definition, actor, state=None):
     """Create or change a service; the version rises only when something really changed.
 
     A new service starts as a draft unless `state` says otherwise. Returns (row, changed).
@@ -101,7 +100,7 @@ def upsert_service(session, record, definition, state=None, actor=SYSTEM):
     return row, True
 
 
-def set_state(session, record, code, state, actor=SYSTEM):
+def set_state(session, record, code, state, actor):
     row = session.get(PublicService, code)
     if row is None:
         raise ServiceNotFound(f"no service {code!r}", fields={"code": ["unknown service"]})
@@ -147,7 +146,7 @@ def upsert_named(session, model, items):
     return changed
 
 
-def load_document(session, record, document, actor=SYSTEM):
+def load_document(session, record, document, actor):
     """Load a catalogue file; loading the same file again changes nothing."""
     summary = {"groups": upsert_named(session, Group, document["groups"]),
                "agencies": upsert_named(session, Agency, document["agencies"]),

@@ -2,6 +2,7 @@
 from nameko.rpc import rpc
 
 from oss_common.auth import ANALYST, CATALOGUE_ADMIN
+from oss_common.callers import RpcCaller
 from oss_common.database import Database
 from oss_common.errors import BadRequest
 from oss_common.http import HealthCheck, api, json_body, principal, query_params
@@ -27,8 +28,10 @@ class CatalogueService(HealthCheck, OpenApiDocs):
     db = Database()
     record_event = OutboxRelay(OutboxEvent)
     metrics = Metrics()
+    caller = RpcCaller()
 
-    # RPC
+    # RPC: reads are open to every service; writes need a catalogue admin's token
+
 
     @rpc
     def list_services(self, region=None, group=None, state="published", lang=None):
@@ -43,20 +46,22 @@ class CatalogueService(HealthCheck, OpenApiDocs):
 
     @rpc
     def upsert_service(self, definition):
-        return self._upsert(DEFINITION.load(definition))
+        actor = self.caller.require(CATALOGUE_ADMIN).actor
+        return self._upsert(DEFINITION.load(definition), actor)
 
     @rpc
     def publish_service(self, code):
-        return self._set_state(code, "published")
+        return self._set_state(code, "published", self.caller.require(CATALOGUE_ADMIN).actor)
 
     @rpc
     def retire_service(self, code):
-        return self._set_state(code, "retired")
+        return self._set_state(code, "retired", self.caller.require(CATALOGUE_ADMIN).actor)
 
     @rpc
     def load_catalogue(self, document):
+        actor = self.caller.require(CATALOGUE_ADMIN).actor
         document = DOCUMENT.load(document)
-        summary = operations.load_document(self.db, self.record_event, document)
+        summary = operations.load_document(self.db, self.record_event, document, actor=actor)
         self.db.commit()
         return summary
 
@@ -116,12 +121,12 @@ class CatalogueService(HealthCheck, OpenApiDocs):
         rows = operations.list_services(self.db, query["region"], query["group"], query["state"])
         return [operations.service_view(row, agencies, query["lang"]) for row in rows]
 
-    def _upsert(self, definition, actor=operations.SYSTEM):
+    def _upsert(self, definition, actor):
         row, _changed = operations.upsert_service(self.db, self.record_event, definition, actor=actor)
         self.db.commit()
         return operations.service_view(row, operations.agency_names(self.db))
 
-    def _set_state(self, code, state, actor=operations.SYSTEM):
+    def _set_state(self, code, state, actor):
         row = operations.set_state(self.db, self.record_event, code, state, actor=actor)
         self.db.commit()
         return operations.service_view(row, operations.agency_names(self.db))

@@ -4,6 +4,7 @@ from marshmallow import ValidationError
 from nameko.rpc import rpc
 
 from oss_common.auth import OFFICER, OPERATOR, Forbidden
+from oss_common.callers import RpcCaller
 from oss_common.consumers import DeadLetter, EventDeliveryCount, event_handler
 from oss_common.database import Database
 from oss_common.http import HealthCheck, api, principal, query_params
@@ -35,6 +36,7 @@ class NotificationService(HealthCheck, OpenApiDocs):
     deliveries = DeliveryMetrics()
     metrics = Metrics()
     delivery = EventDeliveryCount()
+    caller = RpcCaller()
 
     # Events
 
@@ -68,17 +70,18 @@ class NotificationService(HealthCheck, OpenApiDocs):
     @rpc
     def list_deliveries(self, tracking_number):
         query = DELIVERY_QUERY.load({"tracking": tracking_number})
-        return operations.deliveries_of(self.db, query["tracking"])
+        return self._deliveries(self.caller.require(OPERATOR, OFFICER), query["tracking"])
 
     # HTTP
 
     @api("GET", "/api/v1/deliveries", summary="Deliveries of one application's notifications", query=DeliveryQuerySchema,
          response=DeliveryListSchema, roles=(OPERATOR, OFFICER))
     def http_deliveries(self, request):
-        query = query_params(request, DELIVERY_QUERY)
+        return self._deliveries(principal(request), query_params(request, DELIVERY_QUERY)["tracking"])
+
+    def _deliveries(self, caller, tracking):
         # A national instance serves every region: staff see only their own region's applications.
-        caller = principal(request)
-        if not query["tracking"].startswith(get_region(caller.region).prefix + "-"):
-            raise Forbidden(f"{query['tracking']} is not an application of {caller.region}",
+        if not tracking.startswith(get_region(caller.region).prefix + "-"):
+            raise Forbidden(f"{tracking} is not an application of {caller.region}",
                             fields={"tracking": [f"not an application of {caller.region}"]})
-        return operations.deliveries_of(self.db, query["tracking"])
+        return operations.deliveries_of(self.db, tracking)

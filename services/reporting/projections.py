@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, delete, select, text
 
 from oss_common import application_events
 from oss_common.calendar import local_date
+from oss_common.callers import caller_context
 from oss_common.consumers import first_delivery
 from oss_common.database import DatabaseSettings, session_factory
 from services.reporting.domain import COUNT_DIMENSIONS, DECISION_DIMENSIONS
@@ -188,9 +189,11 @@ def rebuild(session_factory, export_page, page_size=1000):
             return {"events_read": read, "events_applied": applied}
 
 
-def rebuild_from_intake(config, page_size=1000):
+def rebuild_from_intake(config, token, page_size=1000):
     """`oss reporting rebuild --region <slug>`: replay the region's intake history into the
-    DATABASE_URL of `config` (the regional reporting service's own settings)."""
-    with ClusterRpcProxy(config, timeout=float(config.get("INTAKE_RPC_TIMEOUT") or 60)) as cluster:
+    DATABASE_URL of `config` (the regional reporting service's own settings), asking intake as the
+    region administrator whose `token` is given."""
+    with ClusterRpcProxy(config, timeout=float(config.get("INTAKE_RPC_TIMEOUT") or 60),
+                         context_data=caller_context(token)) as cluster:
         intake = getattr(cluster, f"intake_{config['REGION']}")
         return rebuild(session_factory(config["DATABASE_URL"], settings=DatabaseSettings.from_config(config)), intake.export_events, page_size)

@@ -5,6 +5,7 @@ from nameko.rpc import rpc
 from werkzeug.wrappers import Response
 
 from oss_common.auth import ANALYST, OFFICER, OPERATOR
+from oss_common.callers import RpcCaller
 from oss_common.calendar import local_date
 from oss_common.consumers import DeadLetter, event_handler
 from oss_common.events import utc_now
@@ -57,6 +58,7 @@ class ReportingService(HealthCheck, OpenApiDocs):
     db = Database()
     reader = ReadOnlyDatabase()
     metrics = Metrics()
+    caller = RpcCaller()
 
     # Events
 
@@ -68,29 +70,34 @@ class ReportingService(HealthCheck, OpenApiDocs):
             raise DeadLetter(f"application event body invalid: {', '.join(sorted(exc.messages))}") from exc
         self.db.commit()
 
-    # RPC
+    # RPC: the same readers as HTTP (the national view asks with its analyst's token)
 
     @rpc
     def summary(self, start=None, end=None):
+        self.caller.require(*REGIONAL_READERS)
         return operations.summary(self.reader, *period(start, end))
 
     @rpc
     def sla(self, start=None, end=None):
+        self.caller.require(*REGIONAL_READERS)
         return operations.sla(self.reader, *period(start, end))
 
     @rpc
     def overdue(self, limit=1000, offset=0):
+        self.caller.require(*REGIONAL_READERS)
         query = OVERDUE_QUERY.load({"limit": limit, "offset": offset})
         return operations.overdue(self.reader, local_date(utc_now()), query["limit"], query["offset"])
 
     @rpc
     def monthly(self, start=None, end=None):
         """The region's months for the national dashboard."""
+        self.caller.require(*REGIONAL_READERS)
         return operations.monthly(self.reader, *period(start, end), today=local_date(utc_now()))
 
     @rpc
     def regional_summary(self, start=None, end=None):
         """The region's part of the national view."""
+        self.caller.require(*REGIONAL_READERS)
         return operations.regional_summary(self.reader, *period(start, end))
 
     # HTTP
@@ -130,9 +137,11 @@ class NationalReportingService(OpenApiDocs, DashboardPages):
 
     regions = RegionalReports()
     metrics = Metrics()
+    caller = RpcCaller()
 
     @rpc
     def national_summary(self, start=None, end=None):
+        self.caller.require(ANALYST)
         return self._national_summary(*period(start, end))
 
     @api("GET", "/api/v1/reports/summary", summary="Every region's figures, asked for at once", query=REPORT_QUERY,

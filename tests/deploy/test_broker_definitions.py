@@ -20,7 +20,7 @@ from oss_common.config import PROJECT_ROOT
 from oss_common.deployment import deployed_slugs
 from oss_common.events import EVENTS_EXCHANGE, event_queue
 from oss_common.supervisor import ServiceProcess
-from tests.conftest import BROKER, TEST_AUTH_SECRET, auth, free_port
+from tests.conftest import BROKER, TEST_JWKS, as_caller, auth, free_port
 from tests.integration.conftest import SEED, valid_submission
 
 DEFINITIONS = PROJECT_ROOT / "deploy" / "rabbitmq" / "definitions.json"
@@ -89,14 +89,14 @@ def test_each_principal_runs_its_services_and_jizzakh_cannot_reach_namangan(brok
         process = ServiceProcess(service, region=region, http_port=port, log_path=tmp_path / f"{service}_{region}.log",
                                  env={"AMQP_URI": broker[user], "HTTP_PORT": port, "METRICS_PORT": 0,
                                       "DATABASE_URL": f"sqlite:///{tmp_path / f'{service}_{region}.db'}",
-                                      "OSS_VAR_DIR": tmp_path, "AUTH_SECRET": TEST_AUTH_SECRET})
+                                      "OSS_VAR_DIR": tmp_path, "AUTH_JWKS": TEST_JWKS})
         return process.start()
 
     catalogue = start("catalogue", "catalogue")
     intake = start("intake", "jizzakh", "jizzakh")
     try:
         catalogue.wait_healthy()
-        with ClusterRpcProxy({"AMQP_URI": broker["ministry"]}, timeout=30) as cluster:
+        with ClusterRpcProxy({"AMQP_URI": broker["ministry"]}, timeout=30, context_data=as_caller("catalogue-admin")) as cluster:
             cluster.catalogue.load_catalogue(yaml.safe_load(SEED.read_text(encoding="utf-8")))
         intake.wait_healthy()
         with Connection(broker["ministry"]) as ministry:

@@ -81,10 +81,12 @@ def test_compose_runs_every_service_of_every_region_on_its_architecture_ports():
         service = services[name]
         assert service["command"] == command
         assert set(service["ports"]) == {f"{http}:{http}", f"{metrics_port}:{metrics_port}"}, name
-        region = command[-1] if "--region" in command else None
-        user = region or ("catalogue" if name == "catalogue" else "ministry")
+        user = name.removesuffix("-national")
         assert f"amqp://oss-{user}:" in service["environment"]["AMQP_URI"], f"{name} must use the broker user oss-{user}"
-        assert service["environment"]["DATABASE_URL"].endswith("/" + name.replace("-national", "").replace("-", "_"))
+        database = user.replace("-", "_")
+        assert service["environment"]["DATABASE_URL"].startswith(f"postgresql://{database}:"), \
+            f"{name} must connect as its own role {database}, never as the superuser"
+        assert service["environment"]["DATABASE_URL"].endswith("/" + database)
     assert {"rabbitmq", "postgres", "prometheus", "grafana"} <= set(services)
     assert set(services) == set(expected) | {"rabbitmq", "postgres", "prometheus", "grafana"}
 
@@ -99,14 +101,16 @@ def test_compose_mounts_files_that_exist_and_creates_each_database():
     for service in compose().values():
         url = (service.get("environment") or {}).get("DATABASE_URL")
         if url:
-            assert f"CREATE DATABASE {url.rsplit('/', 1)[1]};" in sql
+            database = url.rsplit('/', 1)[1]
+            assert f"CREATE DATABASE {database} OWNER {database};" in sql
+            assert f"REVOKE ALL ON DATABASE {database} FROM PUBLIC;" in sql
 
 
 def test_compose_config_passes_docker_compose_when_available():
     if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
         pytest.skip("the docker compose plugin is not installed here; the structure is checked above")
-    env = dict(os.environ, POSTGRES_PASSWORD="x", **{f"OSS_{p}_AMQP_PASSWORD": "x" for p in
-                                                    ["CATALOGUE", "MINISTRY", *[s.upper() for s in stack_regions()]]})
+    names = re.findall(r"\$\{(OSS_[A-Z_]+|POSTGRES_PASSWORD):\?", (DEPLOY / "compose.yml").read_text(encoding="utf-8"))
+    env = dict(os.environ, **{name: "x" for name in names})
     result = subprocess.run(["docker", "compose", "-f", str(DEPLOY / "compose.yml"), "config", "-q"],
                             capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr

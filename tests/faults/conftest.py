@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from oss_common.config import PROJECT_ROOT
-from tests.conftest import free_port, fresh_vhost
+from tests.conftest import as_caller, free_port, fresh_vhost
 from tests.integration.conftest import SEED, Stack
 
 
@@ -25,7 +25,7 @@ def _fault_stack(amqp_uri, databases, tmp_path):
     try:
         stack.catalogue_db = databases.new("catalogue")
         stack.urls["catalogue"] = stack.start("catalogue", database_url=stack.catalogue_db).url
-        with stack.rpc() as cluster:
+        with stack.rpc(caller=as_caller("catalogue-admin")) as cluster:
             cluster.catalogue.load_catalogue(yaml.safe_load(SEED.read_text(encoding="utf-8")))
         yield stack
     finally:

@@ -10,7 +10,7 @@ from kombu import Connection, Queue, binding
 from sqlalchemy import create_engine, text
 
 from oss_common.events import EVENTS_EXCHANGE
-from tests.conftest import free_port
+from tests.conftest import as_caller, free_port
 from tests.faults.test_consumer_down import reported, wait_until
 from tests.integration.conftest import auth, valid_submission
 from tests.integration.personal_data import assert_no_personal_data, personal_values, unique_applicant
@@ -170,7 +170,7 @@ def test_broker_restart_in_the_middle_of_a_load_loses_and_doubles_nothing(fault_
     # the events published after the restart, and intake's RPC answers again.
     assert_outbox_drained(database_url)
     assert_reporting_counts_each_once(reporting, database_url)
-    with fault_stack.rpc() as cluster:
+    with fault_stack.rpc(caller=as_caller("officer", "jizzakh")) as cluster:
         assert cluster.intake_jizzakh.get_application(acknowledged[keys[0]])["tracking_number"] == acknowledged[keys[0]]
     assert_no_personal_data(fault_stack.processes, [value for body in bodies.values()
                                                     for value in personal_values(body["applicant"])])

@@ -14,7 +14,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from oss_common.config import PROJECT_ROOT
 from oss_common.events import EVENTS_EXCHANGE
 from oss_common.supervisor import ServiceProcess
-from tests.conftest import TEST_AUTH_SECRET, auth, free_port, fresh_vhost  # noqa: F401 - auth for the tests
+from tests.conftest import TEST_JWKS, as_caller, auth, free_port, fresh_vhost  # noqa: F401 - auth for the tests
 
 SEED = Path(os.environ.get("OSS_SEED_FILE") or PROJECT_ROOT / "services" / "catalogue" / "seed" / "services.yml")
 REGIONS = ("jizzakh", "namangan", "fergana")
@@ -40,7 +40,8 @@ class Stack:
             "CATALOGUE_CACHE_TTL": "0.2",
             "RETRY_BASE_SECONDS": "0.05",
             "LOG_LEVEL": "INFO",
-            "AUTH_SECRET": TEST_AUTH_SECRET,
+            "AUTH_JWKS": TEST_JWKS,
+            "AUTH_JWKS_MAX_AGE_SECONDS": "2",
         }
         env.update({key: str(value) for key, value in extra.items()})
         return env
@@ -61,7 +62,7 @@ class Stack:
         self.catalogue_db = self.databases.new("catalogue")
         catalogue = self.start("catalogue", database_url=self.catalogue_db)
         self.urls["catalogue"] = catalogue.url
-        with self.rpc() as cluster:
+        with self.rpc(caller=as_caller("catalogue-admin")) as cluster:
             import yaml
 
             cluster.catalogue.load_catalogue(yaml.safe_load(SEED.read_text(encoding="utf-8")))
@@ -88,8 +89,9 @@ class Stack:
         return process
 
     @contextlib.contextmanager
-    def rpc(self, timeout=30):
-        with ClusterRpcProxy({"AMQP_URI": self.amqp_uri}, timeout=timeout) as cluster:
+    def rpc(self, timeout=30, caller=None):
+        """A ClusterRpcProxy; `caller` the context data its calls carry (tests.conftest.as_caller)."""
+        with ClusterRpcProxy({"AMQP_URI": self.amqp_uri}, timeout=timeout, context_data=caller) as cluster:
             yield cluster
 
     def running(self, service, region=None):

@@ -2,10 +2,11 @@
 trail, and masked personal data."""
 import time
 
+import jwt
 import requests
 
-from oss_common.auth import issue_token
-from tests.conftest import TEST_AUTH_SECRET
+from oss_common.auth import SigningKey, issue_token
+from tests.conftest import TEST_JWKS, TEST_SIGNING_KEY, TEST_SIGNING_KEY_FILE, forged_token, token
 from tests.integration.conftest import auth, seed_service, valid_submission
 
 
@@ -31,10 +32,9 @@ def file(stack, region, centre=None, operator=None, **overrides):
 
 
 def test_without_a_valid_token_every_api_answers_401_and_changes_nothing(stack):
-    expired = issue_token(TEST_AUTH_SECRET, "operator", "late", region="jizzakh", centres=["jizzakh-city"],
+    expired = issue_token(TEST_SIGNING_KEY, "operator", "late", region="jizzakh", centres=["jizzakh-city"],
                           ttl_seconds=60, now=time.time() - 7200)
-    forged = issue_token("another-deployment-key-0123456789abcdef", "operator", "mallory", region="jizzakh",
-                         centres=["jizzakh-city"])
+    forged = forged_token("operator", "jizzakh", subject="mallory", centres=["jizzakh-city"])
     before = count(stack, "jizzakh")
     for headers, reason in (({}, "required"), ({"Authorization": f"Bearer {expired}"}, "expired"),
                             ({"Authorization": f"Bearer {forged}"}, "invalid token"),
@@ -171,24 +171,61 @@ def test_personal_data_is_masked_except_in_the_detail_view_for_the_region_staff(
         assert detail["applicant"]["pinfl"] == "31234567890123" and detail["applicant"]["full_name"] == "Test Applicant"
 
 
-def test_the_token_command_makes_tokens_the_services_accept(stack, tmp_path):
+def oss(*args, **env):
     import subprocess
     import sys
 
     from oss_common.config import PROJECT_ROOT
 
-    secret_file = tmp_path / "auth-secret"
-    secret_file.write_text(TEST_AUTH_SECRET + "\n")
-    made = subprocess.run([sys.executable, "-m", "oss_common.cli", "token", "issue", "--role", "operator",
-                           "--region", "jizzakh", "--centre", "jizzakh-city,arnasoy", "--subject", "cli-desk"],
-                          env={"PATH": "/usr/bin:/bin", "AUTH_SECRET_FILE": str(secret_file)},
+    return subprocess.run([sys.executable, "-m", "oss_common.cli", *args], env={"PATH": "/usr/bin:/bin", **env},
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_the_token_command_makes_tokens_the_services_accept(stack):
+    made = oss("token", "issue", "--role", "operator", "--region", "jizzakh", "--centre", "jizzakh-city,arnasoy",
+               "--subject", "cli-desk", AUTH_SIGNING_KEY_FILE=TEST_SIGNING_KEY_FILE)
     assert made.returncode == 0, made.stderr
     issued = made.stdout.strip()
     response = requests.get(applications(stack, "jizzakh"), headers={"Authorization": f"Bearer {issued}"}, timeout=10)
     assert response.status_code == 200
-    wrong = subprocess.run([sys.executable, "-m", "oss_common.cli", "token", "issue", "--role", "operator",
-                            "--region", "jizzakh", "--subject", "cli-desk"],
-                           env={"PATH": "/usr/bin:/bin", "AUTH_SECRET_FILE": str(secret_file)},
-                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    wrong = oss("token", "issue", "--role", "operator", "--region", "jizzakh", "--subject", "cli-desk",
+                AUTH_SIGNING_KEY_FILE=TEST_SIGNING_KEY_FILE)
     assert wrong.returncode == 2 and "centre" in wrong.stderr
+    too_long = oss("token", "issue", "--role", "analyst", "--subject", "a", "--ttl-hours", "24",
+                   AUTH_SIGNING_KEY_FILE=TEST_SIGNING_KEY_FILE)
+    assert too_long.returncode == 2 and "12 hours" in too_long.stderr
+
+
+def test_an_oblast_issuer_counts_for_its_own_staff_only_and_its_key_joins_and_leaves_without_restart(stack, tmp_path):
+    """Fergana runs its own issuer: its key is added to the JWKS the services already read (they take
+    it up at its first token, no restart); its tokens open Fergana's desk, not Jizzakh's, and sign
+    no national role; once the key is retired its tokens stop counting."""
+    key_file = tmp_path / "fergana.jwk"
+    made = oss("keys", "new", "--region", "fergana", "--key", str(key_file), "--jwks", TEST_JWKS)
+    assert made.returncode == 0, made.stderr
+    kid = made.stdout.strip()
+    fergana_key = SigningKey.load(key_file)
+    assert fergana_key.region == "fergana" and fergana_key.kid == kid
+    own = {"Authorization": f"Bearer {token('operator', 'fergana', signing_key=fergana_key)}"}
+    assert requests.get(applications(stack, "fergana"), headers=own, timeout=10).status_code == 200
+    assert requests.get(applications(stack, "jizzakh"), headers=own, timeout=10).status_code == 403
+    now = int(time.time())
+    for claims in ({"role": "operator", "region": "jizzakh", "centres": ["jizzakh-city"]}, {"role": "analyst"}):
+        overreach = jwt.encode({"iss": "oss-fergana", "sub": "mallory", "iat": now, "exp": now + 600, **claims},
+                               fergana_key.key, algorithm="EdDSA", headers={"kid": kid})
+        for region in ("jizzakh", "fergana"):
+            response = requests.get(applications(stack, region), headers={"Authorization": f"Bearer {overreach}"},
+                                    timeout=10)
+            assert response.status_code == 401, (claims, region, response.text)
+    unsigned_issuer = jwt.encode({"iss": "oss", "sub": "mallory", "role": "operator", "region": "fergana",
+                                  "centres": ["fergana-city"], "iat": now, "exp": now + 600},
+                                 fergana_key.key, algorithm="EdDSA", headers={"kid": kid})
+    assert requests.get(applications(stack, "fergana"), headers={"Authorization": f"Bearer {unsigned_issuer}"},
+                        timeout=10).status_code == 401, "a regional key cannot pass for the ministry's issuer"
+    retired = oss("keys", "retire", "--kid", kid, "--jwks", TEST_JWKS)
+    assert retired.returncode == 0, retired.stderr
+    fresh = {"Authorization": f"Bearer {token('operator', 'fergana', signing_key=fergana_key, subject='after')}"}
+    deadline = time.monotonic() + 60
+    while requests.get(applications(stack, "fergana"), headers=fresh, timeout=10).status_code != 401:
+        assert time.monotonic() < deadline, "a retired key must stop counting once the services re-read the JWKS"
+        time.sleep(2)

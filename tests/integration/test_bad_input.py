@@ -4,12 +4,14 @@ import json
 import pytest
 import requests
 
+from tests.conftest import as_caller
 from tests.integration.conftest import auth, valid_submission
 
 OPERATOR = auth("operator", "namangan")
 OFFICER = auth("officer", "namangan")
 
 REGION = "namangan"
+REGION_ADMIN = as_caller("region-admin", REGION)
 
 
 def without(body, *path):
@@ -102,7 +104,7 @@ def test_malformed_submission_is_refused_naming_the_field(stack, special_service
     name, body, headers, status, field = case
     url = f"{stack.urls[REGION]}/api/v1/applications"
     before = requests.get(url, params={"page_size": 1}, timeout=10, headers=OPERATOR).json()["total"]
-    with stack.rpc() as cluster:
+    with stack.rpc(caller=REGION_ADMIN) as cluster:
         events_before = _event_count(cluster)
     if isinstance(body, bytes):
         response = requests.post(url, data=body, headers={**OPERATOR, **headers}, timeout=30)
@@ -116,7 +118,7 @@ def test_malformed_submission_is_refused_naming_the_field(stack, special_service
         assert error["fields"][field] == [MESSAGES[name]], error
     assert "31234567890123" not in response.text
     assert requests.get(url, params={"page_size": 1}, timeout=10, headers=OPERATOR).json()["total"] == before
-    with stack.rpc() as cluster:
+    with stack.rpc(caller=REGION_ADMIN) as cluster:
         assert _event_count(cluster) == events_before
 
 

@@ -4,6 +4,7 @@ import uuid
 import eventlet
 import requests
 
+from tests.conftest import as_caller
 from tests.integration.conftest import REGIONS, auth, valid_submission
 
 
@@ -22,7 +23,7 @@ def test_intake_accepts_while_catalogue_is_down_and_catches_up_after(stack):
     assert listing["total"] >= 20
     # A change made after the restart reaches every intake's copy through the events, as before the outage.
     code = f"after-outage-{uuid.uuid4().hex[:6]}"
-    with stack.rpc() as cluster:
+    with stack.rpc(caller=as_caller("catalogue-admin")) as cluster:
         base = cluster.catalogue.get_service(valid_submission("jizzakh")["service_code"])
         definition = {key: base[key] for key in ("names", "descriptions", "group", "keywords", "required_documents",
                                                  "attributes", "fee", "deadline_working_days")}

@@ -11,7 +11,7 @@ import requests
 import yaml
 
 from oss_common.config import PROJECT_ROOT
-from tests.conftest import TEST_AUTH_SECRET, free_port
+from tests.conftest import TEST_JWKS, free_port
 from tests.integration.conftest import auth, event_listener, valid_submission
 from tests.integration.test_notifications import wait_for
 
@@ -57,7 +57,7 @@ def test_samarkand_runs_from_its_deployment_file_alone(stack, tmp_path):
     # no AMQP_URI, DATABASE_URL, REGION or ports.
     env = {key: value for key, value in os.environ.items()
            if key not in ("AMQP_URI", "DATABASE_URL", "REGION", "REGIONS", "HTTP_PORT", "METRICS_PORT")}
-    env.update(OSS_REGIONS_DIR=str(regions_dir), OSS_VAR_DIR=str(tmp_path), AUTH_SECRET=TEST_AUTH_SECRET,
+    env.update(OSS_REGIONS_DIR=str(regions_dir), OSS_VAR_DIR=str(tmp_path), AUTH_JWKS=TEST_JWKS,
                PYTHONUNBUFFERED="1")
     oblast = subprocess.Popen([sys.executable, "-m", "oss_common.cli", "run", "--region", "samarkand",
                                "--log-dir", str(tmp_path / "logs")], env=env, cwd=PROJECT_ROOT, start_new_session=True)

@@ -11,7 +11,7 @@ import requests
 
 from oss_common.auth import issue_token
 from oss_common.openapi import documented_services, openapi_document
-from tests.conftest import TEST_AUTH_SECRET, missing_tool
+from tests.conftest import TEST_SIGNING_KEY, forged_token, missing_tool
 
 pytestmark = pytest.mark.integration
 
@@ -61,8 +61,8 @@ def processes(stack):
 
 
 def bad_credentials():
-    expired = issue_token(TEST_AUTH_SECRET, "analyst", "late", ttl_seconds=60, now=time.time() - 7200)
-    forged = issue_token("another-deployment-key-0123456789abcdef", "analyst", "mallory")
+    expired = issue_token(TEST_SIGNING_KEY, "analyst", "late", ttl_seconds=60, now=time.time() - 7200)
+    forged = forged_token("analyst", subject="mallory")
     return [({}, "required"), ({"Authorization": f"Bearer {expired}"}, "expired"),
             ({"Authorization": f"Bearer {forged}"}, "invalid token")]
 

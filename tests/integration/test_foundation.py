@@ -8,6 +8,7 @@ import requests
 
 from oss_common.calendar import local_date
 from oss_common.regions import get_region
+from tests.conftest import as_caller
 from tests.integration.conftest import REGIONS, auth, event_listener, post, valid_submission
 
 PREFIX = {"jizzakh": "JI", "namangan": "NG", "fergana": "FA"}
@@ -73,7 +74,7 @@ def test_a_jizzakh_binding_sees_jizzakh_events_only(stack):
 
 def test_catalogue_change_reaches_every_intake(stack):
     code = f"pilot-{uuid.uuid4().hex[:6]}"
-    with stack.rpc() as cluster:
+    with stack.rpc(caller=as_caller("catalogue-admin")) as cluster:
         base = cluster.catalogue.get_service("photocopying") if _has(cluster, "photocopying") else \
             cluster.catalogue.list_services(state="published")[0]
         definition = {key: base[key] for key in ("names", "descriptions", "group", "keywords", "required_documents",
@@ -99,7 +100,7 @@ def test_catalogue_change_reaches_every_intake(stack):
     refused = submit(stack, "jizzakh", body)
     assert refused.status_code == 422
     assert "not offered in jizzakh" in refused.json()["fields"]["service_code"][0]
-    with stack.rpc() as cluster:
+    with stack.rpc(caller=as_caller("catalogue-admin")) as cluster:
         cluster.catalogue.retire_service(code)
     wait_for(lambda: _entry_state(stack, "namangan", code) == "retired")
     retired = submit(stack, "namangan", body)
@@ -143,7 +144,7 @@ def test_the_same_idempotency_key_yields_one_application(stack):
     second = submit(stack, "fergana", body, **{"Idempotency-Key": key})
     assert first.status_code == 201 and second.status_code == 200
     assert first.json()["tracking_number"] == second.json()["tracking_number"]
-    with stack.rpc() as cluster:
+    with stack.rpc(caller=as_caller("operator", "fergana")) as cluster:
         third = cluster.intake_fergana.submit_application(body, idempotency_key=key)
     assert third["tracking_number"] == first.json()["tracking_number"]
     assert total(stack, "fergana") == before + 1
@@ -250,7 +251,7 @@ def test_list_filters_and_pages(stack):
 
 def test_event_export_pages_through_the_region_history(stack):
     submit(stack, "fergana")
-    with stack.rpc() as cluster:
+    with stack.rpc(caller=as_caller("region-admin", "fergana")) as cluster:
         seen, after = [], 0
         while True:
             page = cluster.intake_fergana.export_events(after_id=after, limit=3)
@@ -295,7 +296,7 @@ def test_loading_the_seed_twice_changes_nothing(stack):
 
     from tests.integration.conftest import SEED
 
-    with stack.rpc() as cluster:
+    with stack.rpc(caller=as_caller("catalogue-admin")) as cluster:
         before = {s["code"]: s["version"] for s in cluster.catalogue.list_services(state="all")}
         summary = cluster.catalogue.load_catalogue(yaml.safe_load(SEED.read_text(encoding="utf-8")))
         after = {s["code"]: s["version"] for s in cluster.catalogue.list_services(state="all")}

@@ -12,6 +12,7 @@ import requests
 
 from oss_common.status import event_queue_names, process_status
 from services.intake.service import IntakeService
+from tests.conftest import as_caller
 from tests.integration.conftest import auth, valid_submission
 
 
@@ -32,7 +33,7 @@ def sample(page, name, **labels):
 
 def test_intake_metrics_page_is_valid_and_complete(stack):
     # A catalogue change of its own, so that intake's event consumer has measured its lag at least once.
-    with stack.rpc() as cluster:
+    with stack.rpc(caller=as_caller("catalogue-admin")) as cluster:
         base = cluster.catalogue.get_service(valid_submission("jizzakh")["service_code"])
         code = f"metrics-{uuid.uuid4().hex[:6]}"
         definition = {key: base[key] for key in ("names", "descriptions", "group", "keywords", "required_documents",

@@ -9,6 +9,7 @@ from nameko.testing.services import worker_factory
 from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import sessionmaker
 
+from oss_common.auth import OPERATOR, Principal
 from oss_common.calendar import add_working_days, local_date
 from oss_common.config import ConfigurationError
 from oss_common.consumers import DeadLetter
@@ -22,6 +23,7 @@ from services.notifications.exceptions import DeliveryDeferred, PermanentFailure
 from services.notifications.messages import TemplateBook
 from services.notifications.models import Base, Delivery, OutboxEvent, WatchedApplication
 from services.notifications.service import NotificationService
+from tests.conftest import CallerAs
 
 PHONE, EMAIL = "+998901234567", "aziza@example.uz"
 NAMES = {"uz": "Nusxa ko‘chirish", "ru": "Ксерокопия", "en": "Photocopying"}
@@ -69,6 +71,7 @@ def make_service(session, channels=None, **policy):
         NotificationService, db=session, record_event=lambda s, envelope: record_event(s, OutboxEvent, envelope),
         channels=channels or FakeChannels(), templates=TemplateBook(), policy=DeliveryPolicy(**settings),
         deliveries=Observer(), delivery=EventDelivery(1, 5),
+        caller=CallerAs(Principal("desk", OPERATOR, region="jizzakh", centres=("jizzakh-city",)), region="jizzakh"),
     )
 
 

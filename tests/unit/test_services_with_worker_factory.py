@@ -9,9 +9,10 @@ from prometheus_client import REGISTRY
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker
 
+from oss_common.auth import CATALOGUE_ADMIN, OFFICER, OPERATOR, Forbidden, Principal
 from oss_common.outbox import record_event
 from oss_common.regions import get_region
-from services.catalogue.models import Base as CatalogueBase, OutboxEvent as CatalogueOutbox
+from services.catalogue.models import Base as CatalogueBase, CatalogueChange, OutboxEvent as CatalogueOutbox
 from services.catalogue.service import CatalogueService
 from services.intake.exceptions import ApplicationInvalid, ServiceNotAvailable, TransitionRejected
 from services.intake.models import Application, Base as IntakeBase, OutboxEvent as IntakeOutbox
@@ -19,6 +20,11 @@ from services.intake import use_cases, views
 from services.intake.commands import SubmitApplication
 from services.intake.schemas import SubmissionSchema
 from services.intake.service import IntakeService
+from tests.conftest import CallerAs
+
+
+OPERATOR_AT_DESK = Principal("desk", OPERATOR, region="jizzakh", centres=("jizzakh-city",))
+OFFICER_ALIYEV = Principal("aliyev", OFFICER, region="jizzakh", agencies=("oss-centre",))
 
 
 def memory_session(base):
@@ -60,7 +66,8 @@ def submission(**overrides):
 @pytest.fixture
 def intake():
     session = memory_session(IntakeBase)
-    return worker_factory(IntakeService, db=session, catalogue=FakeCatalogue(DEFINITION))
+    return worker_factory(IntakeService, db=session, catalogue=FakeCatalogue(DEFINITION),
+                          caller=CallerAs(OPERATOR_AT_DESK, OFFICER_ALIYEV, region="jizzakh"))
 
 
 def test_submission_stores_the_application_and_its_event_together(intake):
@@ -95,10 +102,10 @@ def test_schema_errors_surface_before_any_lookup(intake):
 
 def test_transition_records_who_and_raises_an_event(intake):
     number = intake.submit_application(submission())["tracking_number"]
-    view = intake.transition(number, "accepted", "officer:aliyev")
+    view = intake.transition(number, "accepted")
     assert view["status"] == "accepted" and view["history"][-1]["actor"] == "officer:aliyev"
     with pytest.raises(TransitionRejected):
-        intake.transition(number, "issued", "officer:aliyev")
+        intake.transition(number, "issued")
     routing_keys = [event.routing_key for event in intake.db.scalars(select(IntakeOutbox))]
     assert routing_keys == ["jizzakh.application.submitted", "jizzakh.application.status_changed"]
 
@@ -106,7 +113,8 @@ def test_transition_records_who_and_raises_an_event(intake):
 def test_catalogue_upsert_bumps_version_only_on_change():
     session = memory_session(CatalogueBase)
     catalogue = worker_factory(CatalogueService, db=session,
-                               record_event=lambda s, envelope: record_event(s, CatalogueOutbox, envelope))
+                               record_event=lambda s, envelope: record_event(s, CatalogueOutbox, envelope),
+                               caller=CallerAs(Principal("editor", CATALOGUE_ADMIN)))
     catalogue.load_catalogue({
         "groups": [{"code": "office-services", "names": L}],
         "agencies": [{"code": "oss-centre", "names": L}],
@@ -124,6 +132,34 @@ def test_catalogue_upsert_bumps_version_only_on_change():
     assert catalogue.retire_service("photocopying")["state"] == "retired"
     types = [event.event_type for event in session.scalars(select(CatalogueOutbox))]
     assert types == ["catalogue.service_published", "catalogue.service_published", "catalogue.service_retired"]
+    assert {change.actor for change in session.scalars(select(CatalogueChange))} == {"catalogue-admin:editor"}
+
+
+def test_catalogue_writes_over_rpc_need_a_catalogue_admin():
+    session = memory_session(CatalogueBase)
+    for caller in (CallerAs(OPERATOR_AT_DESK, OFFICER_ALIYEV), CallerAs(Principal("a", "analyst"))):
+        catalogue = worker_factory(CatalogueService, db=session, caller=caller,
+                                   record_event=lambda s, envelope: record_event(s, CatalogueOutbox, envelope))
+        for call in (lambda: catalogue.load_catalogue({"groups": [], "agencies": [], "services": []}),
+                     lambda: catalogue.upsert_service({"code": "x"}), lambda: catalogue.publish_service("x"),
+                     lambda: catalogue.retire_service("x")):
+            with pytest.raises(Forbidden):
+                call()
+    assert session.scalars(select(CatalogueOutbox)).all() == []
+
+
+def test_intake_rpc_checks_its_caller_as_http_does(intake):
+    number = intake.submit_application(submission())["tracking_number"]
+    elsewhere = Principal("desk", OPERATOR, region="jizzakh", centres=("arnasoy",))
+    other_region = Principal("desk", OPERATOR, region="namangan", centres=("namangan-city",))
+    for caller in (CallerAs(elsewhere, region="jizzakh"), CallerAs(other_region, region="jizzakh")):
+        intake.caller = caller
+        with pytest.raises(Forbidden):
+            intake.get_application(number)
+        with pytest.raises(Forbidden):
+            intake.transition(number, "accepted")
+        with pytest.raises(Forbidden):
+            intake.export_events()
 
 
 @pytest.mark.parametrize("submitted_at,due_date", [
@@ -161,6 +197,6 @@ def test_a_decision_after_the_due_date_counts_an_sla_breach_and_one_on_time_does
     breaches_before, approved_before, rejected_before = breaches(), decided("approved"), decided("rejected")
     for number, decision in ((on_time, "approved"), (late.tracking_number, "rejected")):
         for status in ("accepted", "in_review", decision):
-            intake.transition(number, status, "officer:aliyev", reason="documents checked")
+            intake.transition(number, status, reason="documents checked")
     assert breaches() == breaches_before + 1
     assert (decided("approved"), decided("rejected")) == (approved_before + 1, rejected_before + 1)

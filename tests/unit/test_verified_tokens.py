@@ -3,9 +3,18 @@ import time
 
 import pytest
 
-from oss_common.auth import ANALYST, OPERATOR, Unauthorized, VerifiedTokens, issue_token, read_token
+from oss_common.auth import (
+    ANALYST, OPERATOR, SigningKey, TrustedKeys, Unauthorized, VerifiedTokens, issue_token, new_key_pair, read_token,
+)
+from tests.conftest import write_jwks
 
-SECRET = "k" * 40
+
+def issuer():
+    private, public = new_key_pair()
+    return SigningKey.from_jwk(private), TrustedKeys(write_jwks(public))
+
+
+SIGNER, KEYS = issuer()
 
 
 class Clock:
@@ -17,53 +26,53 @@ class Clock:
 
 
 def test_a_remembered_token_gives_the_same_principal_without_verifying_again(monkeypatch):
-    token = issue_token(SECRET, OPERATOR, "aziza", region="jizzakh", centres=["jizzakh-city"])
+    token = issue_token(SIGNER, OPERATOR, "aziza", region="jizzakh", centres=["jizzakh-city"])
     tokens = VerifiedTokens()
-    first = tokens.read(SECRET, token)
-    assert first == read_token(SECRET, token)
+    first = tokens.read(KEYS, token)
+    assert first == read_token(KEYS, token)
     monkeypatch.setattr("oss_common.auth.jwt.decode", lambda *args, **kwargs: pytest.fail("verified again"))
-    assert tokens.read(SECRET, token) is first
+    assert tokens.read(KEYS, token) is first
 
 
 def test_a_token_is_never_answered_from_memory_past_its_expiry(monkeypatch):
     issued = time.time()
-    token = issue_token(SECRET, ANALYST, "someone", ttl_seconds=10, now=issued)
+    token = issue_token(SIGNER, ANALYST, "someone", ttl_seconds=10, now=issued)
     clock = Clock(issued)
     tokens = VerifiedTokens(ttl=3600, clock=clock)
-    principal = tokens.read(SECRET, token)
-    monkeypatch.setattr("oss_common.auth._verify", lambda secret, token: (_ for _ in ()).throw(Unauthorized("expired")))
+    principal = tokens.read(KEYS, token)
+    monkeypatch.setattr("oss_common.auth._verify", lambda keys, token: (_ for _ in ()).throw(Unauthorized("expired")))
     clock.now = issued + 10 + 29  # within the 30 s leeway read_token allows past exp
-    assert tokens.read(SECRET, token) is principal
+    assert tokens.read(KEYS, token) is principal
     clock.now = issued + 10 + 30  # read_token refuses from here on; so must the memory
     with pytest.raises(Unauthorized, match="expired"):
-        tokens.read(SECRET, token)
+        tokens.read(KEYS, token)
 
 
 def test_a_remembered_token_is_checked_again_after_the_ttl(monkeypatch):
-    token = issue_token(SECRET, ANALYST, "someone")
+    token = issue_token(SIGNER, ANALYST, "someone")
     clock = Clock(time.time())
     tokens = VerifiedTokens(ttl=5, clock=clock)
-    tokens.read(SECRET, token)
+    tokens.read(KEYS, token)
     clock.now += 6
-    monkeypatch.setattr("oss_common.auth._verify", lambda secret, token: (_ for _ in ()).throw(Unauthorized("checked")))
+    monkeypatch.setattr("oss_common.auth._verify", lambda keys, token: (_ for _ in ()).throw(Unauthorized("checked")))
     with pytest.raises(Unauthorized, match="checked"):
-        tokens.read(SECRET, token)
+        tokens.read(KEYS, token)
 
 
 def test_another_key_and_invalid_tokens_are_never_answered_from_memory():
-    token = issue_token(SECRET, ANALYST, "someone")
+    token = issue_token(SIGNER, ANALYST, "someone")
     tokens = VerifiedTokens()
-    tokens.read(SECRET, token)
+    tokens.read(KEYS, token)
     with pytest.raises(Unauthorized):
-        tokens.read("x" * 40, token)
+        tokens.read(issuer()[1], token)
     with pytest.raises(Unauthorized):
-        tokens.read(SECRET, token + "x")
+        tokens.read(KEYS, token + "x")
     with pytest.raises(Unauthorized):
-        tokens.read(SECRET, token + "x")
+        tokens.read(KEYS, token + "x")
 
 
 def test_memory_stays_bounded():
     tokens = VerifiedTokens(max_entries=3)
     for index in range(10):
-        tokens.read(SECRET, issue_token(SECRET, ANALYST, f"user{index}"))
+        tokens.read(KEYS, issue_token(SIGNER, ANALYST, f"user{index}"))
     assert len(tokens._entries) <= 3

@@ -8,7 +8,7 @@ import requests
 from nameko.containers import ServiceContainer
 
 from oss_common.web import content_type, page_files, static_pages
-from tests.conftest import free_port
+from tests.conftest import TEST_JWKS, free_port
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def served(pages_dir):
     service_cls = type("PagesService", (static_pages("desk", pages_dir), Pages), {})
     port = free_port()
     container = ServiceContainer(service_cls, {"WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
-                                               "AMQP_URI": "memory://", "AUTH_SECRET": "x" * 40})
+                                               "AMQP_URI": "memory://", "AUTH_JWKS": TEST_JWKS})
     container.start()
     try:
         yield f"http://127.0.0.1:{port}"
