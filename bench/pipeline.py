@@ -32,10 +32,12 @@ from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from oss_common.auth import CATALOGUE_ADMIN, OPERATOR, SigningKey, issue_token, new_key_pair  # noqa: E402
+from oss_common.broker import ensure_shared_exchanges  # noqa: E402
 from oss_common.callers import caller_context  # noqa: E402
 from oss_common.config import PROJECT_ROOT  # noqa: E402
 from oss_common.events import EVENTS_EXCHANGE, make_event, utc_now  # noqa: E402
 from oss_common.regions import get_region  # noqa: E402
+from oss_common.rpc import use_broker_permissions  # noqa: E402
 from oss_common.supervisor import ServiceProcess  # noqa: E402
 
 BROKER = os.environ.get("BENCH_BROKER", "amqp://guest:guest@127.0.0.1:5672")
@@ -162,6 +164,7 @@ class BenchStack:
     def __enter__(self):
         subprocess.run(["rabbitmqctl", "add_vhost", self.vhost], check=True, capture_output=True)
         subprocess.run(["rabbitmqctl", "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
+        ensure_shared_exchanges(self.amqp_uri)
         return self
 
     def __exit__(self, *exc):
@@ -483,6 +486,7 @@ def three_regions(stack, bodies, clients, total):
 
 
 def main(argv=None):
+    use_broker_permissions()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")

@@ -1,99 +1,184 @@
-"""RabbitMQ definitions of a deployment (deploy/rabbitmq/definitions.json): vhost, exchanges,
-policies, and one user per oblast, one for the catalogue and one for the ministry, each allowed
-only its own queues and routing keys. `oss broker definitions` writes them from deploy/regions/.
+"""RabbitMQ definitions of a deployment (deploy/rabbitmq/definitions.json): vhost, the shared
+exchanges, each principal's outlets, policies, and one user per principal. `oss broker definitions`
+writes them from deploy/regions/.
 
-What each user's processes touch (names from nameko and oss_common.events):
-  queues      rpc-<service>            nameko's RPC queue, bound to `nameko-rpc` by `<service>.*`
-              <service>.<purpose>      event queues, bound to `oss.events`; and <queue>.dead on `oss.dlx`
-              rpc.reply-<service>-<uuid>, rpc.reply-standalone_rpc_proxy-<uuid>   RPC reply queues
-  exchanges   oss.events, oss.dlx, nameko-rpc (declared by the code: configure is needed on them)
-A region's services are `<kind>_<slug>`; its routing keys start with `<slug>.`.
+A principal is one service of one region (`intake_<slug>`, `notifications_<slug>`,
+`reporting_<slug>`), a national service (`catalogue`, `reporting`, `notifications`), or `ministry`
+(the administrators' commands: `oss catalogue load`). Its broker user is `oss-<principal>` with `_`
+as `-` (oss-intake-fergana).
+
+No user may configure (declare, delete) any exchange, nor write to the shared ones (`nameko-rpc`,
+`oss.events`, `oss.dlx`): so none can bind them to an exchange of its own, delete them, or make a
+queue dead-letter into them. A user publishes to its own outlets `<user>.rpc`, `<user>.events` and
+`<user>.dlx`, which the definitions bind into the shared exchanges for exactly the routing keys the
+principal owns; topic permissions pin the same keys on the outlets (a publish outside them is refused)
+and the binding keys on the shared exchanges (a queue can be bound only to the principal's own
+keys). Queues: configure, write and read on the principal's own queues only:
+  rpc-<service>                       nameko's RPC queue, bound to `nameko-rpc` by `<service>.*`
+  <service>.<purpose>[.dead]          event queues on `oss.events`, their dead letters on `oss.dlx`
+  rpc.reply-<user>-<uuid>             RPC reply queues, bound by `reply-<user>-<uuid>` (oss_common.rpc)
 """
 import json
+import re
+from urllib.parse import unquote, urlparse
 
+from oss_common.config import ConfigurationError
 from oss_common.events import BROKER_DELIVERY_LIMIT, DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, NATIONAL
 
 VHOST = "oss"
 RPC_EXCHANGE = "nameko-rpc"
-SHARED_EXCHANGES = rf"{EVENTS_EXCHANGE.name}|{DEAD_LETTER_EXCHANGE.name}|{RPC_EXCHANGE}".replace(".", r"\.")
+SHARED_EXCHANGES = (RPC_EXCHANGE, EVENTS_EXCHANGE.name, DEAD_LETTER_EXCHANGE.name)
+OUTLETS = {RPC_EXCHANGE: "rpc", EVENTS_EXCHANGE.name: "events", DEAD_LETTER_EXCHANGE.name: "dlx"}
+USER_PREFIX = "oss-"
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-
-# National principals: which service names they run, and which region's events they may publish.
-CATALOGUE_SERVICES = "catalogue"
-MINISTRY_SERVICES = "reporting|notifications"
-
-
-def user_name(principal):
-    return f"oss-{principal}"
+CATALOGUE_READS = ("list_services", "get_service")
+CATALOGUE_WRITES = ("upsert_service", "publish_service", "retire_service", "load_catalogue")
+# Each kind's event queues (`<service>.<suffix>`, oss_common.consumers.EventHandler's queue_suffix).
+EVENT_QUEUES = {"intake": ("catalogue",), "notifications": ("applications",), "reporting": ("applications",)}
 
 
-def _resources(services):
-    """Queues of the services matched by `services` (a regex alternative), plus the shared exchanges."""
-    return (rf"^(({services})\.[a-z0-9_.-]+|rpc-({services})|rpc\.reply-({services})-{UUID}"
-            rf"|rpc\.reply-standalone_rpc_proxy-{UUID}|{SHARED_EXCHANGES})$")
+def user_name(principal, prefix=USER_PREFIX):
+    return prefix + principal.replace("_", "-")
 
 
-def _principal(name, services, event_write, event_read, rpc_write, rpc_read):
-    resources = _resources(services)
-    user = user_name(name)
-    return (
-        {"name": user, "password_hash": "", "hashing_algorithm": "rabbit_password_hashing_sha256",
-         "tags": []},
-        {"user": user, "vhost": VHOST, "configure": resources, "write": resources, "read": resources},
-        [
-            {"user": user, "vhost": VHOST, "exchange": EVENTS_EXCHANGE.name, "write": event_write, "read": event_read},
-            {"user": user, "vhost": VHOST, "exchange": DEAD_LETTER_EXCHANGE.name,
-             "write": rf"^({services})\.", "read": rf"^({services})\."},
-            {"user": user, "vhost": VHOST, "exchange": RPC_EXCHANGE, "write": rpc_write, "read": rpc_read},
-        ],
-    )
+def amqp_user(amqp_uri):
+    return unquote(urlparse(amqp_uri).username or "guest")
 
 
-def region_principal(slug):
-    """A region's user: its own services (`<kind>_<slug>`), events `<slug>.*`, national events to read,
-    RPC to the catalogue and to its own services, replies (routed by a uuid) to anyone."""
-    services = rf"[a-z]+_{slug}"
-    return _principal(
-        slug, services,
-        event_write=rf"^{slug}\.",
-        event_read=rf"^({slug}|{NATIONAL})\.",
-        rpc_write=rf"^(({CATALOGUE_SERVICES}|{services})\.[a-z_]+|{UUID})$",
-        rpc_read=rf"^({services}\.\*|{UUID})$",
-    )
+def outlet(amqp_uri, exchange_name):
+    """Where a process publishes what is meant for a shared exchange: a definitions user (`oss-*`)
+    through its own outlet, any other (a development broker's guest) to the exchange itself."""
+    user = amqp_user(amqp_uri)
+    if not user.startswith(USER_PREFIX) or exchange_name not in OUTLETS:
+        return exchange_name
+    return f"{user}.{OUTLETS[exchange_name]}"
 
 
-def national_principals():
-    catalogue = _principal(
-        "catalogue", CATALOGUE_SERVICES,
-        event_write=rf"^{NATIONAL}\.catalogue\.", event_read=rf"^{NATIONAL}\.",
-        rpc_write=rf"^({CATALOGUE_SERVICES}\.[a-z_]+|{UUID})$", rpc_read=rf"^({CATALOGUE_SERVICES}\.\*|{UUID})$",
-    )
-    # The ministry reads every region's events; over RPC it asks the catalogue and the regions'
-    # reporting (the national view's fan-out), never a region's intake or notifications.
-    ministry = _principal(
-        "ministry", MINISTRY_SERVICES,
-        event_write=rf"^{NATIONAL}\.", event_read=".*",
-        rpc_write=rf"^(({CATALOGUE_SERVICES}|reporting_[a-z]+)\.[a-z_]+|{UUID})$",
-        rpc_read=rf"^(({MINISTRY_SERVICES})\.\*|{UUID})$",
-    )
-    return [catalogue, ministry]
+def reply_key(user, unique):
+    """The routing key of an RPC reply queue: the user's name in it, so a user can bind only its own."""
+    return f"reply-{user}-{unique}"
 
 
-def definitions(region_slugs):
+class Principal:
+    """What one principal may do on the bus: the services it runs, the RPC methods it calls, the
+    event keys it publishes and binds."""
+
+    def __init__(self, name, calls=(), callers=(), publishes=(), binds=(), queue_kind=None, prefix=USER_PREFIX):
+        self.name = name
+        self.prefix = prefix
+        self.user = user_name(name, prefix)
+        self.calls = tuple(calls)  # `<service>.<method>` or `<service>.*` it may call
+        self.callers = tuple(callers)  # principals whose reply queues it answers (those that call it)
+        self.publishes = tuple(publishes)  # event routing keys (topic patterns) it publishes
+        self.binds = tuple(binds)  # event routing keys (topic patterns) its queues bind
+        self.event_queues = tuple(f"{name}.{suffix}" for suffix in EVENT_QUEUES.get(queue_kind, ()))
+        self.serves_rpc = name != "ministry"
+
+    def queue_pattern(self):
+        names = [f"rpc-{self.name}"] if self.serves_rpc else []
+        names += [queue for queue in self.event_queues] + [f"{queue}.dead" for queue in self.event_queues]
+        alternatives = [re.escape(name) for name in names] + [rf"rpc\.reply-{re.escape(self.user)}-{UUID}"]
+        return "^(" + "|".join(alternatives) + ")$"
+
+    def outlets(self):
+        return [f"{self.user}.{suffix}" for suffix in OUTLETS.values()]
+
+    def rpc_keys(self):
+        """Routing keys it may publish on its RPC outlet: its calls, and replies to its callers."""
+        calls = [re.escape(call).replace(r"\*", "[a-z_]+") for call in self.calls]
+        replies = [re.escape(reply_key(user_name(caller, self.prefix), "")) + UUID for caller in self.callers]
+        return _anchored(calls + replies)
+
+    def definitions(self):
+        queues = self.queue_pattern()
+        outlets = "|".join(re.escape(name) for name in self.outlets())
+        shared = "|".join(re.escape(name) for name in SHARED_EXCHANGES)
+        user = {"name": self.user, "password_hash": "", "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []}
+        permission = {"user": self.user, "vhost": VHOST, "configure": queues,
+                      "write": f"^({queues[1:-1]}|{outlets})$", "read": f"^({queues[1:-1]}|{shared})$"}
+        own_replies = rf"{re.escape(reply_key(self.user, ''))}{UUID}"
+        bind_rpc = [re.escape(f"{self.name}.*")] if self.serves_rpc else []
+        topics = [
+            (RPC_EXCHANGE, "^$", "^(" + "|".join(bind_rpc + [own_replies]) + ")$"),
+            (EVENTS_EXCHANGE.name, "^$", _anchored(_topic_regex(key) for key in self.binds)),
+            (DEAD_LETTER_EXCHANGE.name, "^$", _anchored(re.escape(queue) for queue in self.event_queues)),
+            (f"{self.user}.rpc", self.rpc_keys(), "^$"),
+            (f"{self.user}.events", _anchored(_topic_regex(key) for key in self.publishes), "^$"),
+            (f"{self.user}.dlx", _anchored(re.escape(queue) for queue in self.event_queues), "^$"),
+        ]
+        topic_permissions = [{"user": self.user, "vhost": VHOST, "exchange": exchange, "write": write, "read": read}
+                             for exchange, write, read in topics]
+        bindings = (
+            [_binding(f"{self.user}.rpc", RPC_EXCHANGE, call) for call in self.calls]
+            + ([_binding(f"{self.user}.rpc", RPC_EXCHANGE, "*")] if self.callers else [])
+            + [_binding(f"{self.user}.events", EVENTS_EXCHANGE.name, key) for key in self.publishes]
+            + [_binding(f"{self.user}.dlx", DEAD_LETTER_EXCHANGE.name, queue) for queue in self.event_queues]
+        )
+        return user, permission, topic_permissions, self.outlets(), bindings
+
+
+def _topic_regex(pattern):
+    """A regex for the routing keys (or binding keys) an AMQP topic pattern stands for, `*` itself included."""
+    words = [r"([a-z0-9_-]+|\*)" if word == "*" else re.escape(word) for word in pattern.split(".")]
+    return r"\.".join(words)
+
+
+def _anchored(alternatives):
+    alternatives = list(alternatives)
+    return "^(" + "|".join(alternatives) + ")$" if alternatives else "^$"
+
+
+def _binding(source, destination, routing_key):
+    return {"source": source, "vhost": VHOST, "destination": destination, "destination_type": "exchange",
+            "routing_key": routing_key, "arguments": {}}
+
+
+def principals(region_slugs, national_notifications=False, prefix=USER_PREFIX):
+    """Every principal of a deployment of these regions (and the national notifications instance when
+    the deployment runs one instead of the regions' own); user names start with `prefix` (`oss-`)."""
+    def principal(name, **rights):
+        return Principal(name, prefix=prefix, **rights)
+
+    regional = []
+    for slug in region_slugs:
+        intake, notifications, reporting = f"intake_{slug}", f"notifications_{slug}", f"reporting_{slug}"
+        regional += [
+            principal(intake, calls=[f"catalogue.{method}" for method in CATALOGUE_READS] + [f"{intake}.*"],
+                      callers=[intake, reporting], publishes=[f"{slug}.application.*"], binds=[f"{NATIONAL}.catalogue.*"],
+                      queue_kind="intake"),
+            principal(reporting, calls=[f"{intake}.export_events"], callers=["reporting"],
+                      binds=[f"{slug}.application.*"], queue_kind="reporting"),
+        ]
+        if not national_notifications:
+            regional.append(principal(notifications, publishes=[f"{slug}.notification.*"],
+                                      binds=[f"{slug}.application.*"], queue_kind="notifications"))
+    catalogue_callers = ["catalogue", "ministry"] + [f"intake_{slug}" for slug in region_slugs]
+    national = [
+        principal("catalogue", calls=[f"catalogue.{method}" for method in CATALOGUE_READS + CATALOGUE_WRITES],
+                  callers=catalogue_callers, publishes=[f"{NATIONAL}.catalogue.*"]),
+        principal("reporting", calls=[f"reporting_{slug}.{method}" for slug in region_slugs
+                                      for method in ("regional_summary", "monthly")], callers=["ministry"]),
+        principal("ministry", calls=[f"catalogue.{method}" for method in CATALOGUE_READS + CATALOGUE_WRITES]
+                  + ["reporting.national_summary"]),
+    ]
+    if national_notifications:
+        national.append(principal("notifications", publishes=[f"{NATIONAL}.notification.*"], binds=["*.application.*"],
+                                  queue_kind="notifications"))
+    return national + regional
+
+
+def definitions(region_slugs, national_notifications=False, prefix=USER_PREFIX):
     """The whole definitions document for a deployment of these regions."""
-    principals = national_principals() + [region_principal(slug) for slug in region_slugs]
+    parts = [principal.definitions() for principal in principals(region_slugs, national_notifications, prefix)]
+    exchange = {"vhost": VHOST, "type": "topic", "durable": True, "auto_delete": False, "internal": False, "arguments": {}}
     return {
         "rabbit_version": "3.10.8",
         "vhosts": [{"name": VHOST}],
-        "users": [user for user, _, _ in principals],
-        "permissions": [permission for _, permission, _ in principals],
-        "topic_permissions": [topic for _, _, topics in principals for topic in topics],
-        "exchanges": [
-            {"name": exchange.name, "vhost": VHOST, "type": "topic", "durable": True, "auto_delete": False,
-             "internal": False, "arguments": {}}
-            for exchange in (EVENTS_EXCHANGE, DEAD_LETTER_EXCHANGE)
-        ] + [{"name": RPC_EXCHANGE, "vhost": VHOST, "type": "topic", "durable": True, "auto_delete": False,
-              "internal": False, "arguments": {}}],
+        "users": [user for user, _, _, _, _ in parts],
+        "permissions": [permission for _, permission, _, _, _ in parts],
+        "topic_permissions": [topic for _, _, topics, _, _ in parts for topic in topics],
+        "exchanges": [dict(exchange, name=name) for name in SHARED_EXCHANGES]
+        + [dict(exchange, name=name) for _, _, _, outlets, _ in parts for name in outlets],
         "policies": [
             {
                 # Event queues (`<service>.<purpose>`) are declared quorum with these same values as
@@ -105,9 +190,31 @@ def definitions(region_slugs):
             },
         ],
         "queues": [],
-        "bindings": [],
+        "bindings": [binding for _, _, _, _, bindings in parts for binding in bindings],
     }
 
 
-def render(region_slugs):
-    return json.dumps(definitions(region_slugs), indent=2, ensure_ascii=False) + "\n"
+def render(region_slugs, national_notifications=False, prefix=USER_PREFIX):
+    document = definitions(region_slugs, national_notifications, prefix)
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def ensure_shared_exchanges(amqp_uri):
+    """The shared exchanges must exist before a service starts (services declare them passively).
+    On a broker without them (a development broker: the demo's guest, a test's vhost) they are
+    declared here, as the definitions declare them; a user that may not (every definitions user)
+    gets a ConfigurationError saying to import the definitions."""
+    from amqp.exceptions import AccessRefused, NotFound
+    from kombu import Connection, Exchange
+
+    with Connection(amqp_uri) as connection:
+        for name in SHARED_EXCHANGES:
+            try:
+                Exchange(name, type="topic", durable=True, passive=True)(connection.channel()).declare()
+            except NotFound:
+                try:
+                    Exchange(name, type="topic", durable=True)(connection.channel()).declare()
+                except AccessRefused:
+                    raise ConfigurationError(
+                        f"the broker has no exchange {name!r} and user {amqp_user(amqp_uri)!r} may not declare it: import "
+                        "deploy/rabbitmq/definitions.json (rabbitmqctl import_definitions)") from None

@@ -20,10 +20,12 @@ from pathlib import Path  # noqa: E402
 import yaml  # noqa: E402
 
 from oss_common.auth import MAX_TTL_SECONDS, ROLES  # noqa: E402
+from oss_common.broker import ensure_shared_exchanges  # noqa: E402
 from oss_common.config import PROJECT_ROOT, ConfigurationError, var_dir  # noqa: E402
 from oss_common.regions import deployment_regions, get_region  # noqa: E402
+from oss_common.rpc import use_broker_permissions  # noqa: E402
 from oss_common.service_kinds import (  # noqa: E402
-    DEMO_REGIONS, SERVICES, deployed_regions, jwks_file, signing_key_file, group_members, instances, process_name, service_class,
+    DEMO_REGIONS, SERVICES, deployed_regions, jwks_file, runs_nationally, signing_key_file, group_members, instances, process_name, service_class,
     service_config, service_kind,
 )
 from oss_common.status import deployment_status, format_status  # noqa: E402
@@ -175,6 +177,7 @@ def cmd_run(args):
     region = region_arg(kind, args.region, args.national)
     config = service_config(kind, region)
     configure_logging(config.get("LOG_LEVEL", "INFO"))
+    ensure_shared_exchanges(config["AMQP_URI"])
     if not args.no_migrate:
         migrate(kind, config)
     tolerate_dropped_connections()
@@ -250,7 +253,7 @@ def cmd_broker_definitions(args):
     from oss_common.deployment import deployed_slugs
 
     slugs = [region.slug for region in deployment_regions(args.regions or ",".join(deployed_slugs()))]
-    sys.stdout.write(render(slugs))
+    sys.stdout.write(render(slugs, national_notifications=runs_nationally(SERVICES["notifications"])))
     return 0
 
 
@@ -409,7 +412,8 @@ def build_parser():
         description="Print RabbitMQ definitions for the regions of deploy/regions/ (or --regions): "
                     "`oss broker definitions > deploy/rabbitmq/definitions.json`, then on the broker "
                     "`rabbitmqctl import_definitions deploy/rabbitmq/definitions.json` and "
-                    "`rabbitmqctl change_password oss-<region> ...` for each user (they have no password until then).")
+                    "`rabbitmqctl change_password oss-<service>-<region> ...` for each user (oss-intake-jizzakh, oss-catalogue, "
+                    "...; they have no password until then).")
     broker_definitions.add_argument("--regions", help="comma-separated slugs (default: every deploy/regions/<slug>.yml)")
     broker_definitions.set_defaults(func=cmd_broker_definitions)
 
@@ -449,6 +453,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    use_broker_permissions()
     try:
         return args.func(args)
     except ConfigurationError as exc:

@@ -15,6 +15,7 @@ from nameko.messaging import Consumer, QueueConsumer
 from sqlalchemy import String, bindparam, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from oss_common.broker import outlet
 from oss_common.database import UtcDateTime
 from oss_common.config import ConfigurationError, as_list
 from oss_common.events import BROKER_DELIVERY_LIMIT, DEAD_LETTER_EXCHANGE, dead_letter_queue, event_queue, load_envelope, utc_now
@@ -145,7 +146,8 @@ class EventHandler(Consumer):
         self.queue_name = f"{self.container.service_name}.{self.queue_suffix}"
         if not 1 <= self.delivery_limit < BROKER_DELIVERY_LIMIT:
             raise ConfigurationError(f"DELIVERY_LIMIT must be between 1 and {BROKER_DELIVERY_LIMIT - 1}")
-        self.queue = event_queue(self.queue_name, patterns)
+        self.dead_letter_outlet = outlet(self.amqp_uri, DEAD_LETTER_EXCHANGE.name)
+        self.queue = event_queue(self.queue_name, patterns, dead_letter_exchange=self.dead_letter_outlet)
         with Connection(self.amqp_uri) as connection:
             channel = connection.channel()
             DEAD_LETTER_EXCHANGE(channel).declare()
@@ -237,7 +239,7 @@ class EventHandler(Consumer):
         with Connection(self.amqp_uri, transport_options={"confirm_publish": True}) as connection:
             Producer(connection.channel()).publish(
                 body,
-                exchange=DEAD_LETTER_EXCHANGE,
+                exchange=self.dead_letter_outlet,
                 routing_key=self.queue_name,
                 headers=headers,
                 delivery_mode=2,

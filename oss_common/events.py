@@ -7,8 +7,10 @@ from kombu import Exchange, Queue, binding
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 SCHEMA_VERSION = 1
-EVENTS_EXCHANGE = Exchange("oss.events", type="topic", durable=True)
-DEAD_LETTER_EXCHANGE = Exchange("oss.dlx", type="topic", durable=True)
+# Declared passively wherever the code meets them: they come from the broker's definitions
+# (oss_common.broker), or from `oss run` on a development broker.
+EVENTS_EXCHANGE = Exchange("oss.events", type="topic", durable=True, passive=True)
+DEAD_LETTER_EXCHANGE = Exchange("oss.dlx", type="topic", durable=True, passive=True)
 NATIONAL = "national"
 
 ROUTING_WORD = r"^[a-z0-9][a-z0-9_-]*$"
@@ -87,8 +89,9 @@ def routing_key(envelope):
 BROKER_DELIVERY_LIMIT = 50
 
 
-def event_queue(name, patterns):
-    """A durable quorum queue bound to `oss.events` by topic patterns, dead-lettering to `oss.dlx`.
+def event_queue(name, patterns, dead_letter_exchange=DEAD_LETTER_EXCHANGE.name):
+    """A durable quorum queue bound to `oss.events` by topic patterns, dead-lettering to `oss.dlx`
+    (through `dead_letter_exchange`, the user's outlet where it has one: oss_common.broker.outlet).
 
     The broker counts deliveries (`x-delivery-count`); past BROKER_DELIVERY_LIMIT it dead-letters
     the message with the queue's name as routing key, so a poison message never blocks the queue.
@@ -101,7 +104,7 @@ def event_queue(name, patterns):
         queue_arguments={
             "x-queue-type": "quorum",
             "x-delivery-limit": BROKER_DELIVERY_LIMIT,
-            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
+            "x-dead-letter-exchange": dead_letter_exchange,
             "x-dead-letter-routing-key": name,
         },
     )

@@ -10,11 +10,12 @@ import time
 
 import eventlet
 from eventlet.event import Event
-from kombu import Connection, Producer
+from kombu import Connection, Exchange, Producer
 from nameko.extensions import DependencyProvider
 from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, bindparam, cast, func, select, update
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
+from oss_common.broker import outlet
 from oss_common.database import READ_ONLY, UNSYNCED_COMMIT, DatabaseSettings, UtcDateTime, get_engine
 from oss_common.events import EVENTS_EXCHANGE, routing_key, utc_now
 from oss_common.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING, OUTBOX_RELAYED
@@ -186,7 +187,9 @@ class OutboxRelay(DependencyProvider):
             self._published_tag = 0
             self._confirmed_tag = 0
             self._nacked = False
-            self._producer = Producer(channel, exchange=EVENTS_EXCHANGE, serializer="json")
+            # Through the user's own outlet where it has one (oss_common.broker): it may not publish to oss.events itself.
+            exchange = Exchange(outlet(self.amqp_uri, EVENTS_EXCHANGE.name), type="topic", durable=True, passive=True)
+            self._producer = Producer(channel, exchange=exchange, serializer="json")
         return self._producer
 
     def _on_ack(self, delivery_tag, multiple):

@@ -7,6 +7,11 @@ import eventlet  # noqa: E402
 
 eventlet.monkey_patch()  # nameko's standalone RPC in the tests needs green sockets
 
+from oss_common.broker import ensure_shared_exchanges  # noqa: E402
+from oss_common.rpc import use_broker_permissions  # noqa: E402
+
+use_broker_permissions()  # as `oss` does: the tests' RPC proxies meet the broker as the services do
+
 import contextlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -156,11 +161,58 @@ def fresh_vhost(purpose="session"):
     if not created:
         warnings.warn("rabbitmqctl could not create a vhost: the tests share the broker's default vhost '/'; "
                       "stop any running `make run` demo first")
+    uri = f"{BROKER}/{quote(vhost, safe='')}" if created else f"{BROKER}/"
+    ensure_shared_exchanges(uri)
     try:
-        yield f"{BROKER}/{quote(vhost, safe='')}" if created else f"{BROKER}/"
+        yield uri
     finally:
         if created:
             _rabbitmqctl("delete_vhost", vhost)
+
+
+def rabbit_hash(password):
+    """RabbitMQ's rabbit_password_hashing_sha256: base64(salt + sha256(salt + password))."""
+    import base64
+    import hashlib
+
+    salt = os.urandom(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+@contextlib.contextmanager
+def imported_definitions(region_slugs=("jizzakh", "namangan", "fergana")):
+    """The deployment's broker definitions (oss_common.broker) imported as the deployment imports
+    them, into a vhost and user names of their own (oss-t<tag>-...), every user with one password.
+    Yields a function: principal (`intake_fergana`, `catalogue`, `ministry`) -> its AMQP URI."""
+    from oss_common.broker import definitions, user_name
+
+    tag = uuid.uuid4().hex[:8]
+    vhost, prefix, password = f"oss-deftest-{tag}", f"oss-t{tag}-", uuid.uuid4().hex
+    document = definitions(region_slugs, prefix=prefix)
+    document["vhosts"] = [{"name": vhost}]
+    for section in ("permissions", "topic_permissions", "exchanges", "policies", "bindings", "queues"):
+        for item in document[section]:
+            item["vhost"] = vhost
+    for user in document["users"]:
+        user["password_hash"] = rabbit_hash(password)
+    # A world-readable file: rabbitmqctl may run as the rabbitmq user, who cannot read pytest's folders
+    # (and this version refuses "-" for stdin).
+    handle, path = tempfile.mkstemp(suffix=".json")
+    with os.fdopen(handle, "w") as file:
+        json.dump(document, file)
+    os.chmod(path, 0o644)
+    try:
+        imported = subprocess.run(["rabbitmqctl", "import_definitions", path], capture_output=True, text=True, timeout=120)
+    finally:
+        os.unlink(path)
+    assert imported.returncode == 0, imported.stderr
+    host = BROKER.split("@", 1)[1].rstrip("/")
+    try:
+        yield lambda principal: f"amqp://{user_name(principal, prefix)}:{password}@{host}/{vhost}"
+    finally:
+        _rabbitmqctl("delete_vhost", vhost)
+        for user in document["users"]:
+            _rabbitmqctl("delete_user", user["name"])
 
 
 @pytest.fixture(scope="session")

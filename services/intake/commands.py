@@ -10,7 +10,7 @@ class SubmitApplication:
     submission: dict  # as SubmissionSchema loaded it
     idempotency_key: str | None = None
     actor: str | None = None  # `role:subject` for the audit trail; None: the centre it is filed at
-    caller: Principal | None = None  # the operator filing it (HTTP): files only at its centres; None over RPC
+    caller: Principal | None = None  # the operator filing it: files only at its centres; None: no caller to check (a queued Open311 request)
     submitted_at: datetime | None = None  # None: now
 
 
@@ -20,5 +20,5 @@ class Transition:
     to: str
     actor: str
     reason: str | None = None
-    caller: Principal | None = None  # staff whose centres or agencies the application must be in; None over RPC
+    caller: Principal | None = None  # staff whose centres or agencies the application must be in
     at: datetime | None = None  # None: now

@@ -1,7 +1,8 @@
 """Regional intake's nameko service: RPC `intake_<region>` and the HTTP API on port 8100 + n."""
 from nameko.rpc import rpc
 
-from oss_common.auth import OFFICER, OPERATOR
+from oss_common.auth import OFFICER, OPERATOR, REGION_ADMIN
+from oss_common.callers import RpcCaller
 from oss_common.consumers import event_handler, first_delivery
 from oss_common.database import Database
 from oss_common.errors import BadRequest
@@ -40,6 +41,7 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
     outbox_relay = OutboxRelay(OutboxEvent)
     catalogue = CatalogueCache()
     metrics = Metrics()
+    caller = RpcCaller()
 
     @property
     def region(self):
@@ -49,30 +51,38 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
     def readiness_problems(self):
         return [] if self.catalogue.has_entries() else ["no copy of the catalogue yet (is the catalogue reachable?)"]
 
-    # RPC
+    # RPC: the caller's token travels in the call's context (oss_common.callers), checked as HTTP checks it
 
     @rpc
     def submit_application(self, submission, idempotency_key=None):
-        command = SubmitApplication(SUBMISSION.load(submission), idempotency_key)
+        caller = self.caller.require(OPERATOR)
+        command = SubmitApplication(SUBMISSION.load(submission), idempotency_key, actor=caller.actor, caller=caller)
         application, _created = use_cases.submit(self.unit_of_work(), command)
         return views.application_view(application)
 
     @rpc
     def get_application(self, tracking_number):
-        return views.application_view(views.get_application(self.db, tracking_number))
+        caller = self.caller.require(OPERATOR, OFFICER)
+        application = views.get_application(self.db, tracking_number)
+        require_scope(caller, application)
+        return views.application_view(application)
 
     @rpc
     def list_applications(self, **filters):
-        return views.list_applications(self.db, APPLICATION_QUERY.load(filters))
+        caller = self.caller.require(OPERATOR, OFFICER)
+        return views.list_applications(self.db, {**APPLICATION_QUERY.load(filters), **list_limits(caller)})
 
     @rpc
-    def transition(self, tracking_number, to, actor, reason=None):
-        request = TRANSITION.load({"to": to, "actor": actor, "reason": reason})
-        command = Transition(tracking_number, request["to"], request["actor"], request["reason"])
+    def transition(self, tracking_number, to, reason=None):
+        caller = self.caller.require(OFFICER)
+        request = TRANSITION.load({"to": to, "actor": caller.actor, "reason": reason})
+        command = Transition(tracking_number, request["to"], request["actor"], request["reason"], caller=caller)
         return views.application_view(use_cases.transition(self.unit_of_work(), command))
 
     @rpc
     def export_events(self, after_id=0, limit=500):
+        """The region's event history (it holds applicants' contacts): its administrators only."""
+        self.caller.require(REGION_ADMIN)
         query = EXPORT_QUERY.load({"after_id": after_id, "limit": limit})
         return views.export_events(self.db, query["after_id"], query["limit"])
 

@@ -22,9 +22,10 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance, response_schema_conformance, status_code_conformance,
 )
 
+from oss_common.broker import ensure_shared_exchanges
 from oss_common.config import PROJECT_ROOT
 from oss_common.openapi import DOCUMENTS_DIR, OpenApiDocs, documented_services
-from tests.conftest import BROKER, _rabbitmqctl, auth
+from tests.conftest import BROKER, _rabbitmqctl, as_caller, auth
 from tests.integration.conftest import Stack, seed_document
 
 pytestmark = pytest.mark.integration
@@ -44,10 +45,11 @@ def services(databases, tmp_path_factory):
     if _rabbitmqctl("add_vhost", vhost).returncode != 0 or \
             _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*").returncode != 0:
         pytest.fail(f"cannot create the RabbitMQ vhost {vhost} (rabbitmqctl)")
+    ensure_shared_exchanges(f"{BROKER}/{vhost}")
     stack = Stack(f"{BROKER}/{vhost}", databases, tmp_path_factory.mktemp(f"openapi-{databases.backend}"))
     try:
         catalogue = stack.start("catalogue", database_url=databases.new("openapi-catalogue"))
-        with stack.rpc() as cluster:
+        with stack.rpc(caller=as_caller("catalogue-admin")) as cluster:
             cluster.catalogue.load_catalogue(seed_document())
         started = {
             "catalogue": catalogue,

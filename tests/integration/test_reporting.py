@@ -27,7 +27,7 @@ from oss_common.regions import get_region
 from services.reporting import operations
 from services.intake.domain import AWAITING_DECISION
 from services.reporting.domain import percentile
-from tests.conftest import as_caller
+from tests.conftest import as_caller, token
 from tests.integration.conftest import REGIONS, SEED, auth, post, valid_submission
 from tests.integration.personal_data import assert_no_personal_data, personal_values, unique_applicant
 
@@ -71,7 +71,8 @@ def reporting(stack):
         process.wait_healthy()
     for region in REGIONS:
         # Applications filed by earlier tests came before these consumers' queues existed.
-        done = oss("reporting", "rebuild", "--region", region, env=stack.env(databases[region]))
+        done = oss("reporting", "rebuild", "--region", region,
+                   env=stack.env(databases[region], OSS_TOKEN=token("region-admin", region)))
         assert done.returncode == 0, done.stderr[-2000:]
     national = stack.start_national("reporting", REGIONS=",".join(REGIONS), NATIONAL_TIMEOUT_SECONDS=NATIONAL_TIMEOUT)
     started = time.monotonic()
@@ -307,7 +308,7 @@ def test_national_totals_are_the_sum_of_the_regions(stack, reporting):
 def test_rebuild_gives_the_live_figures(stack, reporting):
     region = "jizzakh"
     rebuilt = stack.databases.new(f"reporting-{region}-rebuilt")
-    done = oss("reporting", "rebuild", "--region", region, env=stack.env(rebuilt))
+    done = oss("reporting", "rebuild", "--region", region, env=stack.env(rebuilt, OSS_TOKEN=token("region-admin", region)))
     assert done.returncode == 0, done.stderr[-2000:]
     assert "events read" in done.stdout
 

@@ -45,7 +45,8 @@ def reporting(stack):
     for process in processes.values():
         process.wait_healthy()
     for region in REGIONS:
-        done = oss("reporting", "rebuild", "--region", region, env=stack.env(databases[region]))
+        done = oss("reporting", "rebuild", "--region", region,
+                   env=stack.env(databases[region], OSS_TOKEN=token("region-admin", region)))
         assert done.returncode == 0, done.stderr[-2000:]
         wait_caught_up(stack, region, processes[region])
     national = stack.start_national("reporting", REGIONS=",".join(REGIONS), NATIONAL_TIMEOUT_SECONDS=5)

@@ -1,0 +1,49 @@
+"""nameko's RPC on a broker where no user may declare, or publish straight to, the shared `nameko-rpc`
+exchange (oss_common.broker): it is declared passively, requests and replies go out through the
+user's own outlet, and a reply queue is bound by a key that names the user (`reply-<user>-<uuid>`),
+so a user can bind, and read, only its own replies.
+
+`use_broker_permissions()` applies this to nameko's classes, once per process, before any service
+or ClusterRpcProxy starts (`oss` does it for every command; the tests and the bench do it too).
+"""
+import uuid
+
+import nameko.rpc
+from kombu import Exchange, Queue
+from nameko.amqp.publish import Publisher
+from nameko.constants import AMQP_URI_CONFIG_KEY, RPC_EXCHANGE_CONFIG_KEY
+
+from oss_common.broker import RPC_EXCHANGE, amqp_user, outlet, reply_key
+
+
+def rpc_exchange(config):
+    """`nameko-rpc`, declared passively: it must exist (the definitions, or `oss run` on a development broker)."""
+    return Exchange(config.get(RPC_EXCHANGE_CONFIG_KEY, RPC_EXCHANGE), type="topic", durable=True, passive=True)
+
+
+class OutletPublisher(Publisher):
+    """nameko's publisher, sending what is meant for `nameko-rpc` through the user's outlet."""
+
+    def publish(self, payload, **kwargs):
+        exchange = kwargs.get("exchange")
+        if exchange is not None:
+            name = outlet(self.amqp_uri, exchange.name)
+            if name != exchange.name:
+                kwargs["exchange"] = Exchange(name, type="topic", durable=True, passive=True)
+        return super().publish(payload, **kwargs)
+
+
+def _reply_listener_setup(self):
+    """nameko's ReplyListener.setup, with the user's name in the reply queue's name and routing key."""
+    config = self.container.config
+    self.routing_key = reply_key(amqp_user(config[AMQP_URI_CONFIG_KEY]), uuid.uuid4())
+    self.queue = Queue(f"rpc.{self.routing_key}", exchange=rpc_exchange(config), routing_key=self.routing_key,
+                       queue_arguments={"x-expires": nameko.rpc.RPC_REPLY_QUEUE_TTL})
+    self.queue_consumer.register_provider(self)
+
+
+def use_broker_permissions():
+    nameko.rpc.get_rpc_exchange = rpc_exchange
+    nameko.rpc.MethodProxy.publisher_cls = OutletPublisher
+    nameko.rpc.Responder.publisher_cls = OutletPublisher
+    nameko.rpc.ReplyListener.setup = _reply_listener_setup
