@@ -22,6 +22,7 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance, response_schema_conformance, status_code_conformance,
 )
 
+from oss_common.auth import REGIONAL_ROLES
 from oss_common.broker import ensure_shared_exchanges
 from oss_common.config import PROJECT_ROOT
 from oss_common.openapi import DOCUMENTS_DIR, OpenApiDocs, documented_services
@@ -101,7 +102,7 @@ def credentials(case, calls):
     if not roles or count % 10 == 0:
         return {}
     role = roles[count % len(roles)]
-    return auth(role, REGION if role in ("operator", "officer") else None)
+    return auth(role, REGION if role in REGIONAL_ROLES else None)
 
 
 def exercise(base_url, mode, examples, api_key):
