@@ -16,6 +16,7 @@ and the binding keys on the shared exchanges (a queue can be bound only to the p
 keys). Queues: configure, write and read on the principal's own queues only:
   rpc-<service>                       nameko's RPC queue, bound to `nameko-rpc` by `<service>.*`
   <service>.<purpose>[.dead]          event queues on `oss.events`, their dead letters on `oss.dlx`
+  rpc-<service>.dead                  RPC requests that could not be read (oss_common.consumers)
   rpc.reply-<user>-<uuid>             RPC reply queues, bound by `reply-<user>-<uuid>` (oss_common.rpc)
 """
 import json
@@ -73,10 +74,12 @@ class Principal:
         self.binds = tuple(binds)  # event routing keys (topic patterns) its queues bind
         self.event_queues = tuple(f"{name}.{suffix}" for suffix in EVENT_QUEUES.get(queue_kind, ()))
         self.serves_rpc = name != "ministry"
+        # The queues whose consumers park what they give up on (or cannot read) in `<queue>.dead`.
+        self.dead_lettering = self.event_queues + ((f"rpc-{name}",) if self.serves_rpc else ())
 
     def queue_pattern(self):
         names = [f"rpc-{self.name}"] if self.serves_rpc else []
-        names += [queue for queue in self.event_queues] + [f"{queue}.dead" for queue in self.event_queues]
+        names += list(self.event_queues) + [f"{queue}.dead" for queue in self.dead_lettering]
         alternatives = [re.escape(name) for name in names] + [rf"rpc\.reply-{re.escape(self.user)}-{UUID}"]
         return "^(" + "|".join(alternatives) + ")$"
 
@@ -101,10 +104,10 @@ class Principal:
         topics = [
             (RPC_EXCHANGE, "^$", "^(" + "|".join(bind_rpc + [own_replies]) + ")$"),
             (EVENTS_EXCHANGE.name, "^$", _anchored(_topic_regex(key) for key in self.binds)),
-            (DEAD_LETTER_EXCHANGE.name, "^$", _anchored(re.escape(queue) for queue in self.event_queues)),
+            (DEAD_LETTER_EXCHANGE.name, "^$", _anchored(re.escape(queue) for queue in self.dead_lettering)),
             (f"{self.user}.rpc", self.rpc_keys(), "^$"),
             (f"{self.user}.events", _anchored(_topic_regex(key) for key in self.publishes), "^$"),
-            (f"{self.user}.dlx", _anchored(re.escape(queue) for queue in self.event_queues), "^$"),
+            (f"{self.user}.dlx", _anchored(re.escape(queue) for queue in self.dead_lettering), "^$"),
         ]
         topic_permissions = [{"user": self.user, "vhost": VHOST, "exchange": exchange, "write": write, "read": read}
                              for exchange, write, read in topics]
@@ -112,7 +115,7 @@ class Principal:
             [_binding(f"{self.user}.rpc", RPC_EXCHANGE, call) for call in self.calls]
             + ([_binding(f"{self.user}.rpc", RPC_EXCHANGE, "*")] if self.callers else [])
             + [_binding(f"{self.user}.events", EVENTS_EXCHANGE.name, key) for key in self.publishes]
-            + [_binding(f"{self.user}.dlx", DEAD_LETTER_EXCHANGE.name, queue) for queue in self.event_queues]
+            + [_binding(f"{self.user}.dlx", DEAD_LETTER_EXCHANGE.name, queue) for queue in self.dead_lettering]
         )
         return user, permission, topic_permissions, self.outlets(), bindings
 

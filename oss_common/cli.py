@@ -167,7 +167,7 @@ def settle_garbage_collector():
 def cmd_run(args):
     from nameko.runners import ServiceRunner
 
-    from oss_common.consumers import tolerate_dropped_connections
+    from oss_common.consumers import reject_malformed_messages, tolerate_dropped_connections
 
     if args.service is None:
         members = group_members(args.region, args.national)
@@ -181,6 +181,7 @@ def cmd_run(args):
     if not args.no_migrate:
         migrate(kind, config)
     tolerate_dropped_connections()
+    reject_malformed_messages()
     runner = ServiceRunner(config)
     runner.add_service(service_class(kind, region))
 

@@ -4,6 +4,7 @@ A handler that raises is retried with exponential back-off up to DELIVERY_LIMIT 
 then the event is dead-lettered to `oss.dlx` with the error recorded in its headers, and the
 queue behind it keeps flowing. A malformed envelope is dead-lettered at once.
 """
+import functools
 import logging
 from datetime import datetime, timezone
 
@@ -12,13 +13,17 @@ from kombu import Connection, Producer
 from marshmallow import ValidationError
 from nameko.extensions import DependencyProvider
 from nameko.messaging import Consumer, QueueConsumer
+from nameko.rpc import RpcConsumer
 from sqlalchemy import String, bindparam, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from oss_common.broker import outlet
 from oss_common.database import UtcDateTime
 from oss_common.config import ConfigurationError, as_list
-from oss_common.events import BROKER_DELIVERY_LIMIT, DEAD_LETTER_EXCHANGE, dead_letter_queue, event_queue, load_envelope, utc_now
+from oss_common.events import (
+    BROKER_DELIVERY_LIMIT, DEAD_LETTER_EXCHANGE, NATIONAL, dead_letter_queue, event_queue, load_envelope, routing_key,
+    utc_now,
+)
 from oss_common.metrics import DEAD_LETTER_MESSAGES, EVENT_LAG, EVENT_QUEUE_MESSAGES, EVENTS_DEAD_LETTERED
 
 log = logging.getLogger(__name__)
@@ -193,12 +198,26 @@ class EventHandler(Consumer):
             self.dead_letter(message, f"malformed envelope: {sorted(exc.messages)}")
             self.queue_consumer.ack_message(message)
             return
+        problem = self._misaddressed(envelope, message.delivery_info.get("routing_key"))
+        if problem:
+            self.dead_letter(message, problem)
+            self.queue_consumer.ack_message(message)
+            return
         occurred = _parse_time(envelope["occurred_at"])
         if occurred is not None:
             EVENT_LAG.labels(self.container.service_name, self.region, envelope["type"]).observe(
                 max(0.0, (datetime.now(timezone.utc) - occurred).total_seconds())
             )
         super().handle_message(envelope, message)
+
+    def _misaddressed(self, envelope, delivered_as):
+        """Why an envelope does not belong on this queue (None when it does): its routing key must be
+        the one it came by, and a region's queue takes its own region's and national events only."""
+        if routing_key(envelope) != delivered_as:
+            return f"envelope for {routing_key(envelope)} delivered as {delivered_as}"
+        if self.region != NATIONAL and envelope["region"] not in (self.region, NATIONAL):
+            return f"envelope of region {envelope['region']} on a queue of {self.region}"
+        return None
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is None:
@@ -227,28 +246,79 @@ class EventHandler(Consumer):
 
     def dead_letter(self, message, error):
         """Park the message in `<queue>.dead` with why; confirmed before the original is acked."""
-        body = message.body
-        event_type = (message.payload or {}).get("type", "unknown") if isinstance(message.payload, dict) else "unknown"
-        headers = dict(message.headers or {})
-        headers.update({
-            "x-error": error,
-            "x-failed-queue": self.queue_name,
-            "x-failed-handler": f"{self.container.service_name}.{self.method_name}",
-            "x-original-routing-key": message.delivery_info.get("routing_key"),
-        })
-        with Connection(self.amqp_uri, transport_options={"confirm_publish": True}) as connection:
-            Producer(connection.channel()).publish(
-                body,
-                exchange=self.dead_letter_outlet,
-                routing_key=self.queue_name,
-                headers=headers,
-                delivery_mode=2,
-                content_type=message.content_type,
-                content_encoding=message.content_encoding,
-                message_id=message.properties.get("message_id"),
-            )
-        EVENTS_DEAD_LETTERED.labels(self.container.service_name, self.region, event_type).inc()
-        log.error("dead-lettered a %s event from %s: %s", event_type, self.queue_name, error)
+        dead_letter_message(self.amqp_uri, self.queue_name, message, error,
+                            handler=f"{self.container.service_name}.{self.method_name}")
+        payload = message._decoded_cache if isinstance(message._decoded_cache, dict) else {}
+        event_type = payload.get("type") if isinstance(payload.get("type"), str) else "unknown"
+        EVENTS_DEAD_LETTERED.labels(self.container.service_name, self.region, event_type[:64]).inc()
+        log.error("dead-lettered a %s event from %s: %s", event_type[:64], self.queue_name, error)
+
+
+def dead_letter_message(amqp_uri, queue_name, message, error, handler=None):
+    """Park `message` (its body as it came) in `<queue_name>.dead` through the user's dead-letter
+    outlet, with why in `x-error`; confirmed before the caller acks the original."""
+    headers = dict(message.headers or {})
+    headers.update({"x-error": error[:500], "x-failed-queue": queue_name,
+                    "x-original-routing-key": message.delivery_info.get("routing_key")})
+    if handler:
+        headers["x-failed-handler"] = handler
+    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        channel = connection.channel()
+        dead_letter_queue(queue_name)(channel).declare()
+        Producer(channel).publish(
+            message.body,
+            exchange=outlet(amqp_uri, DEAD_LETTER_EXCHANGE.name),
+            routing_key=queue_name,
+            headers=headers,
+            delivery_mode=2,
+            content_type=message.content_type,
+            content_encoding=message.content_encoding,
+            message_id=message.properties.get("message_id"),
+        )
+
+
+def reject_malformed_messages():
+    """No malformed message stops or wedges a consumer: one its queue cannot decode (not JSON, a
+    content type other than JSON) and an RPC request without `reply_to` or `correlation_id` are
+    parked in the queue's `.dead` queue with the reason and acked, and the consumer goes on (kombu
+    would otherwise raise out of nameko's consuming thread, and nameko would reply to nobody).
+    Replies (to this process's own queue) that cannot be decoded are dropped with a log line.
+    Called once per process before its services start."""
+    if getattr(QueueConsumer, "_oss_rejects_malformed", False):
+        return
+    get_consumers = QueueConsumer.get_consumers
+    handle_request = RpcConsumer.handle_message
+
+    def get_consumers_rejecting(self, consumer_cls, channel):
+        consumers = get_consumers(self, consumer_cls, channel)
+        for provider, consumer in self._consumers.items():
+            consumer.on_decode_error = functools.partial(_undecodable, self, provider)
+        return consumers
+
+    def handle_request_with_headers(self, body, message):
+        missing = [name for name in ("reply_to", "correlation_id") if not message.properties.get(name)]
+        if missing:
+            _reject(self.queue_consumer, self.queue.name, message, f"RPC request without {' or '.join(missing)}")
+            return
+        handle_request(self, body, message)
+
+    QueueConsumer.get_consumers = get_consumers_rejecting
+    RpcConsumer.handle_message = handle_request_with_headers
+    QueueConsumer._oss_rejects_malformed = True
+
+
+def _undecodable(queue_consumer, provider, message, exc):
+    if isinstance(provider, (EventHandler, RpcConsumer)):
+        _reject(queue_consumer, provider.queue.name, message, f"cannot decode the message ({type(exc).__name__}: {exc})")
+    else:
+        log.error("dropped an undecodable message on %s (%s)", provider.queue.name, type(exc).__name__)
+        queue_consumer.ack_message(message)
+
+
+def _reject(queue_consumer, queue_name, message, error):
+    dead_letter_message(queue_consumer.amqp_uri, queue_name, message, error)
+    queue_consumer.ack_message(message)
+    log.error("dead-lettered a malformed message from %s: %s", queue_name, error)
 
 
 def _message_count(channel, queue_name):
