@@ -18,6 +18,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import yaml  # noqa: E402
+from nameko.exceptions import RemoteError  # noqa: E402
 
 from oss_common.auth import MAX_TTL_SECONDS, ROLES  # noqa: E402
 from oss_common.broker import ensure_shared_exchanges  # noqa: E402
@@ -460,6 +461,11 @@ def main(argv=None):
     except ConfigurationError as exc:
         print(f"oss: configuration error: {exc}", file=sys.stderr)
         return 2
+    except RemoteError as exc:
+        if exc.exc_type not in ("Unauthorized", "Forbidden"):
+            raise
+        print(f"oss: refused by the service ({exc.exc_type}): {exc.value}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -196,6 +196,18 @@ def test_the_token_command_makes_tokens_the_services_accept(stack):
     assert too_long.returncode == 2 and "12 hours" in too_long.stderr
 
 
+def test_catalogue_load_acts_with_a_catalogue_admins_token_only(stack):
+    from tests.integration.conftest import SEED
+
+    for env, status, said in (({}, 2, "OSS_TOKEN"), ({"OSS_TOKEN": token("operator", "jizzakh")}, 3, "Forbidden"),
+                              ({"OSS_TOKEN": forged_token("catalogue-admin")}, 3, "Unauthorized")):
+        refused = oss("catalogue", "load", str(SEED), AMQP_URI=stack.amqp_uri, OSS_VAR_DIR="/nonexistent", **env)
+        assert refused.returncode == status and said in refused.stderr, (env, refused.stderr[-500:])
+    loaded = oss("catalogue", "load", str(SEED), AMQP_URI=stack.amqp_uri, OSS_TOKEN=token("catalogue-admin"))
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert "0 services changed" in loaded.stdout
+
+
 def test_an_oblast_issuer_counts_for_its_own_staff_only_and_its_key_joins_and_leaves_without_restart(stack, tmp_path):
     """Fergana runs its own issuer: its key is added to the JWKS the services already read (they take
     it up at its first token, no restart); its tokens open Fergana's desk, not Jizzakh's, and sign
