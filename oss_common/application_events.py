@@ -69,6 +69,8 @@ class ApplicationEventSchema(Schema):
     language = fields.String(load_default=None, allow_none=True)
     channel = fields.String(required=True, validate=validate.Length(min=1, max=8))
     contact = fields.Nested(ContactSchema, load_default=dict)
+    # Only in application.submitted, for the first message; event exports leave it out.
+    status_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
 
 
 APPLICATION_EVENT = ApplicationEventSchema()

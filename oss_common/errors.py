@@ -1,4 +1,6 @@
 """The one error format: `{"error": CODE, "message": ..., "fields": {...}}` with a 4xx status."""
+import math
+
 from marshmallow import ValidationError
 
 
@@ -47,6 +49,17 @@ class PayloadTooLarge(ApiError):
 class UnsupportedMediaType(ApiError):
     status = 415
     code = "unsupported_media_type"
+
+
+class TooManyRequests(ApiError):
+    """Answered with a Retry-After header of `retry_after` whole seconds."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message, retry_after, fields=None):
+        super().__init__(message, fields=fields)
+        self.retry_after = max(1, math.ceil(retry_after))
 
 
 class Unavailable(ApiError):

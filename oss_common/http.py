@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from marshmallow import Schema, ValidationError, fields
 from nameko.exceptions import BadRequest as NamekoBadRequest
+from nameko.extensions import SharedExtension
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
@@ -16,9 +17,12 @@ from werkzeug.wrappers import Request, Response
 
 from oss_common.auth import ROLES, Unauthorized, VerifiedTokens, authorize, bearer_token, trusted_keys
 from oss_common.callers import CONTEXT_KEY
+from oss_common.config import setting
 from oss_common.errors import (
-    ApiError, BadRequest, PayloadTooLarge, Unavailable, UnsupportedMediaType, from_validation_error,
+    ApiError, BadRequest, PayloadTooLarge, TooManyRequests, Unavailable, UnsupportedMediaType, from_validation_error,
 )
+from oss_common.metrics import ANONYMOUS_REFUSED
+from oss_common.ratelimit import Limiter, client_address, rate_setting
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,10 @@ def json_response(payload, status=200, headers=None):
 
 
 def error_response(error: ApiError):
-    return json_response(error.to_dict(), status=error.status)
+    response = json_response(error.to_dict(), status=error.status)
+    if isinstance(error, TooManyRequests):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,27 @@ class OssWebServer(WebServer):
         return {CONTEXT_KEY: token.strip()} if scheme.lower() == "bearer" and token.strip() else {}
 
 
+class AnonymousLimits(SharedExtension):
+    """What one process lets each client address ask of its public endpoints, all of them together
+    (ANONYMOUS_RATE_LIMIT, `N/S`); FORWARDED_HOPS says how many proxies of the deployment stand in
+    front, whose X-Forwarded-For names the client."""
+
+    def setup(self):
+        config = self.container.config
+        self.limiter = Limiter(rate_setting(config, "ANONYMOUS_RATE_LIMIT", "120/60"))
+        self.forwarded_hops = setting(config, "FORWARDED_HOPS", 0, int)
+
+    def address(self, request):
+        return client_address(request, self.forwarded_hops)
+
+    def refusal(self, request):
+        """The 429 to answer when the request's address has used up its requests, else None."""
+        wait = self.limiter.take(self.address(request))
+        if not wait:
+            return None
+        return TooManyRequests("too many requests from this address; try again later", retry_after=wait)
+
+
 class ApiHandler(HttpRequestHandler):
     """`@api("GET", "/path")`: the method returns a dict/list (200), `(status, payload)`,
     `(status, headers, payload)` or a werkzeug Response; raised ApiErrors become their 4xx JSON,
@@ -109,10 +137,13 @@ class ApiHandler(HttpRequestHandler):
 
     Every endpoint needs a bearer token (oss_common.auth) unless declared `public=True`;
     `roles=(...)` narrows who may call it (default: any role). A token for another region gets
-    403 on a regional instance. The method reads its caller with `principal(request)`.
+    403 on a regional instance. The method reads its caller with `principal(request)`. Public
+    endpoints are rate-limited per client address (AnonymousLimits): past the limit, 429 with
+    Retry-After, before any worker is taken.
     """
 
     server = OssWebServer()
+    anonymous_limits = AnonymousLimits()
 
     def __init__(self, method, url, roles=None, public=False, **kwargs):
         doc = {name: kwargs.pop(name) for name in ApiDoc.__dataclass_fields__ if name in kwargs}
@@ -145,7 +176,13 @@ class ApiHandler(HttpRequestHandler):
             return error_response(exc)
 
     def handle_request(self, request):
-        if not self.public:
+        if self.public:
+            refusal = self.anonymous_limits.refusal(request)
+            if refusal is not None:
+                ANONYMOUS_REFUSED.labels(self.container.service_name, self.region or "national", self.method_name,
+                                         "address").inc()
+                return error_response(refusal)
+        else:
             caller = self.authenticate(request)
             if isinstance(caller, Response):
                 return caller

@@ -54,6 +54,12 @@ DEAD_LETTER_MESSAGES = Gauge(
     "oss_dead_letter_queue_messages", "Events parked in a consumer's dead-letter queue, polled from the broker.",
     ["service", "region", "queue"],
 )
+ANONYMOUS_REFUSED = Counter(
+    "oss_anonymous_requests_refused_total",
+    "Anonymous requests answered 429, by the limit they ran into (address: all public endpoints of a client "
+    "address; status_address, status_tracking: wrong status codes from an address, for a tracking number).",
+    ["service", "region", "entrypoint", "limit"],
+)
 _server_ports = set()
 
 

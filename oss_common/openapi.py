@@ -42,6 +42,7 @@ STATUS_DESCRIPTIONS = {
     413: "Request body too large",
     415: "Request body not in the required media type",
     422: "Well-formed input that breaks a catalogue or workflow rule",
+    429: "Too many requests from this address (or wrong guesses); Retry-After says how many seconds to wait",
     503: "A dependency (the database) is unreachable; try again shortly",
 }
 DOCUMENTS_DIR = PROJECT_ROOT / "docs" / "openapi"
@@ -123,8 +124,7 @@ def error_statuses(route, has_path_parameters):
     as the route's handler reports them."""
     doc = route.doc
     statuses = set(doc.errors) | set(getattr(route.handler, "implied_errors", ())) | {503}
-    if not route.handler.public:
-        statuses |= {401, 403}
+    statuses |= {429} if route.handler.public else {401, 403}
     if has_path_parameters or doc.query or doc.headers or doc.body or doc.form:
         statuses.add(400)
     if doc.body:

@@ -1,7 +1,7 @@
 """Catalogue tables: public services, their agencies and groups, the outbox."""
 from datetime import datetime
 
-from sqlalchemy import JSON, Integer, String
+from sqlalchemy import JSON, Boolean, Integer, String, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from oss_common.database import UtcDateTime
@@ -35,6 +35,8 @@ class PublicService(Base):
     # The definition as the API shows it (names, documents, attributes, fee, regions, ...).
     definition: Mapped[dict] = mapped_column(JSON, nullable=False)
     state: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    # Listed on the anonymous Open311 face; every other service's applications are personal.
+    public_interest: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
 

@@ -30,6 +30,7 @@ def service_view(row, agency_names, lang=None):
         "fee": definition["fee"],
         "deadline_working_days": definition["deadline_working_days"],
         "regions": definition["regions"],
+        "public_interest": row.public_interest,
         "state": row.state,
         "version": row.version,
         "updated_at": rfc3339(row.updated_at),
@@ -76,20 +77,23 @@ def upsert_service(session, record, definition, actor, state=None):
     _check_references(session, definition)
     definition = {key: value for key, value in definition.items() if key not in ("state",)}
     row = session.get(PublicService, definition["code"])
-    content = {key: value for key, value in definition.items() if key not in ("code", "agency", "group")}
+    content = {key: value for key, value in definition.items() if key not in ("code", "agency", "group", "public_interest")}
+    public_interest = bool(definition.get("public_interest", False))
     if row is None:
         row = PublicService(
             code=definition["code"], group=definition["group"], agency=definition["agency"],
-            definition=content, state=state or "draft", version=1, updated_at=utc_now(),
+            public_interest=public_interest, definition=content, state=state or "draft", version=1, updated_at=utc_now(),
         )
         session.add(row)
         session.flush()
         _announce(session, record, row, actor)
         return row, True
     new_state = state or row.state
-    if row.definition == content and row.group == definition["group"] and row.agency == definition["agency"] and row.state == new_state:
+    if (row.definition == content and row.group == definition["group"] and row.agency == definition["agency"]
+            and row.public_interest == public_interest and row.state == new_state):
         return row, False
     row.definition = content
+    row.public_interest = public_interest
     row.group = definition["group"]
     row.agency = definition["agency"]
     row.state = new_state
@@ -120,10 +124,12 @@ def get_service(session, code):
     return row
 
 
-def list_services(session, region=None, group=None, state="published"):
+def list_services(session, region=None, group=None, state="published", public_interest=None):
     query = select(PublicService).order_by(PublicService.group, PublicService.code)
     if group:
         query = query.where(PublicService.group == group)
+    if public_interest is not None:
+        query = query.where(PublicService.public_interest == public_interest)
     if state and state != "all":
         query = query.where(PublicService.state == state)
     rows = session.scalars(query).all()

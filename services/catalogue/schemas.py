@@ -81,6 +81,9 @@ class ServiceDefinitionSchema(StrictSchema):
     fee = fields.Nested(FeeSchema, required=True)
     deadline_working_days = fields.Integer(required=True, validate=validate.Range(min=1, max=365))
     regions = fields.List(RegionSlug(), required=True, validate=validate.Length(min=1))
+    public_interest = fields.Boolean(load_default=False, metadata={
+        "description": "a matter of public interest (a broken street light, a complaint to the khokimiyat): its "
+                       "applications are listed on the anonymous Open311 face; every other service's never are"})
 
     @pre_load
     def expand_all_regions(self, data, **kwargs):
@@ -123,6 +126,8 @@ class ServiceQuerySchema(StrictSchema):
     region = RegionSlug(load_default=None)
     group = fields.String(load_default=None, validate=CODE)
     state = fields.String(load_default="published", validate=validate.OneOf(STATES + ("all",)))
+    public_interest = fields.Boolean(load_default=None, metadata={"description": "only public-interest services (true) "
+                                                                                 "or only the others (false)"})
     lang = Language(load_default=None)
 
 
@@ -151,6 +156,8 @@ class ServiceViewSchema(StrictSchema):
     fee = fields.Nested(FeeSchema, required=True)
     deadline_working_days = fields.Integer(required=True)
     regions = fields.List(fields.String(), required=True)
+    public_interest = fields.Boolean(required=True, metadata={
+        "description": "its applications are listed on the anonymous Open311 face"})
     state = fields.String(required=True, validate=validate.OneOf(STATES))
     version = fields.Integer(required=True)
     updated_at = fields.AwareDateTime(required=True)

@@ -34,9 +34,9 @@ class CatalogueService(HealthCheck, OpenApiDocs):
 
 
     @rpc
-    def list_services(self, region=None, group=None, state="published", lang=None):
-        query = SERVICE_QUERY.load({key: value for key, value in
-                                    dict(region=region, group=group, state=state, lang=lang).items() if value is not None})
+    def list_services(self, region=None, group=None, state="published", lang=None, public_interest=None):
+        query = SERVICE_QUERY.load({key: value for key, value in dict(
+            region=region, group=group, state=state, lang=lang, public_interest=public_interest).items() if value is not None})
         return self._list(query)
 
     @rpc
@@ -118,7 +118,7 @@ class CatalogueService(HealthCheck, OpenApiDocs):
 
     def _list(self, query):
         agencies = operations.agency_names(self.db)
-        rows = operations.list_services(self.db, query["region"], query["group"], query["state"])
+        rows = operations.list_services(self.db, query["region"], query["group"], query["state"], query["public_interest"])
         return [operations.service_view(row, agencies, query["lang"]) for row in rows]
 
     def _upsert(self, definition, actor):

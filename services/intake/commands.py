@@ -22,3 +22,11 @@ class Transition:
     reason: str | None = None
     caller: Principal | None = None  # staff whose centres or agencies the application must be in
     at: datetime | None = None  # None: now
+
+
+@dataclass(frozen=True)
+class ReissueStatusCode:
+    """A new status code for a citizen who lost the receipt; the old code stops working."""
+
+    tracking_number: str
+    caller: Principal | None = None  # the operator, whose centres the application must be in; None over RPC

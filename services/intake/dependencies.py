@@ -1,4 +1,5 @@
-"""How intake reaches the outside world: its copy of the national catalogue."""
+"""How intake reaches the outside world: its copy of the national catalogue, and the limits on
+wrong guesses at citizens' status codes."""
 import logging
 import time
 
@@ -7,7 +8,9 @@ from nameko.extensions import DependencyProvider
 from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import func, select
 
+from oss_common.config import setting
 from oss_common.database import DatabaseSettings, session_factory
+from oss_common.ratelimit import Limiter, client_address, rate_setting
 from oss_common.events import utc_now
 from oss_common.regions import get_region
 from services.intake.metrics import CATALOGUE_CACHE_AGE
@@ -133,3 +136,36 @@ class CatalogueCache(DependencyProvider):
                             self.region, type(exc).__name__, retry_delay)
                 eventlet.sleep(retry_delay)
                 retry_delay = min(retry_delay * 2, 60.0)
+
+
+class StatusGuesses(DependencyProvider):
+    """Wrong status codes allowed per client address (STATUS_GUESSES_PER_ADDRESS) and per tracking
+    number (STATUS_GUESSES_PER_TRACKING_NUMBER), each `N/S`, in this process. Once either is used
+    up, look-ups answer 429 with Retry-After, a right code included: otherwise the limit would only
+    slow a walk through the numbers down, not stop it."""
+
+    def setup(self):
+        config = self.container.config
+        self.by_address = Limiter(rate_setting(config, "STATUS_GUESSES_PER_ADDRESS", "10/600"))
+        self.by_tracking_number = Limiter(rate_setting(config, "STATUS_GUESSES_PER_TRACKING_NUMBER", "5/600"))
+        self.forwarded_hops = setting(config, "FORWARDED_HOPS", 0, int)
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def address(self, request):
+        return client_address(request, self.forwarded_hops)
+
+    def refusal(self, address, tracking_number):
+        """(which limit, seconds to wait) for the first of the two that is used up, or None."""
+        for limit, limiter, key in (("status_address", self.by_address, address),
+                                    ("status_tracking", self.by_tracking_number, tracking_number)):
+            wait = limiter.wait(key)
+            if wait:
+                return limit, wait
+        return None
+
+    def wrong(self, address, tracking_number):
+        """Count a wrong guess against both."""
+        self.by_address.take(address)
+        self.by_tracking_number.take(tracking_number)

@@ -1,5 +1,8 @@
 """The application workflow and intake's rules, in plain Python (no bus, no database)."""
+import hashlib
+import hmac
 import re
+import secrets
 from datetime import datetime
 from enum import StrEnum
 
@@ -181,3 +184,25 @@ def check_against_catalogue(region, definition, submission, centre):
     if fields:
         raise ApplicationInvalid(f"the application does not fit service {code!r}: {', '.join(sorted(fields))}", fields=fields)
     return attributes
+
+
+# The status code: the second factor a citizen holds besides the tracking number (printed on the
+# receipt, sent with the first notification). Eight symbols of 32 (40 bits; no 0/O, no 1/I), so
+# that with the per-address and per-tracking-number limits on wrong guesses, walking the
+# sequential tracking numbers learns nothing. Only a keyed digest is stored: the code cannot be
+# shown again, only replaced.
+CODE_SYMBOLS = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+CODE_LENGTH = 8
+
+
+def new_status_code():
+    """A fresh code, written as the receipt shows it: `ABCD-EFGH`."""
+    symbols = "".join(secrets.choice(CODE_SYMBOLS) for _ in range(CODE_LENGTH))
+    return f"{symbols[:4]}-{symbols[4:]}"
+
+
+def status_code_digest(tracking_number, code):
+    """What is stored of a code: HMAC-SHA-256 keyed by the tracking number, of the code as typed
+    without case, spaces or dashes (so `abcd efgh` is `ABCD-EFGH`)."""
+    typed = "".join(character for character in str(code).upper() if character not in " -")
+    return hmac.new(tracking_number.encode("utf-8"), typed.encode("utf-8"), hashlib.sha256).hexdigest()

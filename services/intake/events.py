@@ -9,11 +9,13 @@ STATUS_CHANGED = application_events.STATUS_CHANGED
 VERSION = application_events.VERSION
 
 
-def event_data(application, definition, actor: str, previous_status: str | None = None, reason: str | None = None) -> dict:
+def event_data(application, definition, actor: str, previous_status: str | None = None, reason: str | None = None,
+               status_code: str | None = None) -> dict:
     """What others need to react to an application event, where it stands included: no PINFL, no name.
 
     The contact the applicant chose travels in the body (never in a routing key) so that
-    notifications need not call back.
+    notifications need not call back; so does the citizen's status code, in `application.submitted`,
+    for the first message.
     """
     data = {
         "tracking_number": application.tracking_number,
@@ -38,6 +40,8 @@ def event_data(application, definition, actor: str, previous_status: str | None 
     }
     if definition is not None:
         data["service_name"] = definition["names"]
+    if status_code is not None:
+        data["status_code"] = status_code
     if application.decided_at is not None and application.status in DECISIONS:
         data["decided_on_time"] = local_date(application.decided_at) <= application.due_date
     return application_events.dump(data)

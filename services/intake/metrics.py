@@ -18,6 +18,11 @@ CATALOGUE_CACHE_AGE = Gauge(
     "oss_catalogue_cache_age_seconds", "Seconds since intake's catalogue copy was last refreshed from the catalogue.",
     ["service", "region"],
 )
+STATUS_LOOKUPS = Counter(
+    "oss_status_lookups_total", "Anonymous status look-ups, by outcome: found, not_found (an unknown tracking "
+    "number or a wrong code, never told apart) or refused (too many wrong codes, 429).",
+    ["region", "outcome"],
+)
 
 
 def count_submission(region: str, application) -> None:

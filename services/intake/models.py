@@ -44,6 +44,8 @@ class Application(Base):
     due_date: Mapped[date] = mapped_column(Date, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # The citizen's status code, as services.intake.public.status_code_digest keeps it (never the code).
+    status_code_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     history: Mapped[list["StatusChange"]] = relationship(
         back_populates="application", order_by="StatusChange.id", cascade="all, delete-orphan"

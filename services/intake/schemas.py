@@ -124,6 +124,9 @@ class ApplicationViewSchema(StrictSchema):
     updated_at = fields.AwareDateTime(required=True)
     due_date = fields.Date(required=True)
     history = fields.List(fields.Nested(StatusChangeViewSchema), metadata={"description": "not in lists"})
+    status_code = fields.String(metadata={
+        "description": "the citizen's status code, only in the answer that filed the application (201): print it "
+                       "on the receipt; it cannot be shown again, only reissued"})
 
 
 class ApplicationPageSchema(StrictSchema):
@@ -190,13 +193,26 @@ class ServiceListSchema(StrictSchema):
     items = fields.List(fields.Nested(ServiceFormSchema), required=True)
 
 
+class StatusLookupSchema(StrictSchema):
+    """What a citizen gives to see where an application stands, beside its tracking number."""
+
+    code = fields.String(required=True, validate=validate.Length(min=1, max=32), metadata={
+        "description": "the status code on the receipt and in the first message, e.g. K7QP-4MZX (case, spaces and "
+                       "dashes do not matter)"})
+
+
+class StatusCodeSchema(StrictSchema):
+    tracking_number = fields.String(required=True)
+    status_code = fields.String(required=True, metadata={"description": "the new code; the old one no longer works"})
+
+
 class PublicStatusChangeSchema(StrictSchema):
     status = fields.String(required=True)
     on = fields.Date(required=True)
 
 
 class PublicStatusSchema(StrictSchema):
-    """An application's status for the citizen holding its tracking number: nothing personal."""
+    """An application's status for the citizen holding its tracking number and status code: nothing personal."""
 
     tracking_number = fields.String(required=True)
     service_code = fields.String(required=True)

@@ -57,8 +57,8 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
     def submit_application(self, submission, idempotency_key=None):
         caller = self.caller.require(OPERATOR)
         command = SubmitApplication(SUBMISSION.load(submission), idempotency_key, actor=caller.actor, caller=caller)
-        application, _created = use_cases.submit(self.unit_of_work(), command)
-        return views.application_view(application)
+        application, created = use_cases.submit(self.unit_of_work(), command)
+        return views.filed_view(application, created)
 
     @rpc
     def get_application(self, tracking_number):
@@ -124,7 +124,7 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
         caller = principal(request)
         command = SubmitApplication(SUBMISSION.load(json_body(request)), key, actor=caller.actor, caller=caller)
         application, created = use_cases.submit(self.unit_of_work(), command)
-        view = views.application_view(application)
+        view = views.filed_view(application, created)
         return (201 if created else 200), {"Location": f"/api/v1/applications/{application.tracking_number}"}, view
 
     @api("GET", "/api/v1/applications", summary="Applications, newest first (an operator's centres, an officer's agencies)",

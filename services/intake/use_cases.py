@@ -6,10 +6,10 @@ import json
 from oss_common.calendar import add_working_days, local_date
 from oss_common.events import utc_now
 from services.intake import events
-from services.intake.commands import SubmitApplication, Transition
+from services.intake.commands import ReissueStatusCode, SubmitApplication, Transition
 from services.intake.domain import (
     DECISIONS, ApplicationWorkflow, ReasonRequired, Status, TransitionNotAllowed, check_against_catalogue,
-    tracking_number,
+    new_status_code, status_code_digest, tracking_number,
 )
 from services.intake.exceptions import ApplicationInvalid, IdempotencyKeyReused, TransitionRejected, application_not_found
 from services.intake.metrics import count_decision, count_submission
@@ -20,7 +20,8 @@ from services.intake.unit_of_work import IntakeUnitOfWork
 
 def submit(uow: IntakeUnitOfWork, command: SubmitApplication):
     """File an application; returns (application, created). Nothing is written when it fails; the
-    same Idempotency-Key with the same body gives the application it first created."""
+    same Idempotency-Key with the same body gives the application it first created. A created
+    application carries its citizen's `status_code`, which nothing can show again."""
     submission, key = command.submission, command.idempotency_key
     fingerprint = request_fingerprint(submission)
     with uow:
@@ -35,16 +36,21 @@ def submit(uow: IntakeUnitOfWork, command: SubmitApplication):
         actor = command.actor or f"centre:{centre}"
         year = local_date(now).year
         number = tracking_number(uow.region.prefix, year, uow.tracking_numbers.take(year))
+        status_code = new_status_code()
         application = uow.applications.add(
-            _application_values(submission, definition, centre, attributes, number, key, fingerprint, now),
+            {**_application_values(submission, definition, centre, attributes, number, key, fingerprint, now),
+             "status_code_digest": status_code_digest(number, status_code)},
             {"from_status": None, "to_status": Status.SUBMITTED.value, "actor": actor, "reason": None, "occurred_at": now},
         )
-        uow.emit(events.SUBMITTED, events.event_data(application, definition, actor=actor), now, events.VERSION)
+        # The code travels to notifications, which sends it with the first message (in the body, as the contact does).
+        uow.emit(events.SUBMITTED, events.event_data(application, definition, actor=actor, status_code=status_code), now,
+                 events.VERSION)
         try:
             uow.commit()
         except IdempotencyKeyTaken:
             return _replay(uow.applications.by_idempotency_key(key), fingerprint), False
     count_submission(uow.region.slug, application)
+    application.status_code = status_code
     return application, True
 
 
@@ -71,6 +77,20 @@ def transition(uow: IntakeUnitOfWork, command: Transition):
         uow.commit()
     count_decision(uow.region.slug, application)
     return application
+
+
+def reissue_status_code(uow: IntakeUnitOfWork, command: ReissueStatusCode) -> str:
+    """Replace an application's status code; returns the new code, which only this answer shows."""
+    with uow:
+        application = uow.applications.get(command.tracking_number, for_update=True)
+        if application is None:
+            raise application_not_found(command.tracking_number)
+        if command.caller is not None:
+            require_scope(command.caller, application)
+        code = new_status_code()
+        application.status_code_digest = status_code_digest(application.tracking_number, code)
+        uow.commit()
+    return code
 
 
 def request_fingerprint(submission: dict) -> str:

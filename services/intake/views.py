@@ -1,5 +1,6 @@
 """Intake's read side: the queries behind lists, one application, the desk's forms, the public status
 page, Open311 and the event export; each answers in the shape its marshmallow schema documents."""
+import hmac
 from datetime import datetime, timedelta, timezone
 from datetime import time as clock_time
 
@@ -7,7 +8,7 @@ from sqlalchemy import func, select
 
 from oss_common.calendar import TASHKENT, local_date
 from oss_common.events import rfc3339
-from services.intake.domain import FINAL, ApplicationWorkflow
+from services.intake.domain import FINAL, ApplicationWorkflow, status_code_digest
 from services.intake.exceptions import application_not_found
 from services.intake.models import Application, CatalogueEntry, OutboxEvent
 from services.intake.schemas import mask_phone, mask_pinfl
@@ -61,6 +62,14 @@ def application_view(application, with_history=True, reveal_personal_data=True):
     return view
 
 
+def filed_view(application, created):
+    """The answer to a filing: the application, with the citizen's status code when this call created it."""
+    view = application_view(application)
+    if created:
+        view["status_code"] = application.status_code
+    return view
+
+
 def list_applications(session, query):
     conditions = []
     if query["status"]:
@@ -106,14 +115,34 @@ def offered_services(session, region_slug):
                   key=lambda definition: (definition["group"], definition["code"]))
 
 
+def public_interest_codes(session):
+    """Codes of the services the catalogue marks public-interest (from the region's copy, any state)."""
+    return {entry.code for entry in session.scalars(select(CatalogueEntry)) if entry.definition.get("public_interest")}
+
+
+def visible_service_codes(session, partner=None):
+    """The service codes whose applications a caller may see on the Open311 face: None for every
+    service (a partner given `*`), else a set (the public-interest ones and the partner's)."""
+    if partner is not None and partner.all_services:
+        return None
+    return public_interest_codes(session) | (partner.services if partner is not None else frozenset())
+
+
+def narrowed(asked, visible):
+    """The service codes a query may reach: those asked for (None: any) within those visible (None: any)."""
+    if visible is None:
+        return asked
+    return visible if asked is None else set(asked) & visible
+
+
 def open311_requests(session, tracking_numbers=None, service_codes=None, statuses=None, start=None, end=None,
                      limit=1000, offset=0):
-    """Applications for the Open311 face, newest first: by tracking number, or by service, status
-    and submission time (aware datetimes, both ends included)."""
+    """Applications for the Open311 face, newest first: by tracking number, or by service (None:
+    any; an empty set: none), status and submission time (aware datetimes, both ends included)."""
     conditions = []
     if tracking_numbers is not None:
         conditions.append(Application.tracking_number.in_(tracking_numbers))
-    if service_codes:
+    if service_codes is not None:
         conditions.append(Application.service_code.in_(service_codes))
     if statuses:
         conditions.append(Application.status.in_(statuses))
@@ -135,10 +164,17 @@ def export_events(session, after_id=0, limit=500):
     """The region's stored events in order, a page at a time (for rebuilding projections)."""
     rows = session.scalars(select(OutboxEvent).where(OutboxEvent.id > after_id).order_by(OutboxEvent.id).limit(limit)).all()
     return {
-        "items": [row.payload for row in rows],
+        "items": [without_status_code(row.payload) for row in rows],
         "next_after_id": rows[-1].id if rows else after_id,
         "more": len(rows) == limit,
     }
+
+
+def without_status_code(envelope):
+    """An event as others may read it again: the citizen's status code was for notifications alone."""
+    if "status_code" not in envelope["data"]:
+        return envelope
+    return {**envelope, "data": {key: value for key, value in envelope["data"].items() if key != "status_code"}}
 
 
 def service_form(definition):
@@ -165,8 +201,17 @@ def service_form(definition):
     }
 
 
+def application_for_status(session, tracking_number, code):
+    """The application whose tracking number and status code these are, or None (an unknown number
+    and a wrong code are the same to the caller, and take the same work)."""
+    application = session.scalar(select(Application).where(Application.tracking_number == tracking_number))
+    stored = application.status_code_digest if application is not None else None
+    matches = hmac.compare_digest(status_code_digest(tracking_number, code), stored or "0" * 64)
+    return application if matches and stored else None
+
+
 def public_status(application, definition):
-    """Where an application stands, for anyone holding its tracking number: the service, the status,
+    """Where an application stands, for the citizen holding its tracking number and status code: the service, the status,
     the due date and the dates of its status changes; nothing about the applicant, no officer's
     reason, no actor."""
     return {

@@ -129,6 +129,7 @@ def citizen_values(fact, language):
         "is_open": fact["open"],
         "due_date": fact["due_date"].strftime("%d.%m.%Y"),
         "due_date_iso": fact["due_date"].isoformat(),
+        "status_code": fact["status_code"],
     }
 
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 PUBLIC = {
     ("catalogue", "GET", "/health"),
     ("intake", "GET", "/health"),
-    ("intake", "GET", "/api/v1/status/{tracking_number}"),
+    ("intake", "POST", "/api/v1/status/{tracking_number}"),
     ("intake", "GET", "/open311/v2/discovery.{format}"),
     ("intake", "GET", "/open311/v2/services.{format}"),
     ("intake", "GET", "/open311/v2/services/{service_code}.{format}"),

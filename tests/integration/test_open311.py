@@ -25,6 +25,9 @@ pytestmark = pytest.mark.integration
 
 REGION = "fergana"
 KEY = f"partner-key-{uuid.uuid4().hex}"
+# The partner's key lets it see requests of the services it files (photocopying and printing are
+# personal: an anonymous GET lists none of them; tests/integration/test_public_faces.py shows that).
+SEES = {"api_key": KEY}
 PINFL = "41234567890123"
 PHONE_DIGITS = "901112233"
 FIRST_NAME, LAST_NAME = "Dilnoza", "Yusupova"
@@ -76,7 +79,7 @@ def form(service_code="photocopying", **overrides):
 def open311(stack):
     """Two more intake processes of the region on its database: one creating requests at once,
     one queueing them (batch); both know the partner's key (only its SHA-256)."""
-    keys = f"civic-app:{key_digest(KEY)}"
+    keys = f"civic-app:{key_digest(KEY)}:photocopying|printing"
     realtime = stack.start("intake", region=REGION, database_url=stack.intake_db[REGION], migrate=False, wait=False,
                            OPEN311_API_KEYS=keys)
     batch = stack.start("intake", region=REGION, database_url=stack.intake_db[REGION], migrate=False, wait=False,
@@ -197,7 +200,7 @@ ROW_IDS = ["discovery", "services", "service_definition", "post_requests", "post
 
 def call(open311, method, template, fmt):
     if method == "GET":
-        return requests.get(f"{open311.url}/{template.format(fmt=fmt)}", timeout=30)
+        return requests.get(f"{open311.url}/{template.format(fmt=fmt)}", params=SEES, timeout=30)
     base = open311.batch if method == "POST batch" else open311.url
     return requests.post(f"{base}/{template.format(fmt=fmt)}", data=form(), timeout=30)
 
@@ -227,7 +230,7 @@ def test_conformance_with_the_specifications_examples(open311, requests_made, ro
         if fmt == "json":
             check_types(record, {"services": "service", "service_requests": "request", "errors": "error"}.get(spec_root, spec_root))
     if fmt == "xml" and method == "GET":
-        as_json = requests.get(f"{open311.url}/{template.format(fmt='json')}", timeout=30).json()
+        as_json = requests.get(f"{open311.url}/{template.format(fmt='json')}", params=SEES, timeout=30).json()
         assert document == as_xml_text(as_json)  # the same document in both formats
 
 
@@ -322,7 +325,7 @@ def test_a_realtime_request_is_created_at_once_and_reads_back(open311, stack):
     created = spark(SafeXML.fromstring(response.content))[0]
     request_id = created["service_request_id"]
     assert set(created) == {"service_request_id", "service_notice", "account_id"} and created["account_id"] is None
-    detail = requests.get(f"{open311.url}/requests/{request_id}.json", timeout=10).json()[0]
+    detail = requests.get(f"{open311.url}/requests/{request_id}.json", params=SEES, timeout=10).json()[0]
     own = requests.get(f"{stack.urls[REGION]}/api/v1/applications/{request_id}", timeout=10, headers=auth("officer", REGION)).json()
     assert detail["status"] == "open" and detail["service_code"] == "photocopying"
     assert detail["expected_datetime"].startswith(own["due_date"])
@@ -358,26 +361,27 @@ def test_a_queued_request_is_checked_before_it_is_queued(open311):
 
 def test_status_filters_split_open_from_closed(open311, requests_made):
     def ids(**params):
-        return {r["service_request_id"] for r in requests.get(f"{open311.url}/requests.json", params=params, timeout=10).json()}
+        return {r["service_request_id"] for r in requests.get(f"{open311.url}/requests.json", params={**params, **SEES},
+                                                               timeout=10).json()}
 
     assert requests_made.open in ids(status="open") and requests_made.open not in ids(status="closed")
     assert requests_made.closed in ids(status="closed") and requests_made.closed not in ids(status="open")
     assert {requests_made.open, requests_made.closed} <= ids(status="open,closed")
-    closed = requests.get(f"{open311.url}/requests/{requests_made.closed}.json", timeout=10).json()[0]
+    closed = requests.get(f"{open311.url}/requests/{requests_made.closed}.json", params=SEES, timeout=10).json()[0]
     assert closed["status"] == "closed" and "Withdrawn" in closed["status_notes"]
     assert "applicant asked" not in str(closed)  # officers' free text stays inside intake
 
 
 def test_ids_override_every_other_argument(open311, requests_made):
     response = requests.get(f"{open311.url}/requests.json", params={
-        "service_request_id": f"{requests_made.open},{requests_made.closed},nonsense", "status": "closed",
+        **SEES, "service_request_id": f"{requests_made.open},{requests_made.closed},nonsense", "status": "closed",
         "start_date": "2001-01-01T00:00:00Z", "end_date": "2001-02-01T00:00:00Z"}, timeout=10)
     assert {r["service_request_id"] for r in response.json()} == {requests_made.open, requests_made.closed}
 
 
 def test_dates_and_service_codes_filter(open311, requests_made):
     def ids(**params):
-        response = requests.get(f"{open311.url}/requests.json", params=params, timeout=10)
+        response = requests.get(f"{open311.url}/requests.json", params={**params, **SEES}, timeout=10)
         assert response.status_code == 200, response.text
         return {r["service_request_id"] for r in response.json()}
 
@@ -403,8 +407,8 @@ def test_bad_arguments_are_400_naming_them(open311, params, field):
 
 
 def test_pages_go_through_the_requests(open311, requests_made):
-    first = requests.get(f"{open311.url}/requests.json", params={"page_size": 1}, timeout=10).json()
-    second = requests.get(f"{open311.url}/requests.json", params={"page_size": 1, "page": 2}, timeout=10).json()
+    first = requests.get(f"{open311.url}/requests.json", params={"page_size": 1, **SEES}, timeout=10).json()
+    second = requests.get(f"{open311.url}/requests.json", params={"page_size": 1, "page": 2, **SEES}, timeout=10).json()
     assert len(first) == len(second) == 1 and first != second
 
 
@@ -441,7 +445,7 @@ def test_a_form_must_be_form_encoded(open311):
 
 
 def test_no_open311_answer_carries_a_name_pinfl_or_phone(open311, requests_made):
-    answers = [requests.get(f"{open311.url}/{path}", timeout=10).text for path in (
+    answers = [requests.get(f"{open311.url}/{path}", params=SEES, timeout=10).text for path in (
         "requests.json", "requests.xml", f"requests/{requests_made.open}.json", f"requests/{requests_made.open}.xml",
         f"tokens/{requests_made.token}.xml", "discovery.json", "services.xml")]
     answers += [requests.post(f"{open311.url}/requests.{fmt}", data=form(), timeout=30).text for fmt in FORMATS]
@@ -509,5 +513,6 @@ def test_valid_forms_are_always_created(open311, values):
     data = form(**{f"attribute[{code}]": str(value) for code, value in values.items()})
     response = requests.post(f"{open311.url}/requests.json", data=data, timeout=30)
     assert response.status_code == 200, response.text
-    detail = requests.get(f"{open311.url}/requests/{response.json()[0]['service_request_id']}.json", timeout=10)
+    detail = requests.get(f"{open311.url}/requests/{response.json()[0]['service_request_id']}.json", params=SEES,
+                          timeout=10)
     assert detail.status_code == 200 and detail.json()[0]["service_code"] == "photocopying"

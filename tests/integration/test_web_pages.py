@@ -2,6 +2,7 @@
 headless Chromium on SQLite, an operator filing an application at the desk, an officer taking it
 to approval, the citizen's status page showing it approved and the ministry's dashboard counting it."""
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -87,12 +88,12 @@ def test_status_is_public_and_tells_nothing_personal(stack):
     body = valid_submission(REGION, applicant={**PERSONAL, "language": "ru", "channel": "email"})
     filed = post(f"{stack.urls[REGION]}/api/v1/applications", body, **auth(OPERATOR, REGION))
     assert filed.status_code == 201, filed.text
-    tracking = filed.json()["tracking_number"]
+    tracking, code = filed.json()["tracking_number"], filed.json()["status_code"]
     moved = post(f"{stack.urls[REGION]}/api/v1/applications/{tracking}/transitions",
                  {"to": "returned_for_correction", "reason": REASON}, **auth(OFFICER, REGION))
     assert moved.status_code == 200, moved.text
 
-    answer = requests.get(f"{stack.urls[REGION]}/api/v1/status/{tracking}", timeout=30)  # no token
+    answer = post(f"{stack.urls[REGION]}/api/v1/status/{tracking}", {"code": code})  # no token
     assert answer.status_code == 200, answer.text
     status = answer.json()
     assert status["tracking_number"] == tracking
@@ -108,7 +109,7 @@ def test_status_is_public_and_tells_nothing_personal(stack):
 
 @pytest.mark.parametrize("tracking", ["JI-2099-999999", "not-a-number", "ji-2026-000001", "JI-2026-00001"])
 def test_status_of_an_unknown_or_malformed_number_is_404(stack, tracking):
-    answer = requests.get(f"{stack.urls[REGION]}/api/v1/status/{tracking}", timeout=30)
+    answer = post(f"{stack.urls[REGION]}/api/v1/status/{tracking}", {"code": "K7QP-4MZX"})
     assert answer.status_code == 404
     assert answer.json()["error"] == "application_not_found"
 
@@ -267,6 +268,7 @@ def test_operator_files_officer_approves_citizen_sees_it_and_the_dashboard_count
     desk.click("#submit")
     desk.wait_for_selector("#receipt:not([hidden])")
     tracking = desk.inner_text("#receipt-tracking").strip()
+    status_code = desk.inner_text("#receipt-code").strip()
     shown_due = desk.inner_text("#receipt-due").strip()
     desk.screenshot(path=str(ARTIFACTS / "desk-receipt.png"), full_page=True)
 
@@ -275,6 +277,7 @@ def test_operator_files_officer_approves_citizen_sees_it_and_the_dashboard_count
     assert stored["service_code"] == service["code"] and stored["centre"] == centre and stored["status"] == "submitted"
     assert shown_due == stored["due_date"].strftime("%d.%m.%Y")
     assert stored["applicant_pinfl"] == PERSONAL["pinfl"]
+    assert re.fullmatch(r"[2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4}", status_code), status_code
 
     # The centre's list finds it by its number, with status and days left.
     desk.click('#tabs button[data-tab="list"]')
@@ -320,11 +323,12 @@ def test_operator_files_officer_approves_citizen_sees_it_and_the_dashboard_count
     assert decision_reason(stack, tracking) == ("approved", "All documents in order", f"{OFFICER}:test-{OFFICER}")
     officer.wait_for_selector(f'#queue tbody tr[data-tracking="{tracking}"] button[data-to="issued"]')
 
-    # The citizen: a tracking number in, the status and dates out, nothing personal.
+    # The citizen: a tracking number and the receipt's status code in, the status and dates out, nothing personal.
     citizen = new_page(browser, problems)
     citizen.goto(f"{stack.urls[REGION]}/status/")
     citizen.select_option("#language", "ru")
     citizen.fill("#tracking", tracking)
+    citizen.fill("#code", status_code.lower())
     citizen.click("#lookup button")
     citizen.wait_for_selector("#result:not([hidden])")
     assert citizen.inner_text("#result-status") == "Одобрено"

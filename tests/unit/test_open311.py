@@ -403,7 +403,7 @@ def test_a_request_query_spans_at_most_ninety_days_and_lists_are_comma_separated
     query = RequestsQuerySchema().load({"start_date": "2026-01-01T00:00:00Z", "end_date": "2026-03-31T00:00:00Z",
                                         "status": "open,closed", "service_code": "a-b, c-d", "utm_source": "x"})
     assert query["status"] == ["open", "closed"] and query["service_code"] == ["a-b", "c-d"]
-    assert query["page"] == 1 and query["page_size"] == 1000
+    assert query["page"] == 1 and "page_size" not in query  # the handler picks the caller's largest
     with pytest.raises(ValidationError) as caught:
         RequestsQuerySchema().load({"start_date": "2026-01-01T00:00:00Z", "end_date": "2026-04-02T00:00:00Z"})
     assert "end_date" in caught.value.messages
@@ -415,13 +415,33 @@ def test_a_request_query_spans_at_most_ninety_days_and_lists_are_comma_separated
 
 def test_partner_keys_are_kept_as_digests_and_matched_exactly():
     settings_ = Open311Settings({"OPEN311_API_KEYS": f"fixmystreet:{key_digest('s3cret')}, civic-app:{key_digest('other')}"})
-    assert settings_.partner("s3cret") == "fixmystreet"
-    assert settings_.partner("other") == "civic-app"
+    assert settings_.partner("s3cret").name == "fixmystreet"
+    assert settings_.partner("other").name == "civic-app"
     assert settings_.partner("s3cret ") is None and settings_.partner("") is None and settings_.partner(None) is None
     assert "s3cret" not in repr(settings_.partners)
 
 
-@pytest.mark.parametrize("value", ["partner", "partner:abc", f"bad name:{'a' * 64}", f":{'a' * 64}"])
+def test_a_partner_key_names_the_services_it_may_see():
+    settings_ = Open311Settings({"OPEN311_API_KEYS": [
+        f"fixmystreet:{key_digest('a')}", f"insurer:{key_digest('b')}:disability-allowance|photocopying",
+        f"ministry-audit:{key_digest('c')}:*"]})
+    public_only, insurer, audit = settings_.partner("a"), settings_.partner("b"), settings_.partner("c")
+    assert not public_only.sees("photocopying") and not public_only.all_services
+    assert insurer.sees("photocopying") and insurer.sees("disability-allowance") and not insurer.sees("printing")
+    assert audit.all_services and audit.sees("anything")
+
+
+def test_anonymous_pages_are_smaller_than_a_partners():
+    settings_ = Open311Settings({"OPEN311_API_KEYS": f"p:{key_digest('k')}"})
+    assert settings_.max_page_size(None) == 50 and settings_.max_page_size(settings_.partner("k")) == 1000
+    assert Open311Settings({"OPEN311_ANONYMOUS_PAGE_SIZE": "20"}).max_page_size(None) == 20
+    for wrong in ("0", "1001", "many"):
+        with pytest.raises(ConfigurationError):
+            Open311Settings({"OPEN311_ANONYMOUS_PAGE_SIZE": wrong})
+
+
+@pytest.mark.parametrize("value", ["partner", "partner:abc", f"bad name:{'a' * 64}", f":{'a' * 64}",
+                                   f"p:{'a' * 64}:Not A Code", f"p:{'a' * 64}:ok|bad/code"])
 def test_malformed_partner_keys_stop_the_service(value):
     with pytest.raises(ConfigurationError):
         parse_partner_keys(value)
@@ -434,7 +454,7 @@ def test_request_mode_is_realtime_or_batch():
 
 
 @pytest.mark.parametrize("status,reported", [(400, 400), (403, 403), (404, 404), (409, 400), (413, 400),
-                                             (415, 400), (422, 400), (500, 500), (503, 503)])
+                                             (415, 400), (422, 400), (429, 429), (500, 500), (503, 503)])
 def test_statuses_as_georeport_reports_them(status, reported):
     assert Open311Handler.error_status(status) == reported
 

@@ -1,17 +1,35 @@
-"""How the Open311 face reaches its settings (partners' API keys, request mode) and queues a
-request for its own service to create."""
+"""How the Open311 face reaches its settings (partners' API keys and the services each may see,
+request mode, page sizes) and queues a request for its own service to create."""
 import hashlib
 import hmac
 import re
+from dataclasses import dataclass
 
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy
 
-from oss_common.config import ConfigurationError, as_list
+from oss_common.config import ConfigurationError, as_list, setting
 
 REQUEST_MODES = ("realtime", "batch")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 PARTNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SERVICE_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+ALL_SERVICES = "*"
+# GeoReport's own default page; a partner may ask for this many, anonymous callers for ANONYMOUS_PAGE_SIZE.
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class Partner:
+    """A holder of an api_key: it may POST requests, and GET those of public-interest services and
+    of `services` (every service when `all_services`)."""
+
+    name: str
+    services: frozenset = frozenset()
+    all_services: bool = False
+
+    def sees(self, service_code):
+        return self.all_services or service_code in self.services
 
 
 def key_digest(api_key):
@@ -20,17 +38,21 @@ def key_digest(api_key):
 
 
 def parse_partner_keys(value):
-    """`OPEN311_API_KEYS`: `partner:sha256hex` pairs, comma-separated (or a YAML list of them),
-    as {digest: partner}."""
+    """`OPEN311_API_KEYS`: `partner:sha256hex[:service|service...]` items, comma-separated (or a
+    YAML list of them), as {digest: Partner}. The services a key may see beyond the public-interest
+    ones are listed after the digest, `|`-separated; `*` is every service."""
     digests = {}
     for item in as_list(value):
-        partner, _, digest = item.partition(":")
+        partner, _, rest = item.partition(":")
+        digest, _, services = rest.partition(":")
         partner, digest = partner.strip(), digest.strip().lower()
-        if not PARTNER.match(partner) or not SHA256_HEX.match(digest):
+        codes = [code.strip() for code in services.split("|") if code.strip()]
+        if (not PARTNER.match(partner) or not SHA256_HEX.match(digest)
+                or not all(code == ALL_SERVICES or SERVICE_CODE.match(code) for code in codes)):
             raise ConfigurationError(
-                "OPEN311_API_KEYS takes `partner:sha256-hex-digest` pairs, comma-separated "
-                "(digest: printf %s \"$KEY\" | sha256sum)")
-        digests[digest] = partner
+                "OPEN311_API_KEYS takes `partner:sha256-hex-digest[:service-code|service-code...]` items, "
+                "comma-separated; `*` for every service (digest: printf %s \"$KEY\" | sha256sum)")
+        digests[digest] = Partner(partner, frozenset(code for code in codes if code != ALL_SERVICES), ALL_SERVICES in codes)
     return digests
 
 
@@ -42,9 +64,15 @@ class Open311Settings:
             raise ConfigurationError(f"OPEN311_REQUEST_MODE is one of {', '.join(REQUEST_MODES)}")
         self.contact = str(config.get("OPEN311_CONTACT") or "")
         self.key_service = str(config.get("OPEN311_KEY_SERVICE") or "")
+        self.anonymous_page_size = setting(config, "OPEN311_ANONYMOUS_PAGE_SIZE", 50, int)
+        if not 1 <= self.anonymous_page_size <= MAX_PAGE_SIZE:
+            raise ConfigurationError(f"OPEN311_ANONYMOUS_PAGE_SIZE is 1 to {MAX_PAGE_SIZE}")
+
+    def max_page_size(self, partner):
+        return MAX_PAGE_SIZE if partner is not None else self.anonymous_page_size
 
     def partner(self, api_key):
-        """The partner an API key belongs to, or None."""
+        """The Partner an API key belongs to, or None."""
         if not api_key:
             return None
         given = key_digest(api_key)

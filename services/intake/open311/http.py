@@ -30,16 +30,20 @@ class Open311Handler(ApiHandler):
     @staticmethod
     def error_status(status):
         """GeoReport answers 404 for what does not exist, 403 for a wrong or missing api_key and
-        400 for anything else the client got wrong; a server error stays one."""
-        return status if status in (403, 404) or status >= 500 else 400
+        400 for anything else the client got wrong; 429 (too many requests) and server errors stay
+        what they are."""
+        return status if status in (403, 404, 429) or status >= 500 else 400
 
     def handle_request(self, request):
         response = super().handle_request(request)
         if response.status_code < 400 or response.mimetype != "application/json":
             return response
         error = json.loads(response.get_data())
-        return render(format_of(request.path), "errors", open311_errors(response.status_code, error),
-                      status=self.error_status(response.status_code))
+        answer = render(format_of(request.path), "errors", open311_errors(response.status_code, error),
+                        status=self.error_status(response.status_code))
+        if "Retry-After" in response.headers:
+            answer.headers["Retry-After"] = response.headers["Retry-After"]
+        return answer
 
 
 def open311_errors(status, error):

@@ -77,6 +77,9 @@ class Open311QuerySchema(Schema):
         "description": "the region's slug; may be left out, as each intake serves one region"})
     lang = Language(metadata={
         "description": "extension: uz, ru or en for names and descriptions (else Accept-Language, else uz)"})
+    api_key = fields.String(validate=validate.Length(max=200), metadata={
+        "description": "a partner's key: service requests of the services it was given too (without one, "
+                       "only those of public-interest services); a key no partner holds is 403"})
 
 
 class RequestsQuerySchema(Open311QuerySchema):
@@ -89,8 +92,9 @@ class RequestsQuerySchema(Open311QuerySchema):
         "description": "open, closed or both, comma-separated"})
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000), metadata={
         "description": "extension (pagination)"})
-    page_size = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=1000), metadata={
-        "description": "extension (pagination); at most 1000, the GeoReport default"})
+    page_size = fields.Integer(validate=validate.Range(min=1, max=1000), metadata={
+        "description": "extension (pagination); at most 1000 (the GeoReport default) with an api_key, "
+                       "OPEN311_ANONYMOUS_PAGE_SIZE (50 unless configured) without one, and that many when left out"})
 
     @validates_schema
     def within_ninety_days(self, data, **kwargs):

@@ -86,29 +86,37 @@ class Open311:
         lang = self._open311_language(request, self._open311_query(request, QUERY))
         return render(format, "service_definition", mapping.definition_record(self._offered(service_code), lang))
 
-    @open311("GET", f"{BASE}/requests.{FORMAT}", summary="GeoReport: service requests, newest first",
-             query=REQUESTS_QUERY, response=Open311RequestSchema(many=True))
+    @open311("GET", f"{BASE}/requests.{FORMAT}", summary="GeoReport: service requests, newest first (without an "
+             "api_key, only those of public-interest services)", query=REQUESTS_QUERY,
+             response=Open311RequestSchema(many=True), errors=(403,))
     def open311_requests(self, request, format):
         query = self._open311_query(request, REQUESTS_QUERY)
         lang = self._open311_language(request, query)
+        partner = self._open311_partner(query)
+        page_size = self._page_size(query.get("page_size"), partner)
+        visible = views.visible_service_codes(self.db, partner)
         if query.get("service_request_id"):
             numbers = [number for number in query["service_request_id"] if TRACKING_NUMBER.match(number)]
-            rows = views.open311_requests(self.db, tracking_numbers=numbers) if numbers else []
+            rows = views.open311_requests(self.db, tracking_numbers=numbers, service_codes=visible,
+                                          limit=page_size) if numbers else []
         else:
             start, end = mapping.request_window(query.get("start_date"), query.get("end_date"), utc_now())
             rows = views.open311_requests(
-                self.db, service_codes=query.get("service_code") or None,
+                self.db, service_codes=views.narrowed(query.get("service_code") or None, visible),
                 statuses=mapping.intake_statuses(query["status"]) if query.get("status") else None,
-                start=start, end=end, limit=query["page_size"], offset=(query["page"] - 1) * query["page_size"])
+                start=start, end=end, limit=page_size, offset=(query["page"] - 1) * page_size)
         return render(format, "service_requests", [self._request_record(row, lang) for row in rows])
 
-    @open311("GET", f"{BASE}/requests/<string:service_request_id>.{FORMAT}", summary="GeoReport: one service request",
-             query=QUERY, response=Open311RequestSchema(many=True), errors=(404,))
+    @open311("GET", f"{BASE}/requests/<string:service_request_id>.{FORMAT}", summary="GeoReport: one service request "
+             "(without an api_key, only one of a public-interest service)", query=QUERY,
+             response=Open311RequestSchema(many=True), errors=(403, 404))
     def open311_request(self, request, service_request_id, format):
-        lang = self._open311_language(request, self._open311_query(request, QUERY))
-        rows = views.open311_requests(self.db, tracking_numbers=[service_request_id]) \
+        query = self._open311_query(request, QUERY)
+        lang = self._open311_language(request, query)
+        visible = views.visible_service_codes(self.db, self._open311_partner(query))
+        rows = views.open311_requests(self.db, tracking_numbers=[service_request_id], service_codes=visible) \
             if TRACKING_NUMBER.match(service_request_id) else []
-        if not rows:
+        if not rows:  # the same answer for one that does not exist and one the caller may not see
             raise NotFound(f"service_request_id {service_request_id!r} not found")
         return render(format, "service_requests", [self._request_record(rows[0], lang)])
 
@@ -147,13 +155,13 @@ class Open311:
             check_against_catalogue(self.region, definition, submission, filing_centre(self.region, submission["centre"]))
             token = uuid.uuid4().hex
             try:
-                self.open311_queue.create_queued_request.call_async(token, submission, f"open311:{partner}")
+                self.open311_queue.create_queued_request.call_async(token, submission, f"open311:{partner.name}")
             except (KombuError, OSError) as exc:
                 raise Unavailable("the request queue is unreachable; try again shortly") from exc
             record = {"token": token, "service_notice": "Queued: tokens/<token> gives its service_request_id.",
                       "account_id": None}
         else:
-            command = SubmitApplication(submission, actor=f"open311:{partner}")
+            command = SubmitApplication(submission, actor=f"open311:{partner.name}")
             application, _created = use_cases.submit(self.unit_of_work(), command)
             record = {"service_request_id": application.tracking_number,
                       "service_notice": mapping.service_notice(application, definition), "account_id": None}
@@ -186,6 +194,22 @@ class Open311:
         query = schema.load({name: ",".join(values) for name, values in request.args.lists()})
         self._check_jurisdiction(query.get("jurisdiction_id"))
         return query
+
+    def _open311_partner(self, query):
+        """The partner whose api_key a GET carries (None without one); 403 for a key no partner holds."""
+        if not query.get("api_key"):
+            return None
+        partner = self.open311_settings.partner(query["api_key"])
+        if partner is None:
+            raise InvalidApiKey("Invalid api_key received")
+        return partner
+
+    def _page_size(self, asked, partner):
+        largest = self.open311_settings.max_page_size(partner)
+        if asked is not None and asked > largest:
+            whose = "with an api_key" if partner is not None else "without an api_key"
+            raise BadRequest(f"page_size is at most {largest} {whose}", fields={"page_size": [f"at most {largest} {whose}"]})
+        return asked or largest
 
     def _open311_language(self, request, query):
         return query.get("lang") or request.accept_languages.best_match(LANGUAGES) or "uz"

@@ -363,6 +363,8 @@
     try {
       const view = await api("POST", "/api/v1/applications", submission(), { "Idempotency-Key": idempotencyKey });
       $("#receipt-tracking").textContent = view.tracking_number;
+      // Only the answer that filed it carries the code; a replayed submission (200) does not.
+      $("#receipt-code").textContent = view.status_code || t("new.code_sent");
       $("#receipt-due").textContent = formatDate(view.due_date);
       $("#application-form").hidden = true;
       $("#receipt").hidden = false;

@@ -1,5 +1,5 @@
-// The citizen's status page: a tracking number in, the application's status, dates and history
-// out. Public: no token, and the page shows (and the endpoint returns) nothing personal.
+// The citizen's status page: a tracking number and its status code in, the application's status,
+// dates and history out. Public: no token, and the page shows (and the endpoint returns) nothing personal.
 "use strict";
 
 (function () {
@@ -61,11 +61,19 @@
     if (!TRACKING.test(tracking)) return showError(t("bad_format"));
     let response;
     try {
-      response = await fetch("/api/v1/status/" + encodeURIComponent(tracking), { headers: { "Accept": "application/json" } });
+      response = await fetch("/api/v1/status/" + encodeURIComponent(tracking), {
+        method: "POST",
+        headers: { "Accept": "application/json", "Content-Type": "application/json" },
+        body: JSON.stringify({ code: $("#code").value.trim() }),
+      });
     } catch (error) {
       return showError(t("network"));
     }
-    if (response.status === 404) return showError(t("not_found"));
+    if (response.status === 404 || response.status === 400) return showError(t("not_found"));
+    if (response.status === 429) {
+      const minutes = Math.max(1, Math.ceil(Number(response.headers.get("Retry-After") || 60) / 60));
+      return showError(t("too_many").replace("{minutes}", String(minutes)));
+    }
     if (!response.ok) return showError(t("network"));
     render(await response.json());
   }
