@@ -3,12 +3,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 REGIONS ?= jizzakh,namangan,fergana
 
-.PHONY: run test lint venv broker tools migrate unit integration bench bench-reporting openapi clean
+.PHONY: run test lint venv broker tools oidc migrate unit integration bench bench-reporting openapi clean
 
-run: venv broker
+run: venv broker oidc
 	REGIONS=$(REGIONS) $(PY) -m oss_common.cli demo
 
-test: venv broker tools lint
+test: venv broker tools oidc lint
 	$(PY) -m pytest
 
 lint: venv
@@ -30,6 +30,10 @@ broker:
 
 tools:
 	deploy/local/ensure-tools.sh
+
+# The demo's OpenID Connect provider (npm oidc-provider under deploy/local/oidc/, run by node).
+oidc:
+	deploy/local/ensure-oidc.sh
 
 bench: venv broker
 	$(PY) -m bench.pipeline
