@@ -14,6 +14,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from oss_common.config import PROJECT_ROOT
 from oss_common.events import EVENTS_EXCHANGE
 from oss_common.supervisor import ServiceProcess
+from tests.integration.oidc import start_provider
 from tests.conftest import TEST_JWKS, as_caller, auth, free_port, fresh_vhost  # noqa: F401 - auth for the tests
 
 SEED = Path(os.environ.get("OSS_SEED_FILE") or PROJECT_ROOT / "services" / "catalogue" / "seed" / "services.yml")
@@ -120,6 +121,13 @@ def stack(databases, tmp_path_factory):
             yield running.start_all()
         finally:
             running.stop_all()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory):
+    """The demo's OpenID Connect provider (deploy/local/oidc/), on a free port for the session."""
+    with start_provider(tmp_path_factory.mktemp("oidc")) as provider:
+        yield provider
 
 
 @contextlib.contextmanager
