@@ -1,4 +1,5 @@
-"""`oss`: run, migrate and feed the platform's services (the runner behind `make run`)."""
+"""`oss`: run, migrate and feed the platform's services (the runner behind `make run`); its length is
+that of eight commands' help texts and arguments, each command itself a few lines."""
 import warnings
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")

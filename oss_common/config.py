@@ -1,5 +1,7 @@
 """The one config loader: a YAML file with ${VAR:default} substitution, as nameko reads it."""
 import os
+from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import yaml
@@ -10,7 +12,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 setup_yaml_parser()
 
 
-def var_dir():
+def var_dir() -> Path:
     """Where a single machine keeps its SQLite files, logs and token key: OSS_VAR_DIR, else var/ of the checkout."""
     return Path(os.environ.get("OSS_VAR_DIR") or PROJECT_ROOT / "var")
 
@@ -19,7 +21,7 @@ class ConfigurationError(Exception):
     """The deployment's configuration cannot start a service; the message says what to fix."""
 
 
-def load_config(path, overrides=None):
+def load_config(path: str | Path, overrides: dict | None = None) -> dict:
     """Read a service's YAML config; environment variables fill ${VAR:default} placeholders.
 
     `overrides` are defaults computed by the runner (ports, database file of a region); they
@@ -40,7 +42,7 @@ def load_config(path, overrides=None):
     return config
 
 
-def setting(config, key, default=None, cast=None):
+def setting(config: dict, key: str, default: Any = None, cast: Callable[[Any], Any] | None = None) -> Any:
     """A config value, with its default when unset or empty, converted by `cast`."""
     value = config.get(key)
     if value in (None, ""):
@@ -53,7 +55,7 @@ def setting(config, key, default=None, cast=None):
     return value
 
 
-def as_list(value):
+def as_list(value: Any) -> list[str]:
     """A list from a YAML list or a comma-separated string."""
     if value in (None, ""):
         return []
@@ -62,7 +64,7 @@ def as_list(value):
     return [str(item).strip() for item in value]
 
 
-def as_flag(value):
+def as_flag(value: Any) -> bool:
     """A yes/no setting: 0, false, no and off (any case) are no; anything else is yes."""
     if isinstance(value, bool):
         return value

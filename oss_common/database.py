@@ -1,4 +1,7 @@
-"""Engines, the per-worker SQLAlchemy session dependency and Alembic migrations for every service."""
+"""Engines, the per-worker SQLAlchemy session dependency and Alembic migrations for every service.
+
+Longer than most modules because one pool per process is made here with everything that shapes it:
+its settings, SQLite's writer queue, the idle ping, and the prepared-statement runner that uses it."""
 import hashlib
 import logging
 import sqlite3
@@ -18,7 +21,7 @@ from nameko.extensions import DependencyProvider
 from datetime import timezone
 
 from sqlalchemy import DateTime, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -75,7 +78,7 @@ _settings = weakref.WeakKeyDictionary()  # an engine's pool (shared by its execu
 _engines_lock = threading.Lock()
 
 
-def settings_of(engine) -> DatabaseSettings:
+def settings_of(engine: Engine) -> DatabaseSettings:
     """The settings `engine` was made with (get_engine)."""
     return _settings.get(engine.pool, DEFAULT_SETTINGS)
 
@@ -283,7 +286,7 @@ class PreparedStatement:
                 positions=tuple(numbered.positiontup),
             )
 
-    def first(self, engine, parameters):
+    def first(self, engine: Engine, parameters: dict) -> tuple | None:
         """Execute with `parameters` (bind name -> value) on a pooled connection of `engine`, as a
         unit of work of its own; returns the first row.
 
@@ -318,7 +321,7 @@ class PreparedStatement:
                 dbapi_connection.autocommit = False  # as the pool hands its connections out
             connection.close()
 
-    def first_in(self, connection, parameters):
+    def first_in(self, connection: Connection, parameters: dict) -> tuple | None:
         """Execute in the transaction of `connection` (a SQLAlchemy Connection, e.g. a session's,
         which also commits it); returns the first row, if the statement returns rows."""
         try:
@@ -369,7 +372,7 @@ class PreparedStatement:
                                    connection_invalidated=invalidated, dialect=self.dialect)
 
 
-def dispose_engines():
+def dispose_engines() -> None:
     with _engines_lock:
         for engine in _engines.values():
             engine.dispose()
@@ -419,7 +422,7 @@ class Database(DependencyProvider):
             session.invalidate()
 
 
-def alembic_config(migrations_dir, database_url):
+def alembic_config(migrations_dir: Path, database_url: str) -> AlembicConfig:
     config = AlembicConfig()
     config.set_main_option("script_location", str(migrations_dir))
     config.set_main_option("path_separator", "os")
@@ -427,12 +430,12 @@ def alembic_config(migrations_dir, database_url):
     return config
 
 
-def upgrade(migrations_dir, database_url):
+def upgrade(migrations_dir: Path, database_url: str) -> None:
     """Bring a service's database to the newest schema revision (idempotent)."""
     command.upgrade(alembic_config(migrations_dir, database_url), "head")
 
 
-def run_migrations_online(context, target_metadata):
+def run_migrations_online(context, target_metadata) -> None:
     """Body of every service's migrations/env.py: migrate the URL the caller passed."""
     url = context.config.attributes.get("database_url")
     if url is None:

@@ -17,12 +17,12 @@ NATIONAL_FILE = "national"
 FILE_KEYS = {"region", "settings", "services", "main_centre", "districts", "centres"}
 
 
-def regions_dir():
+def regions_dir() -> Path:
     """Where the deployment files live: OSS_REGIONS_DIR, else deploy/regions of the checkout."""
     return Path(os.environ.get("OSS_REGIONS_DIR") or PROJECT_ROOT / "deploy" / "regions")
 
 
-def deployment_file(slug):
+def deployment_file(slug: str) -> dict:
     """The parsed file of one oblast (or of `national`); {} when the deployment has none."""
     path = regions_dir() / f"{slug}.yml"
     if not path.is_file():
@@ -42,7 +42,7 @@ def deployment_file(slug):
     return document
 
 
-def deployed_slugs():
+def deployed_slugs() -> list[str]:
     """The oblasts that have a deployment file, in name order (without `national`)."""
     folder = regions_dir()
     if not folder.is_dir():
@@ -50,7 +50,7 @@ def deployed_slugs():
     return sorted(path.stem for path in folder.glob("*.yml") if path.stem != NATIONAL_FILE)
 
 
-def service_settings(slug, service):
+def service_settings(slug: str, service: str) -> dict[str, str]:
     """The settings one service process takes from the file: the region-wide ones, then its own."""
     document = deployment_file(slug)
     own = (document.get("services") or {}).get(service) or {}

@@ -67,7 +67,7 @@ class Unavailable(ApiError):
     code = "unavailable"
 
 
-def flatten_messages(messages, prefix=""):
+def flatten_messages(messages: dict | list | str, prefix: str = "") -> dict[str, list[str]]:
     """marshmallow's nested messages as `{"applicant.pinfl": ["..."]}`."""
     flat = {}
     if isinstance(messages, dict):
@@ -84,7 +84,7 @@ def flatten_messages(messages, prefix=""):
     return flat
 
 
-def from_validation_error(error: ValidationError, status_class=BadRequest):
+def from_validation_error(error: ValidationError, status_class: type = BadRequest) -> "ApiError":
     fields = flatten_messages(error.messages)
     names = ", ".join(sorted(fields))
     return status_class(f"invalid input: {names}", fields=fields, code="validation_failed")

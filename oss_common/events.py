@@ -36,16 +36,17 @@ class EnvelopeSchema(Schema):
 ENVELOPE = EnvelopeSchema()
 
 
-def utc_now():
+def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def rfc3339(moment):
+def rfc3339(moment: datetime) -> str:
     """UTC timestamp as RFC 3339 with a Z suffix."""
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def make_event(event_type, region, producer, data, occurred_at=None, schema_version=SCHEMA_VERSION):
+def make_event(event_type: str, region: str, producer: str, data: dict, occurred_at: datetime | None = None,
+               schema_version: int = SCHEMA_VERSION) -> dict:
     """A new envelope (a plain dict, ready for JSON) for `event_type` such as `application.submitted`;
     `schema_version` is the version of its body's contract (oss_common.application_events for intake's)."""
     envelope = {
@@ -70,7 +71,7 @@ def make_event(event_type, region, producer, data, occurred_at=None, schema_vers
     return envelope
 
 
-def load_envelope(body):
+def load_envelope(body: object) -> dict:
     """Validate a received envelope; raises marshmallow.ValidationError when it is malformed."""
     if not isinstance(body, dict):
         raise ValidationError({"_schema": ["event body is not an object"]})
@@ -78,7 +79,7 @@ def load_envelope(body):
     return body
 
 
-def routing_key(envelope):
+def routing_key(envelope: dict) -> str:
     """`<region>.<aggregate>.<event>`, e.g. `jizzakh.application.submitted`; never personal data."""
     return f"{envelope['region']}.{envelope['type']}"
 
@@ -89,7 +90,7 @@ def routing_key(envelope):
 BROKER_DELIVERY_LIMIT = 50
 
 
-def event_queue(name, patterns, dead_letter_exchange=DEAD_LETTER_EXCHANGE.name):
+def event_queue(name: str, patterns: list[str], dead_letter_exchange: str = DEAD_LETTER_EXCHANGE.name) -> Queue:
     """A durable quorum queue bound to `oss.events` by topic patterns, dead-lettering to `oss.dlx`
     (through `dead_letter_exchange`, the user's outlet where it has one: oss_common.broker.outlet).
 
@@ -110,7 +111,7 @@ def event_queue(name, patterns, dead_letter_exchange=DEAD_LETTER_EXCHANGE.name):
     )
 
 
-def dead_letter_queue(name):
+def dead_letter_queue(name: str) -> Queue:
     """Where the messages that `name`'s consumers gave up on are kept for inspection."""
     return Queue(
         f"{name}.dead",

@@ -63,7 +63,7 @@ ANONYMOUS_REFUSED = Counter(
 _server_ports = set()
 
 
-def serve_metrics(port, address="0.0.0.0"):
+def serve_metrics(port: int | str | None, address: str = "0.0.0.0") -> None:
     """Expose /metrics on `port` once per process; 0 or empty turns it off."""
     if not port or int(port) in _server_ports:
         return

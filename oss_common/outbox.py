@@ -54,17 +54,12 @@ def outbox_row(envelope):
     }
 
 
-def record_event(session, model, envelope):
-    """Add the event's row to the caller's transaction; it is published only if that commits."""
-    session.add(model(**outbox_row(envelope)))
-
-
 class OutboxRelay(DependencyProvider):
     """Publishes unsent outbox rows to `oss.events` with publisher confirms, then marks them sent.
 
     Runs one green thread per service process. Workers wake it when they finish, so events
     leave within milliseconds; it also polls, so rows left by a crashed process go out too.
-    The injected value is `record(session, envelope)`.
+    Services write the rows through their unit of work (oss_common/unit_of_work.py).
     """
 
     def __init__(self, model, batch_size=200, poll_interval=1.0, confirm_timeout=30.0, linger=None,
@@ -142,10 +137,7 @@ class OutboxRelay(DependencyProvider):
         self._close()
 
     def get_dependency(self, worker_ctx):
-        def record(session, envelope):
-            record_event(session, self.model, envelope)
-
-        return record
+        return self
 
     def worker_teardown(self, worker_ctx):
         self.wake()

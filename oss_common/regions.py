@@ -49,7 +49,7 @@ class Region:
         return base + self.n
 
 
-def load_registry(path=None):
+def load_registry(path: str | Path | None = None) -> dict[str, "Region"]:
     """Every region by slug: the registry file (OSS_REGISTRY_FILE, else the shipped one), with the
     districts and centres that deployment files (deploy/regions/<slug>.yml) add for oblasts the
     registry does not detail yet."""
@@ -109,11 +109,11 @@ def _extended(region, document):
                    main_centre=document.get("main_centre") or region.main_centre)
 
 
-def all_regions():
+def all_regions() -> list[Region]:
     return list(load_registry().values())
 
 
-def get_region(slug):
+def get_region(slug: str | None) -> Region:
     """The region with this slug; a clear ConfigurationError for an unknown one."""
     registry = load_registry()
     region = registry.get(str(slug).strip().lower()) if slug else None
@@ -123,7 +123,7 @@ def get_region(slug):
     return region
 
 
-def deployment_regions(value):
+def deployment_regions(value: str | list | None) -> list[Region]:
     """The regions a deployment runs, from a list or comma-separated slugs; each must be known."""
     slugs = as_list(value)
     if not slugs:

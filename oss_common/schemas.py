@@ -29,7 +29,7 @@ class StrictSchema(Schema):
         return data
 
 
-def control_characters(value):
+def control_characters(value: object) -> list | dict | None:
     """Where `value` (a decoded JSON document) holds control characters, as marshmallow error
     messages (`{"applicant": {"full_name": [...]}}`), or None."""
     if isinstance(value, str):

@@ -1,13 +1,14 @@
-"""The catalogue's units of work: upsert, publish, retire and query public services."""
+"""The catalogue's use cases (load a file, upsert, publish, retire: each one unit of work, committed once)
+and its questions (list, get, audit trail)."""
 
 from sqlalchemy import select
 
-from oss_common.events import NATIONAL, make_event, rfc3339, utc_now
+from oss_common.events import rfc3339, utc_now
 from oss_common.schemas import localized
 from services.catalogue.exceptions import ServiceNotFound, UnknownReference
 from services.catalogue.models import Agency, CatalogueChange, Group, PublicService
+from services.catalogue.unit_of_work import CatalogueUnitOfWork
 
-PRODUCER = "catalogue"
 EVENT_FOR_STATE = {
     "published": "catalogue.service_published",
     "retired": "catalogue.service_retired",
@@ -45,11 +46,11 @@ def agency_names(session):
     return {agency.code: agency.names for agency in session.scalars(select(Agency))}
 
 
-def _announce(session, record, row, actor):
+def _announce(uow, row, actor):
     """Publish the change (through the outbox) and write it to the audit trail."""
-    event = make_event(EVENT_FOR_STATE[row.state], NATIONAL, PRODUCER, service_view(row, agency_names(session)))
-    record(session, event)
-    session.add(CatalogueChange(code=row.code, version=row.version, state=row.state, actor=actor, occurred_at=row.updated_at))
+    uow.emit(EVENT_FOR_STATE[row.state], service_view(row, agency_names(uow.session)))
+    uow.session.add(CatalogueChange(code=row.code, version=row.version, state=row.state, actor=actor,
+                                    occurred_at=row.updated_at))
 
 
 def changes(session, code):
@@ -69,11 +70,20 @@ def _check_references(session, definition):
         raise UnknownReference("the service refers to an unknown agency or group", fields=fields)
 
 
-def upsert_service(session, record, definition, actor, state=None):
+def upsert(uow: CatalogueUnitOfWork, definition: dict, actor: str) -> PublicService:
+    """Create or change one service (a use case of its own)."""
+    with uow:
+        row, _changed = _upsert_service(uow, definition, actor)
+        uow.commit()
+    return row
+
+
+def _upsert_service(uow, definition, actor, state=None):
     """Create or change a service; the version rises only when something really changed.
 
     A new service starts as a draft unless `state` says otherwise. Returns (row, changed).
     """
+    session = uow.session
     _check_references(session, definition)
     definition = {key: value for key, value in definition.items() if key not in ("state",)}
     row = session.get(PublicService, definition["code"])
@@ -86,7 +96,7 @@ def upsert_service(session, record, definition, actor, state=None):
         )
         session.add(row)
         session.flush()
-        _announce(session, record, row, actor)
+        _announce(uow, row, actor)
         return row, True
     new_state = state or row.state
     if (row.definition == content and row.group == definition["group"] and row.agency == definition["agency"]
@@ -100,20 +110,21 @@ def upsert_service(session, record, definition, actor, state=None):
     row.version += 1
     row.updated_at = utc_now()
     session.flush()
-    _announce(session, record, row, actor)
+    _announce(uow, row, actor)
     return row, True
 
 
-def set_state(session, record, code, state, actor):
-    row = session.get(PublicService, code)
-    if row is None:
-        raise ServiceNotFound(f"no service {code!r}", fields={"code": ["unknown service"]})
-    if row.state != state:
-        row.state = state
-        row.version += 1
-        row.updated_at = utc_now()
-        session.flush()
-        _announce(session, record, row, actor)
+def set_state(uow: CatalogueUnitOfWork, code: str, state: str, actor: str) -> PublicService:
+    """Publish, retire or draft a service; its version rises and the change is announced only when the state changes."""
+    with uow:
+        row = get_service(uow.session, code)
+        if row.state != state:
+            row.state = state
+            row.version += 1
+            row.updated_at = utc_now()
+            uow.session.flush()
+            _announce(uow, row, actor)
+        uow.commit()
     return row
 
 
@@ -152,14 +163,16 @@ def upsert_named(session, model, items):
     return changed
 
 
-def load_document(session, record, document, actor):
-    """Load a catalogue file; loading the same file again changes nothing."""
-    summary = {"groups": upsert_named(session, Group, document["groups"]),
-               "agencies": upsert_named(session, Agency, document["agencies"]),
-               "services_changed": 0, "services_unchanged": 0}
-    for service in document["services"]:
-        _, changed = upsert_service(session, record, service, state=service["state"], actor=actor)
-        summary["services_changed" if changed else "services_unchanged"] += 1
+def load_document(uow: CatalogueUnitOfWork, document: dict, actor: str) -> dict:
+    """Load a catalogue file, all of it or nothing; loading the same file again changes nothing."""
+    with uow:
+        summary = {"groups": upsert_named(uow.session, Group, document["groups"]),
+                   "agencies": upsert_named(uow.session, Agency, document["agencies"]),
+                   "services_changed": 0, "services_unchanged": 0}
+        for service in document["services"]:
+            _, changed = _upsert_service(uow, service, actor, state=service["state"])
+            summary["services_changed" if changed else "services_unchanged"] += 1
+        uow.commit()
     return summary
 
 

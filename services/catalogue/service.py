@@ -11,6 +11,7 @@ from oss_common.openapi import OpenApiDocs
 from oss_common.outbox import OutboxRelay
 from services.catalogue import operations
 from services.catalogue.models import Agency, Group, OutboxEvent
+from services.catalogue.unit_of_work import CatalogueUnitOfWork
 from services.catalogue.schemas import (
     CatalogueDocumentSchema, ChangeListSchema, LanguageQuerySchema, NamedListSchema, ServiceDefinitionSchema, ServiceListSchema,
     ServiceQuerySchema, ServiceViewSchema,
@@ -26,7 +27,7 @@ class CatalogueService(HealthCheck, OpenApiDocs):
     name = "catalogue"
 
     db = Database()
-    record_event = OutboxRelay(OutboxEvent)
+    outbox_relay = OutboxRelay(OutboxEvent)
     metrics = Metrics()
     caller = RpcCaller()
 
@@ -61,8 +62,7 @@ class CatalogueService(HealthCheck, OpenApiDocs):
     def load_catalogue(self, document):
         actor = self.caller.require(CATALOGUE_ADMIN).actor
         document = DOCUMENT.load(document)
-        summary = operations.load_document(self.db, self.record_event, document, actor=actor)
-        self.db.commit()
+        summary = operations.load_document(CatalogueUnitOfWork(self.db), document, actor)
         return summary
 
     # HTTP
@@ -122,11 +122,9 @@ class CatalogueService(HealthCheck, OpenApiDocs):
         return [operations.service_view(row, agencies, query["lang"]) for row in rows]
 
     def _upsert(self, definition, actor):
-        row, _changed = operations.upsert_service(self.db, self.record_event, definition, actor=actor)
-        self.db.commit()
+        row = operations.upsert(CatalogueUnitOfWork(self.db), definition, actor)
         return operations.service_view(row, operations.agency_names(self.db))
 
     def _set_state(self, code, state, actor):
-        row = operations.set_state(self.db, self.record_event, code, state, actor=actor)
-        self.db.commit()
+        row = operations.set_state(CatalogueUnitOfWork(self.db), code, state, actor)
         return operations.service_view(row, operations.agency_names(self.db))

@@ -15,24 +15,9 @@ from oss_common.events import utc_now
 from oss_common.regions import get_region
 from services.intake.metrics import CATALOGUE_CACHE_AGE
 from services.intake.models import CatalogueEntry
+from services.intake.repository import CatalogueCopy
 
 log = logging.getLogger(__name__)
-
-
-def store_service(session, definition):
-    """Keep a catalogue service in the region's copy unless a newer version is already there."""
-    entry = session.get(CatalogueEntry, definition["code"])
-    if entry is None:
-        session.add(CatalogueEntry(code=definition["code"], version=definition["version"], state=definition["state"],
-                                   definition=definition, refreshed_at=utc_now()))
-        return True
-    if definition["version"] < entry.version:
-        return False
-    entry.version = definition["version"]
-    entry.state = definition["state"]
-    entry.definition = definition
-    entry.refreshed_at = utc_now()
-    return True
 
 
 class CatalogueCache(DependencyProvider):
@@ -119,8 +104,9 @@ class CatalogueCache(DependencyProvider):
         with ClusterRpcProxy(self.config, timeout=self.rpc_timeout) as cluster:
             services = cluster.catalogue.list_services(state="all")
         with self.Session() as session, session.begin():
+            copy = CatalogueCopy(session)
             for definition in services:
-                store_service(session, definition)
+                copy.keep(definition)
         self.invalidate()
         log.info("catalogue copy of %s refreshed: %d services", self.region, len(services))
 

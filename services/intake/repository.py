@@ -10,7 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from oss_common.database import UNSYNCED_COMMIT, PreparedStatement
-from services.intake.models import Application, OutboxEvent, StatusChange
+from oss_common.consumers import first_delivery
+from oss_common.events import utc_now
+from services.intake.models import Application, CatalogueEntry, OutboxEvent, ProcessedEvent, StatusChange
 
 
 class IdempotencyKeyTaken(Exception):
@@ -222,3 +224,36 @@ class Applications:
         _prepare(_INSERT_HISTORY, dialect).first_in(connection, {**parameters, "h_application_id": application_id})
         _prepare(_INSERT_OUTBOX, dialect).first_in(connection, parameters)
         return application_id
+
+
+class CatalogueCopy:
+    """The region's copy of the national catalogue, in one unit of work's session."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def keep(self, definition: dict) -> bool:
+        """Keep a catalogue service unless a newer version is already there; whether it was kept."""
+        entry = self.session.get(CatalogueEntry, definition["code"])
+        if entry is None:
+            self.session.add(CatalogueEntry(code=definition["code"], version=definition["version"],
+                                            state=definition["state"], definition=definition, refreshed_at=utc_now()))
+            return True
+        if definition["version"] < entry.version:
+            return False
+        entry.version = definition["version"]
+        entry.state = definition["state"]
+        entry.definition = definition
+        entry.refreshed_at = utc_now()
+        return True
+
+
+class ProcessedEvents:
+    """The events this region's intake has applied (its consumers are idempotent by `event_id`)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def first_delivery(self, envelope: dict) -> bool:
+        """Record the event as applied in this unit of work; False when it was applied before."""
+        return first_delivery(self.session, ProcessedEvent, envelope)

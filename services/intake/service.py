@@ -3,7 +3,7 @@ from nameko.rpc import rpc
 
 from oss_common.auth import OFFICER, OPERATOR, REGION_ADMIN
 from oss_common.callers import RpcCaller
-from oss_common.consumers import event_handler, first_delivery
+from oss_common.consumers import event_handler
 from oss_common.database import Database
 from oss_common.errors import BadRequest
 from oss_common.http import HealthCheck, api, json_body, principal, query_params
@@ -13,8 +13,8 @@ from oss_common.outbox import OutboxRelay
 from oss_common.schemas import localized
 from services.intake import use_cases, views
 from services.intake.commands import SubmitApplication, Transition
-from services.intake.dependencies import CatalogueCache, store_service
-from services.intake.models import OutboxEvent, ProcessedEvent
+from services.intake.dependencies import CatalogueCache
+from services.intake.models import OutboxEvent
 from services.intake.open311 import Open311
 from services.intake.web import IntakeWebPages
 from services.intake.scope import list_limits, require_scope
@@ -99,9 +99,7 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
 
     @event_handler("national.catalogue.*", queue_suffix="catalogue")
     def on_catalogue_changed(self, event):
-        if first_delivery(self.db, ProcessedEvent, event):
-            store_service(self.db, event["data"])
-        self.db.commit()
+        use_cases.copy_catalogue_change(self.unit_of_work(), event)
         self.catalogue.invalidate()
 
     # HTTP

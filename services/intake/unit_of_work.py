@@ -1,5 +1,6 @@
-"""Intake's unit of work: one use case's session, its repositories (applications, tracking numbers), the
-region's catalogue copy and the events it emits, committed together once.
+"""Intake's unit of work: one use case's session, its repositories (applications, tracking numbers, the
+stored catalogue copy, applied events), the region's catalogue as served from memory and the events it
+emits, committed together once.
 
 A new application, its history entry and its event are one statement on PostgreSQL
 (repository.py), so a submission still costs one round trip; the commit that follows finds no
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 from oss_common.regions import Region
 from oss_common.unit_of_work import SqlUnitOfWork
 from services.intake.models import OutboxEvent
-from services.intake.repository import Applications, TrackingNumberCounter
+from services.intake.repository import Applications, CatalogueCopy, ProcessedEvents, TrackingNumberCounter
 
 PRODUCER_PREFIX = "intake"
 
@@ -30,6 +31,8 @@ class IntakeUnitOfWork(SqlUnitOfWork):
         self.region = region
         self.applications = Applications(session)
         self.tracking_numbers = TrackingNumberCounter(session)
+        self.catalogue_copy = CatalogueCopy(session)
+        self.processed_events = ProcessedEvents(session)
 
     def _write_events(self, rows: list[dict]) -> None:
         self.applications.flush(rows)

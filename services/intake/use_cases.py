@@ -93,6 +93,14 @@ def reissue_status_code(uow: IntakeUnitOfWork, command: ReissueStatusCode) -> st
     return code
 
 
+def copy_catalogue_change(uow: IntakeUnitOfWork, envelope: dict) -> None:
+    """Keep the region's copy of a catalogue service current (a `national.catalogue.*` event), once per event."""
+    with uow:
+        if uow.processed_events.first_delivery(envelope):
+            uow.catalogue_copy.keep(envelope["data"])
+        uow.commit()
+
+
 def request_fingerprint(submission: dict) -> str:
     """What tells a replay (the same body again) from a different application under the same key."""
     return hashlib.sha256(json.dumps(submission, sort_keys=True, default=str).encode()).hexdigest()

@@ -10,7 +10,7 @@ from oss_common.config import ConfigurationError, setting
 from oss_common.consumers import DEFAULT_DELIVERY_LIMIT, DEFAULT_QUEUE_DEPTH_SECONDS, DEFAULT_RETRY_BASE_SECONDS
 from oss_common.database import DatabaseSettings, session_factory
 from oss_common.schemas import LANGUAGES
-from services.notifications import operations
+from services.notifications import views
 from services.notifications.channels import ChannelSet, SmsGateway, SmtpChannel
 from services.notifications.domain import CHANNELS, NONE, DeliveryPolicy, parse_agency_addresses
 from services.notifications.messages import TemplateBook
@@ -126,7 +126,7 @@ class DeliveryMetrics(DependencyProvider):
         while True:
             try:
                 with self.Session() as session:
-                    counts = operations.pending_by_channel(session)
+                    counts = views.pending_by_channel(session)
                 for channel in CHANNELS:
                     if channel != NONE:
                         NOTIFICATION_PENDING.labels(self.service, self.region, channel).set(counts.get(channel, 0))

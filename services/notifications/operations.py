@@ -1,5 +1,6 @@
-"""Notifications' units of work: keep the deadline watch current, deliver a citizen's message for an
-application event, send agencies their deadline notices, show a tracking number's deliveries.
+"""Notifications' deliveries: keep the deadline watch's copy of an application current, deliver a
+citizen's message for an application event, and the protocol every delivery follows (deadlines.py
+sends agencies' notices with it; views.py answers questions about deliveries).
 
 A delivery is tried so that no message can go out twice:
   1. its row, unique per (event id, channel), is committed as pending;
@@ -11,23 +12,21 @@ A row still claimed after an attempt could have lasted was left mid-send (a cras
 import functools
 from datetime import timedelta, timezone
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from oss_common import application_events
-from oss_common.calendar import add_working_days, local_date, working_days_between
-from oss_common.config import ConfigurationError
-from oss_common.events import make_event, rfc3339, utc_now
-from oss_common.regions import get_region
+from oss_common.events import utc_now
 from oss_common.schemas import localized
 from services.notifications.domain import (
-    AGENCY, CITIZEN, CITIZEN_EVENTS, DUE_SOON, EMAIL, FAILED, FINISHED, NONE, PENDING, SENT, SKIPPED,
-    choose_channel, deadline_notice_id, deadline_threshold, delivery_key, message_language, needs_notice, retry_delay,
+    CITIZEN, CITIZEN_EVENTS, FAILED, FINISHED, NONE, PENDING, SENT, SKIPPED,
+    choose_channel, delivery_key, message_language, retry_delay,
 )
 from services.notifications.exceptions import (
     DeliveryDeferred, DeliveryFailed, PermanentFailure, TemplateProblem, TemporaryFailure,
 )
 from services.notifications.models import Delivery, WatchedApplication
+from services.notifications.unit_of_work import Notifier
 
 BATCH_SIZE = 200
 LEFT_MID_SEND = "outcome unknown: an attempt stopped while sending; not repeated so that it cannot arrive twice"
@@ -91,7 +90,7 @@ def open_delivery(session, **values):
     return delivery, created
 
 
-def notify_citizen(session, record, channels, templates, policy, observe, envelope):
+def notify_citizen(notifier: Notifier, envelope: dict):
     """Tell the applicant about an application event by the channel they chose, at most once.
 
     Raises marshmallow.ValidationError for a malformed body, DeliveryFailed when the message failed
@@ -100,21 +99,22 @@ def notify_citizen(session, record, channels, templates, policy, observe, envelo
     if envelope["type"] not in CITIZEN_EVENTS:
         return None
     fact = application_events.load(envelope)
-    watch(session, envelope["region"], fact)
     recipient = choose_channel(fact["channel"], fact["contact"])
     language = message_language(fact["language"])
-    delivery, created = open_delivery(
-        session, tracking_number=fact["tracking_number"], region=envelope["region"], event_id=envelope["event_id"],
-        event_type=envelope["type"], audience=CITIZEN, channel=recipient.channel, language=language,
-        status=SKIPPED if recipient.channel == NONE else PENDING,
-    )
-    session.commit()
+    with notifier.unit_of_work() as uow:
+        watch(uow.session, envelope["region"], fact)
+        delivery, created = open_delivery(
+            uow.session, tracking_number=fact["tracking_number"], region=envelope["region"],
+            event_id=envelope["event_id"], event_type=envelope["type"], audience=CITIZEN, channel=recipient.channel,
+            language=language, status=SKIPPED if recipient.channel == NONE else PENDING,
+        )
+        uow.commit()
     if recipient.channel == NONE:
         if created:
-            observe.finished(delivery)
+            notifier.observe.finished(delivery)
         return delivery
-    compose = functools.partial(templates.render, envelope["type"], language, **citizen_values(fact, language))
-    return attempt(session, record, channels, policy, observe, delivery, recipient.address, compose)
+    compose = functools.partial(notifier.templates.render, envelope["type"], language, **citizen_values(fact, language))
+    return attempt(notifier, delivery, recipient.address, compose)
 
 
 def citizen_values(fact, language):
@@ -133,9 +133,10 @@ def citizen_values(fact, language):
     }
 
 
-def attempt(session, record, channels, policy, observe, delivery, address, compose, now=None):
+def attempt(notifier: Notifier, delivery: Delivery, address: str | None, compose, now=None) -> Delivery:
     """Try a pending delivery once; see the module's docstring. Returns the delivery when it is
     settled (sent now or before, skipped); raises DeliveryDeferred or DeliveryFailed otherwise."""
+    policy, observe = notifier.policy, notifier.observe
     now = now or utc_now()
     if delivery.status != PENDING:
         return delivery
@@ -145,57 +146,59 @@ def attempt(session, record, channels, policy, observe, delivery, address, compo
                 raise DeliveryDeferred("an earlier attempt at this delivery may still be under way", delivery)
             raise PermanentFailure(LEFT_MID_SEND)
         message = compose()
-        if not _claim(session, delivery, now):
+        if not _claim(notifier, delivery, now):
             if delivery.status in FINISHED:
                 return delivery
             raise DeliveryDeferred("another worker is trying this delivery", delivery)
         try:
-            channels.send(delivery.channel, address, message, delivery_key(delivery.event_id, delivery.channel))
+            notifier.channels.send(delivery.channel, address, message, delivery_key(delivery.event_id, delivery.channel))
         except TemporaryFailure as exc:
             if delivery.attempts >= policy.max_attempts:
                 raise PermanentFailure(f"{exc}; gave up after {delivery.attempts} attempts") from None
             retry_at = utc_now() + timedelta(seconds=retry_delay(delivery.attempts, policy.retry_base_seconds))
-            _settle(session, delivery, PENDING, error=str(exc), next_attempt_at=retry_at)
+            _settle(notifier, delivery, PENDING, error=str(exc), next_attempt_at=retry_at)
             observe.retried(delivery)
             raise DeliveryDeferred(str(exc), delivery) from None
     except (PermanentFailure, TemplateProblem) as exc:
-        if fail(session, record, policy, observe, delivery, str(exc)):
+        if fail(notifier, delivery, str(exc)):
             raise DeliveryFailed(str(exc)) from None
         return delivery
-    _settle(session, delivery, SENT)
+    _settle(notifier, delivery, SENT)
     observe.finished(delivery)
     return delivery
 
 
-def _claim(session, delivery, now):
+def _claim(notifier, delivery, now):
     """Take the next attempt of a pending delivery; False when another worker holds it or it is settled."""
-    claimed = session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery.id, Delivery.status == PENDING, Delivery.attempt_started_at.is_(None))
-        .values(attempts=Delivery.attempts + 1, attempt_started_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1
-    session.refresh(delivery)
-    session.commit()
+    with notifier.unit_of_work() as uow:
+        claimed = uow.session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery.id, Delivery.status == PENDING, Delivery.attempt_started_at.is_(None))
+            .values(attempts=Delivery.attempts + 1, attempt_started_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1
+        uow.session.refresh(delivery)
+        uow.commit()
     return claimed
 
 
-def _settle(session, delivery, status, error=None, next_attempt_at=None):
+def _settle(notifier, delivery, status, error=None, next_attempt_at=None):
     """Record an attempt's outcome and release the claim."""
     now = utc_now()
     values = {"status": status, "last_error": error[:MAX_ERROR_LENGTH] if error else None, "attempt_started_at": None,
               "next_attempt_at": next_attempt_at, "updated_at": now}
     if status == SENT:
         values["sent_at"] = now
-    session.execute(
-        update(Delivery).where(Delivery.id == delivery.id, Delivery.status == PENDING).values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    session.refresh(delivery)
-    session.commit()
+    with notifier.unit_of_work() as uow:
+        uow.session.execute(
+            update(Delivery).where(Delivery.id == delivery.id, Delivery.status == PENDING).values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        uow.session.refresh(delivery)
+        uow.commit()
 
 
-def fail(session, record, policy, observe, delivery, error, unclaimed_only=False):
+def fail(notifier: Notifier, delivery: Delivery, error: str, unclaimed_only: bool = False) -> bool:
     """Mark a pending delivery failed for good and raise `<region>.notification.failed` in the same
     transaction; False when it was already settled (nothing changes then), or, with `unclaimed_only`,
     while an attempt holds it."""
@@ -204,161 +207,25 @@ def fail(session, record, policy, observe, delivery, error, unclaimed_only=False
     conditions = [Delivery.id == delivery.id, Delivery.status == PENDING]
     if unclaimed_only:
         conditions.append(Delivery.attempt_started_at.is_(None))
-    failed = session.execute(
-        update(Delivery).where(*conditions)
-        .values(status=FAILED, last_error=error, attempt_started_at=None, next_attempt_at=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1
-    session.refresh(delivery)
+    with notifier.unit_of_work() as uow:
+        failed = uow.session.execute(
+            update(Delivery).where(*conditions)
+            .values(status=FAILED, last_error=error, attempt_started_at=None, next_attempt_at=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1
+        uow.session.refresh(delivery)
+        if failed:
+            uow.emit("notification.failed", {
+                "tracking_number": delivery.tracking_number,
+                "application_region": delivery.region,
+                "event_id": delivery.event_id,
+                "event_type": delivery.event_type,
+                "audience": delivery.audience,
+                "channel": delivery.channel,
+                "attempts": delivery.attempts,
+                "error": error,
+            }, occurred_at=now)
+        uow.commit()
     if failed:
-        record(session, make_event("notification.failed", policy.region, policy.producer, {
-            "tracking_number": delivery.tracking_number,
-            "application_region": delivery.region,
-            "event_id": delivery.event_id,
-            "event_type": delivery.event_type,
-            "audience": delivery.audience,
-            "channel": delivery.channel,
-            "attempts": delivery.attempts,
-            "error": error,
-        }, occurred_at=now))
-    session.commit()
-    if failed:
-        observe.finished(delivery)
+        notifier.observe.finished(delivery)
     return failed
-
-
-# The deadline watch
-
-
-def watch_deadlines(session, record, channels, templates, policy, observe, now=None):
-    """One round: make the notices newly due, fail attempts left mid-send, send what is due."""
-    now = now or utc_now()
-    today = local_date(now)
-    make_deadline_notices(session, policy, observe, today)
-    abandon_stale_attempts(session, record, policy, observe, now)
-    send_agency_notices(session, record, channels, templates, policy, observe, today, now)
-
-
-def make_deadline_notices(session, policy, observe, today):
-    """A notice for each open application whose due date is at most one working day away or past,
-    once per application, threshold and due date; `none` (skipped) when its agency has no address."""
-    horizon = add_working_days(today, 1)
-    while True:
-        applications = session.scalars(
-            select(WatchedApplication).where(
-                WatchedApplication.is_open.is_(True),
-                WatchedApplication.due_date <= horizon,
-                or_(WatchedApplication.deadline_notice.is_(None),
-                    and_(WatchedApplication.deadline_notice == DUE_SOON, WatchedApplication.due_date < today)),
-            ).order_by(WatchedApplication.due_date, WatchedApplication.tracking_number).limit(BATCH_SIZE)
-        ).all()
-        made, skipped = 0, []
-        for application in applications:
-            threshold = deadline_threshold(today, application.due_date)
-            if not needs_notice(application.deadline_notice, threshold):
-                continue
-            made += 1
-            address = policy.agency_address(application.agency)
-            delivery, created = open_delivery(
-                session, tracking_number=application.tracking_number, region=application.region,
-                event_id=deadline_notice_id(application.tracking_number, threshold, application.due_date),
-                event_type=f"deadline.{threshold}", audience=AGENCY, channel=EMAIL if address else NONE,
-                language=policy.agency_language, status=PENDING if address else SKIPPED,
-                last_error=None if address else f"no address configured for agency {application.agency}",
-            )
-            application.deadline_notice = threshold
-            if created and delivery.status == SKIPPED:
-                skipped.append(delivery)
-        session.commit()
-        for delivery in skipped:
-            observe.finished(delivery)
-        if len(applications) < BATCH_SIZE or not made:
-            return
-
-
-def abandon_stale_attempts(session, record, policy, observe, now):
-    """Fail deliveries whose attempt stopped mid-send (a crash) and whose event no longer comes back."""
-    stale = session.scalars(
-        select(Delivery).where(Delivery.status == PENDING, Delivery.attempt_started_at < now - policy.abandon_after)
-        .order_by(Delivery.id).limit(BATCH_SIZE)
-    ).all()
-    session.commit()
-    for delivery in stale:
-        fail(session, record, policy, observe, delivery, LEFT_MID_SEND)
-
-
-def send_agency_notices(session, record, channels, templates, policy, observe, today, now):
-    """Try each pending agency notice whose back-off has passed."""
-    due = session.scalars(
-        select(Delivery).where(
-            Delivery.audience == AGENCY, Delivery.status == PENDING, Delivery.attempt_started_at.is_(None),
-            or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-        ).order_by(Delivery.id).limit(BATCH_SIZE)
-    ).all()
-    for delivery in due:
-        application = session.get(WatchedApplication, delivery.tracking_number)
-        compose = functools.partial(templates.render, delivery.event_type, delivery.language,
-                                    **agency_values(application, delivery.language, today))
-        try:
-            attempt(session, record, channels, policy, observe, delivery, policy.agency_address(application.agency), compose)
-        except (DeliveryFailed, DeliveryDeferred):
-            continue
-    session.commit()
-
-
-def agency_values(application, language, today):
-    """What an agency's deadline template may use."""
-    return {
-        "tracking_number": application.tracking_number,
-        "service_code": application.service_code,
-        "service_name": localized(application.service_name or {}, language) or application.service_code,
-        "status": application.status,
-        "region": application.region,
-        "region_name": region_name(application.region, language),
-        "agency": application.agency,
-        "due_date": application.due_date.strftime("%d.%m.%Y"),
-        "due_date_iso": application.due_date.isoformat(),
-        "working_days_overdue": max(0, working_days_between(application.due_date, today)),
-    }
-
-
-def region_name(slug, language):
-    try:
-        return localized(get_region(slug).names, language)
-    except ConfigurationError:
-        return slug
-
-
-# Questions
-
-
-def deliveries_of(session, tracking_number):
-    rows = session.scalars(select(Delivery).where(Delivery.tracking_number == tracking_number).order_by(Delivery.id)).all()
-    session.rollback()
-    return {"tracking_number": tracking_number, "items": [delivery_view(row) for row in rows]}
-
-
-def delivery_view(delivery):
-    """A delivery as callers see it: no address, no message text."""
-    return {
-        "event_id": delivery.event_id,
-        "event_type": delivery.event_type,
-        "audience": delivery.audience,
-        "channel": delivery.channel,
-        "language": delivery.language,
-        "status": delivery.status,
-        "attempts": delivery.attempts,
-        "last_error": delivery.last_error,
-        "created_at": rfc3339(delivery.created_at),
-        "updated_at": rfc3339(delivery.updated_at),
-        "sent_at": rfc3339(delivery.sent_at) if delivery.sent_at else None,
-    }
-
-
-def pending_by_channel(session):
-    """Deliveries waiting to be sent, by channel."""
-    counts = dict(session.execute(
-        select(Delivery.channel, func.count()).where(Delivery.status == PENDING).group_by(Delivery.channel)
-    ).all())
-    session.rollback()
-    return counts

@@ -12,12 +12,13 @@ from oss_common.metrics import Metrics
 from oss_common.openapi import OpenApiDocs
 from oss_common.outbox import OutboxRelay
 from oss_common.regions import get_region
-from services.notifications import operations
+from services.notifications import deadlines, operations, views
 from services.notifications.dependencies import Channels, DeliveryMetrics, Policy, Templates
 from services.notifications.entrypoints import configured_timer
 from services.notifications.exceptions import DeliveryDeferred, DeliveryFailed
 from services.notifications.models import OutboxEvent
 from services.notifications.schemas import DeliveryListSchema, DeliveryQuerySchema
+from services.notifications.unit_of_work import Notifier
 
 DELIVERY_QUERY = DeliveryQuerySchema()
 DEFAULT_DEADLINE_CHECK_SECONDS = 300
@@ -29,7 +30,7 @@ class NotificationService(HealthCheck, OpenApiDocs):
     name = "notifications"
 
     db = Database()
-    record_event = OutboxRelay(OutboxEvent)
+    outbox_relay = OutboxRelay(OutboxEvent)
     channels = Channels()
     templates = Templates()
     policy = Policy()
@@ -44,8 +45,7 @@ class NotificationService(HealthCheck, OpenApiDocs):
                    expected_exceptions=(DeadLetter, DeliveryDeferred))
     def on_application_event(self, event):
         try:
-            operations.notify_citizen(self.db, self.record_event, self.channels, self.templates, self.policy,
-                                      self.deliveries, event)
+            operations.notify_citizen(self.notifier(), event)
         except ValidationError as exc:
             raise DeadLetter(f"application event body invalid: {', '.join(sorted(exc.messages))}") from None
         except DeliveryFailed as exc:
@@ -55,7 +55,7 @@ class NotificationService(HealthCheck, OpenApiDocs):
             # An attempt under way settles the delivery itself (unclaimed_only).
             reason = f"{exc}; its event gave up after {self.delivery.number} deliveries"
             if self.delivery.last and exc.delivery is not None and operations.fail(
-                    self.db, self.record_event, self.policy, self.deliveries, exc.delivery, reason, unclaimed_only=True):
+                    self.notifier(), exc.delivery, reason, unclaimed_only=True):
                 raise DeadLetter(f"delivery failed: {reason}") from None
             raise
 
@@ -63,7 +63,7 @@ class NotificationService(HealthCheck, OpenApiDocs):
 
     @configured_timer("DEADLINE_CHECK_SECONDS", DEFAULT_DEADLINE_CHECK_SECONDS)
     def watch_deadlines(self):
-        operations.watch_deadlines(self.db, self.record_event, self.channels, self.templates, self.policy, self.deliveries)
+        deadlines.watch_deadlines(self.notifier())
 
     # RPC
 
@@ -84,4 +84,8 @@ class NotificationService(HealthCheck, OpenApiDocs):
         if not tracking.startswith(get_region(caller.region).prefix + "-"):
             raise Forbidden(f"{tracking} is not an application of {caller.region}",
                             fields={"tracking": [f"not an application of {caller.region}"]})
-        return operations.deliveries_of(self.db, tracking)
+        return views.deliveries_of(self.db, tracking)
+
+    def notifier(self):
+        """What this worker's deliveries work with: its session, channels, templates, policy and metrics."""
+        return Notifier(self.db, self.channels, self.templates, self.policy, self.deliveries)

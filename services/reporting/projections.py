@@ -17,6 +17,15 @@ from oss_common.consumers import first_delivery
 from oss_common.database import DatabaseSettings, session_factory
 from services.reporting.domain import COUNT_DIMENSIONS, DECISION_DIMENSIONS
 from services.reporting.models import ApplicationState, DailyCount, DailyDecision, ProcessedEvent
+from services.reporting.unit_of_work import ReportingUnitOfWork
+
+
+def record_event(uow: ReportingUnitOfWork, envelope: dict) -> bool:
+    """The consumer's use case: apply one application event to the read model, in one unit of work."""
+    with uow:
+        applied = apply_event(uow.session, envelope)
+        uow.commit()
+    return applied
 
 
 def apply_event(session, envelope):
@@ -175,15 +184,17 @@ def rebuild(session_factory, export_page, page_size=1000):
     meanwhile are recorded like any other, so each counts exactly once either way.
     Returns how many events were read and how many applied.
     """
-    with session_factory() as session, session.begin():
-        reset(session)
+    with session_factory() as session, ReportingUnitOfWork(session) as uow:
+        reset(uow.session)
+        uow.commit()
     after_id, read, applied = 0, 0, 0
     while True:
         page = export_page(after_id, page_size)
-        with session_factory() as session, session.begin():
+        with session_factory() as session, ReportingUnitOfWork(session) as uow:
             for envelope in page["items"]:
                 read += 1
-                applied += apply_event(session, envelope)
+                applied += apply_event(uow.session, envelope)
+            uow.commit()
         after_id = page["next_after_id"]
         if not page["more"]:
             return {"events_read": read, "events_applied": applied}

@@ -16,6 +16,7 @@ from oss_common.database import Database
 from services.reporting import exports, operations, projections
 from services.reporting.dependencies import ReadOnlyDatabase, RegionalReports
 from services.reporting.metrics import REPORTING_REGIONS_MISSING
+from services.reporting.unit_of_work import ReportingUnitOfWork
 from services.reporting.domain import merge_regions
 from services.reporting.operations import iso_date
 from services.reporting.web import DashboardPages
@@ -65,10 +66,9 @@ class ReportingService(HealthCheck, OpenApiDocs):
     @event_handler("{region}.application.*", queue_suffix="applications")
     def on_application_event(self, event):
         try:
-            projections.apply_event(self.db, event)
+            projections.record_event(ReportingUnitOfWork(self.db), event)
         except ValidationError as exc:
             raise DeadLetter(f"application event body invalid: {', '.join(sorted(exc.messages))}") from exc
-        self.db.commit()
 
     # RPC: the same readers as HTTP (the national view asks with its analyst's token)
 

@@ -14,8 +14,7 @@ from oss_common.calendar import add_working_days, local_date
 from oss_common.config import ConfigurationError
 from oss_common.consumers import DeadLetter
 from oss_common.events import make_event, rfc3339, utc_now
-from oss_common.outbox import record_event
-from services.notifications import operations
+from services.notifications import deadlines, operations
 from services.notifications.dependencies import Channels, Policy
 from services.notifications.domain import DeliveryPolicy
 from oss_common.consumers import EventDelivery
@@ -68,7 +67,7 @@ def make_service(session, channels=None, **policy):
                 "agency_addresses": {"khokimiyat": "hokim@jizzakh.example.uz"}}
     settings.update(policy)
     return worker_factory(
-        NotificationService, db=session, record_event=lambda s, envelope: record_event(s, OutboxEvent, envelope),
+        NotificationService, db=session,
         channels=channels or FakeChannels(), templates=TemplateBook(), policy=DeliveryPolicy(**settings),
         deliveries=Observer(), delivery=EventDelivery(1, 5),
         caller=CallerAs(Principal("desk", OPERATOR, region="jizzakh", centres=("jizzakh-city",)), region="jizzakh"),
@@ -300,8 +299,7 @@ def test_deadline_watch_tells_the_agency_once_per_threshold(session):
     # the far one are overdue: one notice each (the far one straight to overdue); the decided one never gets any.
     later = utc_now() + timedelta(days=30)
     for _ in range(2):
-        operations.watch_deadlines(session, service.record_event, channels, service.templates, service.policy,
-                                   service.deliveries, now=later)
+        deadlines.watch_deadlines(service.notifier(), now=later)
     assert sorted(message.subject for _, _, message, _ in channels.sent[2:]) == [
         f"Muddat o‘tdi: JI-2026-000011 ({today.strftime('%d.%m.%Y')})",
         f"Muddat o‘tdi: JI-2026-000012 ({add_working_days(today, 5).strftime('%d.%m.%Y')})",
@@ -318,8 +316,7 @@ def test_an_agency_notice_is_retried_with_back_off(session):
     assert (notice.status, notice.attempts) == ("pending", 1)
     service.watch_deadlines()  # within the back-off: not tried again yet
     assert channels.sent == [] and deliveries(session)[-1].attempts == 1
-    operations.watch_deadlines(session, service.record_event, channels, service.templates, service.policy,
-                               service.deliveries, now=utc_now() + timedelta(seconds=31))
+    deadlines.watch_deadlines(service.notifier(), now=utc_now() + timedelta(seconds=31))
     [notice] = [row for row in deliveries(session) if row.audience == "agency"]
     assert (notice.status, notice.attempts) == ("sent", 2) and len(channels.sent) == 1
 

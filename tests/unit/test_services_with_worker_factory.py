@@ -10,7 +10,6 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker
 
 from oss_common.auth import CATALOGUE_ADMIN, OFFICER, OPERATOR, Forbidden, Principal
-from oss_common.outbox import record_event
 from oss_common.regions import get_region
 from services.catalogue.models import Base as CatalogueBase, CatalogueChange, OutboxEvent as CatalogueOutbox
 from services.catalogue.service import CatalogueService
@@ -112,9 +111,7 @@ def test_transition_records_who_and_raises_an_event(intake):
 
 def test_catalogue_upsert_bumps_version_only_on_change():
     session = memory_session(CatalogueBase)
-    catalogue = worker_factory(CatalogueService, db=session,
-                               record_event=lambda s, envelope: record_event(s, CatalogueOutbox, envelope),
-                               caller=CallerAs(Principal("editor", CATALOGUE_ADMIN)))
+    catalogue = worker_factory(CatalogueService, db=session, caller=CallerAs(Principal("editor", CATALOGUE_ADMIN)))
     catalogue.load_catalogue({
         "groups": [{"code": "office-services", "names": L}],
         "agencies": [{"code": "oss-centre", "names": L}],
@@ -138,8 +135,7 @@ def test_catalogue_upsert_bumps_version_only_on_change():
 def test_catalogue_writes_over_rpc_need_a_catalogue_admin():
     session = memory_session(CatalogueBase)
     for caller in (CallerAs(OPERATOR_AT_DESK, OFFICER_ALIYEV), CallerAs(Principal("a", "analyst"))):
-        catalogue = worker_factory(CatalogueService, db=session, caller=caller,
-                                   record_event=lambda s, envelope: record_event(s, CatalogueOutbox, envelope))
+        catalogue = worker_factory(CatalogueService, db=session, caller=caller)
         for call in (lambda: catalogue.load_catalogue({"groups": [], "agencies": [], "services": []}),
                      lambda: catalogue.upsert_service({"code": "x"}), lambda: catalogue.publish_service("x"),
                      lambda: catalogue.retire_service("x")):
