@@ -1,5 +1,6 @@
 """Whose applications a member of staff may file, see and move: an operator works at its OSS centres,
-an officer on its agencies' applications. Callers without a token (RPC) are not limited here."""
+an officer on its agencies' applications. A use case given no caller (an Open311 partner, a queued
+request) is not limited here."""
 from oss_common.auth import OFFICER, OPERATOR, Forbidden, Principal
 from oss_common.regions import Region
 

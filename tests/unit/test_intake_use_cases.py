@@ -15,14 +15,8 @@ from services.intake.exceptions import (
 )
 from services.intake.repository import IdempotencyKeyTaken
 from services.intake.schemas import SubmissionSchema
+from tests.unit.test_services_with_worker_factory import DEFINITION, submission
 
-L = {"uz": "x", "ru": "x", "en": "x"}
-DEFINITION = {
-    "code": "photocopying", "version": 3, "state": "published", "regions": ["jizzakh"],
-    "agency": {"code": "oss-centre", "names": L}, "names": {"uz": "Nusxa", "ru": "Копия", "en": "Copy"},
-    "deadline_working_days": 2, "required_documents": [{"code": "identity-document", "names": L}],
-    "attributes": [{"code": "pages", "datatype": "number", "required": True, "variable": True, "order": 1}],
-}
 MONDAY = datetime(2026, 12, 14, 6, 0, tzinfo=timezone.utc)
 
 
@@ -94,12 +88,7 @@ class FakeUnitOfWork(UnitOfWork):
 
 
 def body(**overrides):
-    submission = {"service_code": "photocopying", "district": "1708401", "documents": ["identity-document"],
-                  "attributes": {"pages": 2},
-                  "applicant": {"pinfl": "31234567890123", "full_name": "A B", "phone": "+998901234567",
-                                "language": "ru", "channel": "sms"}}
-    submission.update(overrides)
-    return SubmissionSchema().load(submission)
+    return SubmissionSchema().load(submission(**overrides))
 
 
 def submit(uow, **command):
