@@ -2,7 +2,9 @@
 
 A handler that raises is retried with exponential back-off up to DELIVERY_LIMIT deliveries;
 then the event is dead-lettered to `oss.dlx` with the error recorded in its headers, and the
-queue behind it keeps flowing. A malformed envelope is dead-lettered at once.
+queue behind it keeps flowing. A malformed envelope, or one that does not fit the queue (another
+routing key, another region), is dead-lettered at once; so is any message a queue cannot decode
+(reject_malformed_messages).
 """
 import functools
 import logging
@@ -151,8 +153,8 @@ class EventHandler(Consumer):
         self.queue_name = f"{self.container.service_name}.{self.queue_suffix}"
         if not 1 <= self.delivery_limit < BROKER_DELIVERY_LIMIT:
             raise ConfigurationError(f"DELIVERY_LIMIT must be between 1 and {BROKER_DELIVERY_LIMIT - 1}")
-        self.dead_letter_outlet = outlet(self.amqp_uri, DEAD_LETTER_EXCHANGE.name)
-        self.queue = event_queue(self.queue_name, patterns, dead_letter_exchange=self.dead_letter_outlet)
+        self.queue = event_queue(self.queue_name, patterns,
+                                 dead_letter_exchange=outlet(self.amqp_uri, DEAD_LETTER_EXCHANGE.name))
         with Connection(self.amqp_uri) as connection:
             channel = connection.channel()
             DEAD_LETTER_EXCHANGE(channel).declare()
@@ -248,7 +250,7 @@ class EventHandler(Consumer):
         """Park the message in `<queue>.dead` with why; confirmed before the original is acked."""
         dead_letter_message(self.amqp_uri, self.queue_name, message, error,
                             handler=f"{self.container.service_name}.{self.method_name}")
-        payload = message._decoded_cache if isinstance(message._decoded_cache, dict) else {}
+        payload = message.payload if isinstance(message.payload, dict) else {}  # decoded: undecodable ones go by _reject
         event_type = payload.get("type") if isinstance(payload.get("type"), str) else "unknown"
         EVENTS_DEAD_LETTERED.labels(self.container.service_name, self.region, event_type[:64]).inc()
         log.error("dead-lettered a %s event from %s: %s", event_type[:64], self.queue_name, error)
