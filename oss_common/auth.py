@@ -15,6 +15,13 @@ tokens for every role; an oblast's own issuer (a key whose JWKS entry names the 
 `oss_region`, `iss` "oss-<slug>") signs its own staff's tokens only, and they count for that oblast
 alone. A JWKS may list several keys: a new key is added before it signs and the old one removed
 once its last tokens have expired, so keys rotate without downtime.
+
+The services also accept the access tokens of one standard OpenID Connect provider (Keycloak,
+OneID, the demo's deploy/local/oidc): AUTH_OIDC_ISSUER names it, its discovery document gives the
+JWKS URL, AUTH_OIDC_AUDIENCE is the audience its tokens must name, and AUTH_OIDC_CLAIMS maps its
+claims to the platform's (role, region, centres, agencies; dotted paths reach nested claims).
+Such a token is checked as strictly as the platform's own: signature, issuer, audience, expiry,
+lifetime, and claims that fit the role.
 """
 import base64
 import hashlib
@@ -40,6 +47,11 @@ log = logging.getLogger(__name__)
 ALGORITHM = "EdDSA"
 NATIONAL_ISSUER = "oss"
 REGION_MEMBER = "oss_region"  # the JWKS member that scopes a key to one oblast's issuer
+OIDC_ALGORITHMS = ("EdDSA", "ES256", "ES384", "RS256", "PS256")  # what a standard provider may sign with
+PLATFORM_CLAIMS = ("role", "region", "centres", "agencies")
+# The algorithm of a published key that does not name one, by its type and curve.
+_IMPLIED_ALGORITHMS = {("OKP", "Ed25519"): "EdDSA", ("EC", "P-256"): "ES256", ("EC", "P-384"): "ES384",
+                       ("RSA", None): "RS256"}
 OPERATOR, OFFICER, REGION_ADMIN = "operator", "officer", "region-admin"
 ANALYST, CATALOGUE_ADMIN = "analyst", "catalogue-admin"
 ROLES = (OPERATOR, OFFICER, REGION_ADMIN, ANALYST, CATALOGUE_ADMIN)
@@ -155,6 +167,7 @@ class TrustedKeys:
         self._keys = None
         self._loaded_at = float("-inf")
         self._lock = threading.Lock()
+        self.oidc = None  # an OidcIssuer whose access tokens count too (trusted_keys, from AUTH_OIDC_ISSUER)
 
     def key(self, kid):
         """(PyJWK, oblast or None) for `kid`; Unauthorized when no trusted key has it."""
@@ -213,13 +226,107 @@ def trusted_keys(config):
     once here so that a service with no readable JWKS does not start."""
     sources = config.get("AUTH_JWKS")
     max_age = float(config.get("AUTH_JWKS_MAX_AGE_SECONDS") or DEFAULT_JWKS_MAX_AGE_SECONDS)
-    key = (",".join(as_list(sources)), max_age)
+    oidc = (str(config.get("AUTH_OIDC_ISSUER") or "").rstrip("/"), str(config.get("AUTH_OIDC_AUDIENCE") or ""),
+            str(config.get("AUTH_OIDC_CLAIMS") or ""))
+    key = (",".join(as_list(sources)), max_age, oidc)
     with _TRUSTED_LOCK:
         if key not in _TRUSTED:
             keys = TrustedKeys(sources, max_age=max_age)
             keys.reload()
+            if oidc[0]:
+                keys.oidc = OidcIssuer(*oidc, max_age=max_age)
+                keys.oidc.reload()
             _TRUSTED[key] = keys
         return _TRUSTED[key]
+
+
+def claim_mapping(text):
+    """AUTH_OIDC_CLAIMS, `platform=provider` pairs comma-separated (e.g. `role=oss_role,
+    centres=attributes.centres`), over the identity mapping of role, region, centres and agencies."""
+    mapping = {claim: claim for claim in PLATFORM_CLAIMS}
+    for item in as_list(text):
+        ours, _, theirs = item.partition("=")
+        if ours.strip() not in PLATFORM_CLAIMS or not re.fullmatch(r"[A-Za-z0-9_:/.-]+", theirs.strip()):
+            raise ConfigurationError(
+                f"AUTH_OIDC_CLAIMS takes claim=provider-claim pairs for {', '.join(PLATFORM_CLAIMS)}; not {item!r}")
+        mapping[ours.strip()] = theirs.strip()
+    return mapping
+
+
+def _claim(claims, path):
+    value = claims
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+class OidcIssuer:
+    """A standard OpenID Connect provider whose access tokens count: its issuer URL, the audience
+    its tokens must name, its JWKS (the URL its discovery document gives, read again as TrustedKeys
+    reads the platform's), and the claim mapping."""
+
+    def __init__(self, issuer, audience, claims="", max_age=DEFAULT_JWKS_MAX_AGE_SECONDS,
+                 reload_seconds=KEYSET_RELOAD_SECONDS, clock=time.monotonic):
+        if not issuer.startswith(("https://", "http://")) or not audience:
+            raise ConfigurationError("AUTH_OIDC_ISSUER is the provider's issuer URL and AUTH_OIDC_AUDIENCE the "
+                                     "audience its access tokens name for the services")
+        self.issuer, self.audience, self.mapping = issuer, audience, claim_mapping(claims)
+        self.max_age, self.reload_seconds, self.clock = max_age, reload_seconds, clock
+        self._keys, self._loaded_at = None, float("-inf")
+        self._lock = threading.Lock()
+
+    def key(self, kid):
+        keys, age = self._keys, self.clock() - self._loaded_at
+        if keys is None or age >= self.max_age or (kid not in keys and age >= self.reload_seconds):
+            try:
+                keys = self.reload()
+            except ConfigurationError as exc:
+                if self._keys is None:
+                    raise
+                log.warning("the OpenID provider's keys not re-read, the ones read before still count: %s", exc)
+                self._loaded_at, keys = self.clock(), self._keys
+        try:
+            return keys[kid]
+        except KeyError:
+            raise Unauthorized("the token is signed with a key the identity provider does not publish",
+                               fields={"Authorization": ["unknown signing key"]}) from None
+
+    def reload(self):
+        with self._lock:
+            discovery = _read_jwks(f"{self.issuer}/.well-known/openid-configuration")
+            if discovery.get("issuer", "").rstrip("/") != self.issuer or not discovery.get("jwks_uri"):
+                raise ConfigurationError(f"{self.issuer} does not describe itself as that issuer with a jwks_uri")
+            keys = {}
+            for jwk in _read_jwks(discovery["jwks_uri"]).get("keys", []):
+                algorithm = jwk.get("alg") or _IMPLIED_ALGORITHMS.get((jwk.get("kty"), jwk.get("crv")))
+                # Encryption keys and algorithms the platform does not take are left out, not trusted.
+                if jwk.get("use", "sig") == "sig" and algorithm in OIDC_ALGORITHMS and isinstance(jwk.get("kid"), str):
+                    keys[jwk["kid"]] = jwt.PyJWK(jwk, algorithm=algorithm)
+            self._keys, self._loaded_at = keys, self.clock()
+            return keys
+
+    def claims(self, token, header):
+        """The token's claims mapped to the platform's, once its signature, issuer, audience and expiry hold."""
+        if header.get("alg") not in OIDC_ALGORITHMS or not isinstance(header.get("kid"), str):
+            raise Unauthorized("the token must be signed with an asymmetric key and name it (kid)",
+                               fields={"Authorization": ["invalid token"]})
+        public_key = self.key(header["kid"])
+        if public_key.algorithm_name != header["alg"]:  # a key serves the one algorithm it is published for
+            raise Unauthorized("the token's algorithm is not its key's", fields={"Authorization": ["invalid token"]})
+        claims = jwt.decode(token, public_key.key, algorithms=[header["alg"]], issuer=self.issuer,
+                            audience=self.audience, options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+                            leeway=LEEWAY_SECONDS)
+        mapped = {name: claims[name] for name in ("sub", "iss", "iat", "exp")}
+        for ours, theirs in self.mapping.items():
+            value = _claim(claims, theirs)
+            if ours == "role" and isinstance(value, list):  # a provider's list of roles: the one the platform knows
+                known = [role for role in value if role in ROLES]
+                value = known[0] if len(known) == 1 else None
+            if value is not None:
+                mapped[ours] = value
+        return mapped
 
 
 def _codes(values, what):
@@ -275,21 +382,27 @@ def _verify(keys, token):
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError:
         raise Unauthorized("the token is not valid", fields={"Authorization": ["invalid token"]}) from None
-    if header.get("alg") != ALGORITHM or not isinstance(header.get("kid"), str):
-        raise Unauthorized(f"the token must be signed with {ALGORITHM} and name its key (kid)",
-                           fields={"Authorization": ["invalid token"]})
-    public_key, key_region = keys.key(header["kid"])
+    oidc = getattr(keys, "oidc", None)
+    key_region = None
     try:
-        claims = jwt.decode(token, public_key.key, algorithms=[ALGORITHM],
-                            issuer=regional_issuer(key_region) if key_region else NATIONAL_ISSUER,
-                            options={"require": ["exp", "iat", "sub", "iss"]}, leeway=LEEWAY_SECONDS)
+        if oidc is not None and _unverified_issuer(token) == oidc.issuer:
+            claims = oidc.claims(token, header)
+        else:
+            if header.get("alg") != ALGORITHM or not isinstance(header.get("kid"), str):
+                raise Unauthorized(f"the token must be signed with {ALGORITHM} and name its key (kid)",
+                                   fields={"Authorization": ["invalid token"]})
+            public_key, key_region = keys.key(header["kid"])
+            claims = jwt.decode(token, public_key.key, algorithms=[ALGORITHM],
+                                issuer=regional_issuer(key_region) if key_region else NATIONAL_ISSUER,
+                                options={"require": ["exp", "iat", "sub", "iss"]}, leeway=LEEWAY_SECONDS)
     except jwt.ExpiredSignatureError:
         raise Unauthorized("the token has expired; ask for a new one", fields={"Authorization": ["expired"]}) from None
     except jwt.InvalidTokenError:
         raise Unauthorized("the token is not valid", fields={"Authorization": ["invalid token"]}) from None
     role = claims.get("role")
     centres, agencies = claims.get("centres", []), claims.get("agencies", [])
-    if (role not in ROLES or not isinstance(claims["sub"], str) or not isinstance(centres, list)
+    if (role not in ROLES or not isinstance(claims["sub"], str) or not SUBJECT.match(claims["sub"])
+            or not isinstance(centres, list)
             or not isinstance(agencies, list) or not all(isinstance(value, str) for value in centres + agencies)
             or (role in REGIONAL_ROLES and claims.get("region") not in load_registry())):
         raise Unauthorized("the token's claims do not fit its role", fields={"Authorization": ["invalid claims"]})
@@ -333,6 +446,13 @@ class VerifiedTokens:
                 self._entries.clear()
         self._entries[token] = (keys, min(now + self.ttl, valid_until), principal)
         return principal
+
+
+def _unverified_issuer(token):
+    try:
+        return str(jwt.decode(token, options={"verify_signature": False}).get("iss") or "").rstrip("/")
+    except jwt.InvalidTokenError:
+        return None
 
 
 def bearer_token(header):
