@@ -13,6 +13,9 @@ import pytest
 import yaml
 
 from oss_common import metrics
+from services.intake import metrics as intake_metrics
+from services.notifications import metrics as notifications_metrics
+from services.reporting import metrics as reporting_metrics
 from oss_common.config import PROJECT_ROOT
 from oss_common.deployment import deployed_slugs
 from oss_common.regions import get_region
@@ -51,7 +54,9 @@ def test_alert_rules_pass_their_unit_tests():
 
 
 def test_every_metric_the_rules_and_dashboard_use_is_one_the_services_export():
-    exported = {collector._name for collector in vars(metrics).values() if hasattr(collector, "_name")}
+    modules = (metrics, intake_metrics, notifications_metrics, reporting_metrics)
+    exported = {collector._name for module in modules for collector in vars(module).values()
+                if hasattr(collector, "_name")}
     exported |= {f"{name}_total" for name in exported} | {f"{name}_bucket" for name in exported}
     rules = yaml.safe_load((MONITORING / "alerts.yml").read_text())
     dashboard = json.loads((MONITORING / "grafana" / "dashboards" / "oss-regions.json").read_text())
