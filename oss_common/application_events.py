@@ -6,6 +6,10 @@ Version 2 says where the application stands: `open` (still awaiting a decision: 
 as open and the deadline watch follows), `decided` (this status is a decision, approved or rejected)
 and `final` (no status follows). Version 1 bodies, still in outboxes and event exports, said none of
 it; `load` fills it in from the statuses version 1 knew, a fixed table that is part of that version.
+Version 3 adds `version`: the application's own counter, 1 when submitted and one more with every
+change (intake raises it under the application's row lock). Read models apply an application's
+events by it and never compare `changed_at`, which comes from the clock of whichever intake process
+made the change. Older bodies have none (`version` None, see `supersedes`).
 No PINFL and no name: the contact the applicant chose travels in the body, never in a routing key.
 """
 from datetime import timezone
@@ -14,7 +18,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 
 from oss_common.events import rfc3339
 
-VERSION = 2
+VERSION = 3
 SUBMITTED = "application.submitted"
 STATUS_CHANGED = "application.status_changed"
 TYPES = frozenset({SUBMITTED, STATUS_CHANGED})
@@ -56,6 +60,7 @@ class ApplicationEventSchema(Schema):
     district = fields.String(required=True, validate=validate.Length(min=1, max=16))
     centre = fields.String(required=True, validate=validate.Length(min=1, max=64))
     status = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    version = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1))
     previous_status = fields.String(load_default=None, allow_none=True)
     reason = fields.String(load_default=None, allow_none=True)
     actor = fields.String(load_default=None, allow_none=True)
@@ -79,6 +84,20 @@ APPLICATION_EVENT = ApplicationEventSchema()
 def dump(data: dict) -> dict:
     """The body of an application event of this version, from the producer's values."""
     return APPLICATION_EVENT.dump(data)
+
+
+def supersedes(fact, version, changed_at):
+    """Whether the event `fact` is newer than a stored state of (`version`, `changed_at`), where a
+    state built only from version-2 bodies keeps version 0: by `version` when either side has one;
+    between two version-2 bodies (an old export replayed), by `changed_at` as version 2 ordered them."""
+    if fact["version"] is None and not version:
+        return fact["changed_at"] > changed_at
+    return (fact["version"] or 0) > version
+
+
+def stored_version(fact):
+    """The version a read model keeps for the state `fact` describes (0: a version-2 body had none)."""
+    return fact["version"] or 0
 
 
 def load(envelope: dict) -> dict:

@@ -18,13 +18,17 @@ keys). Queues: configure, write and read on the principal's own queues only:
   <service>.<purpose>[.dead]          event queues on `oss.events`, their dead letters on `oss.dlx`
   rpc-<service>.dead                  RPC requests that could not be read (oss_common.consumers)
   rpc.reply-<user>-<uuid>             RPC reply queues, bound by `reply-<user>-<uuid>` (oss_common.rpc)
+Every deployed consumer's event queues (with their dead-letter and retry queues) and bindings are
+declared here too, so an event published before its consumer ever started is kept for it (the
+outbox publishes mandatory, and would otherwise hold it).
 """
-import json
 import re
 from urllib.parse import unquote, urlparse
 
 from oss_common.config import ConfigurationError
-from oss_common.events import BROKER_DELIVERY_LIMIT, DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, NATIONAL
+from oss_common.events import (
+    BROKER_DELIVERY_LIMIT, DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, NATIONAL, dead_letter_queue, event_queue, retry_queue,
+)
 
 VHOST = "oss"
 RPC_EXCHANGE = "nameko-rpc"
@@ -76,10 +80,13 @@ class Principal:
         self.serves_rpc = name != "ministry"
         # The queues whose consumers park what they give up on (or cannot read) in `<queue>.dead`.
         self.dead_lettering = self.event_queues + ((f"rpc-{name}",) if self.serves_rpc else ())
+        # Keys on `oss.dlx` of its event queues' retries: to `<queue>.retry`, and back by `<queue>.requeue`.
+        self.retrying = tuple(f"{queue}.{suffix}" for queue in self.event_queues for suffix in ("retry", "requeue"))
 
     def queue_pattern(self):
         names = [f"rpc-{self.name}"] if self.serves_rpc else []
         names += list(self.event_queues) + [f"{queue}.dead" for queue in self.dead_lettering]
+        names += [f"{queue}.retry" for queue in self.event_queues]
         alternatives = [re.escape(name) for name in names] + [rf"rpc\.reply-{re.escape(self.user)}-{UUID}"]
         return "^(" + "|".join(alternatives) + ")$"
 
@@ -104,10 +111,10 @@ class Principal:
         topics = [
             (RPC_EXCHANGE, "^$", "^(" + "|".join(bind_rpc + [own_replies]) + ")$"),
             (EVENTS_EXCHANGE.name, "^$", _anchored(_topic_regex(key) for key in self.binds)),
-            (DEAD_LETTER_EXCHANGE.name, "^$", _anchored(re.escape(queue) for queue in self.dead_lettering)),
+            (DEAD_LETTER_EXCHANGE.name, "^$", _anchored(re.escape(key) for key in self.dead_lettering + self.retrying)),
             (f"{self.user}.rpc", self.rpc_keys(), "^$"),
             (f"{self.user}.events", _anchored(_topic_regex(key) for key in self.publishes), "^$"),
-            (f"{self.user}.dlx", _anchored(re.escape(queue) for queue in self.dead_lettering), "^$"),
+            (f"{self.user}.dlx", _anchored(re.escape(key) for key in self.dead_lettering + self.retrying), "^$"),
         ]
         topic_permissions = [{"user": self.user, "vhost": VHOST, "exchange": exchange, "write": write, "read": read}
                              for exchange, write, read in topics]
@@ -115,7 +122,7 @@ class Principal:
             [_binding(f"{self.user}.rpc", RPC_EXCHANGE, call) for call in self.calls]
             + ([_binding(f"{self.user}.rpc", RPC_EXCHANGE, "*")] if self.callers else [])
             + [_binding(f"{self.user}.events", EVENTS_EXCHANGE.name, key) for key in self.publishes]
-            + [_binding(f"{self.user}.dlx", DEAD_LETTER_EXCHANGE.name, queue) for queue in self.dead_lettering]
+            + [_binding(f"{self.user}.dlx", DEAD_LETTER_EXCHANGE.name, key) for key in self.dead_lettering + self.retrying]
         )
         return user, permission, topic_permissions, self.outlets(), bindings
 
@@ -170,8 +177,28 @@ def principals(region_slugs, national_notifications=False, prefix=USER_PREFIX):
     return national + regional
 
 
-def definitions(region_slugs, national_notifications=False, prefix=USER_PREFIX):
-    """The whole definitions document for a deployment of these regions."""
+def queue_definitions(event_queues, prefix=USER_PREFIX):
+    """Queues and bindings of the deployment's consumers, from (queue name, binding patterns) pairs,
+    declared exactly as the code declares them (oss_common.events), dead-lettering through their
+    owner's outlet."""
+    queues, bindings = [], []
+    for name, patterns in event_queues:
+        dead_letter_outlet = f"{user_name(name.split('.', 1)[0], prefix)}.{OUTLETS[DEAD_LETTER_EXCHANGE.name]}"
+        for queue in (event_queue(name, patterns, dead_letter_outlet), dead_letter_queue(name),
+                      retry_queue(name, dead_letter_outlet)):
+            queues.append({"name": queue.name, "vhost": VHOST, "durable": True, "auto_delete": False,
+                           "arguments": dict(queue.queue_arguments)})
+            # kombu keeps a queue's bindings as a set: sorted, so that the file is the same every time.
+            pairs = sorted((item.exchange.name, item.routing_key) for item in queue.bindings) or \
+                [(queue.exchange.name, queue.routing_key)]
+            bindings.extend({"source": exchange, "vhost": VHOST, "destination": queue.name, "destination_type": "queue",
+                             "routing_key": routing_key, "arguments": {}} for exchange, routing_key in pairs)
+    return queues, bindings
+
+
+def definitions(region_slugs, national_notifications=False, prefix=USER_PREFIX, event_queues=()):
+    """The whole definitions document for a deployment of these regions and their consumers' queues."""
+    queues, queue_bindings = queue_definitions(event_queues, prefix)
     parts = [principal.definitions() for principal in principals(region_slugs, national_notifications, prefix)]
     exchange = {"vhost": VHOST, "type": "topic", "durable": True, "auto_delete": False, "internal": False, "arguments": {}}
     return {
@@ -192,14 +219,9 @@ def definitions(region_slugs, national_notifications=False, prefix=USER_PREFIX):
                 "definition": {"dead-letter-exchange": DEAD_LETTER_EXCHANGE.name, "delivery-limit": BROKER_DELIVERY_LIMIT},
             },
         ],
-        "queues": [],
-        "bindings": [binding for _, _, _, _, bindings in parts for binding in bindings],
+        "queues": queues,
+        "bindings": [binding for _, _, _, _, bindings in parts for binding in bindings] + queue_bindings,
     }
-
-
-def render(region_slugs, national_notifications=False, prefix=USER_PREFIX):
-    document = definitions(region_slugs, national_notifications, prefix)
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 def ensure_shared_exchanges(amqp_uri):

@@ -24,6 +24,7 @@ from nameko.exceptions import RemoteError  # noqa: E402
 from oss_common.auth import MAX_TTL_SECONDS, ROLES  # noqa: E402
 from oss_common.broker import ensure_shared_exchanges  # noqa: E402
 from oss_common.config import PROJECT_ROOT, ConfigurationError, var_dir  # noqa: E402
+from oss_common.consumers import event_handlers  # noqa: E402
 from oss_common.regions import deployment_regions, get_region  # noqa: E402
 from oss_common.rpc import use_broker_permissions  # noqa: E402
 from oss_common.service_kinds import (  # noqa: E402
@@ -69,7 +70,8 @@ Show, for each national service and each service of the given regions:
   STATE         up when GET /health answers 200, DOWN otherwise
   RPC QUEUE     messages waiting in rpc-<service> and how many consumers serve it
   EVENT QUEUES  events waiting in each <service>.<purpose> queue
-  DEAD          events parked in the dead-letter queues (<queue>.dead); should be 0
+  RETRY         events waiting out a back-off after a failure that passes (<queue>.retry)
+  DEAD          events parked in the dead-letter queues (<queue>.dead); should be 0 (oss dead-letters)
   OUTBOX        events committed but not yet published (oss_outbox_pending_events)
 Ports come from the same configuration `oss run` uses; the broker from AMQP_URI.
 Exit status 0 when every service is up, 1 otherwise."""
@@ -251,12 +253,73 @@ def cmd_status(args):
     return 0 if all(status.up for status in statuses) else 1
 
 
-def cmd_broker_definitions(args):
-    from oss_common.broker import render
+DEAD_LETTERS_HELP = """\
+Events a consumer gave up on wait in <queue>.dead (the broker at AMQP_URI); failures that pass
+(a database or gateway away) are retried and never land there.
+  oss dead-letters list                                 per queue: count, oldest, reasons, dropped
+  oss dead-letters show QUEUE MESSAGE_ID                one message, personal data masked
+  oss dead-letters replay QUEUE (--id ID ... | --all)   back to the queue it failed on
+  oss dead-letters drop QUEUE --id ID --reason TEXT     gone for good; a record stays in <queue>.dropped
+QUEUE is the consumer's queue, e.g. notifications_jizzakh.applications (with or without .dead);
+MESSAGE_ID is the event id (`list` and `show` print them). Replaying is safe to repeat: consumers
+apply an event id once. Fix what the x-error header names before replaying. AMQP_URI: the broker
+as the queue's own service user (replay goes through its outlet) or an administrator."""
+
+
+def deployment_event_topology(regions):
+    """(queue, binding patterns) of every event handler of the deployment's processes."""
+    members = group_members(None, True) + [member for region in regions for member in group_members(region.slug, False)]
+    return sorted({(queue, tuple(patterns)) for kind, region in members
+                   for handler in event_handlers(service_class(kind, region))
+                   for queue, patterns in [handler.topology(process_name(kind, region), service_config(kind, region))]})
+
+
+def cmd_dead_letters(args):
+    import json
+
+    from oss_common.dead_letters import DeadLetterError, DeadLetters, format_summaries
+
+    amqp_uri = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+    try:
+        with DeadLetters(amqp_uri) as dead_letters:
+            if args.action == "list":
+                queues = [args.queue] if args.queue else [
+                    queue for queue, _ in deployment_event_topology(deployment_regions(args.regions))]
+                summaries = [dead_letters.summary(queue) for queue in queues]
+                print(format_summaries(summaries))
+                return 1 if any(summary.messages for summary in summaries) else 0
+            if args.action == "show":
+                print(json.dumps(dead_letters.show(args.queue, args.message_id), indent=2, ensure_ascii=False))
+                return 0
+            if args.action == "replay":
+                if bool(args.id) == args.all:
+                    raise ConfigurationError("give --id ID (repeatable) or --all")
+                replayed = dead_letters.replay(args.queue, None if args.all else set(args.id))
+                print(f"replayed {len(replayed)} to {args.queue.removesuffix('.dead')}: {', '.join(replayed) or '-'}")
+                return 0
+            record = dead_letters.drop(args.queue, args.id, args.reason)
+            print(f"dropped {record['event_id']} from {record['queue']}.dead; recorded in {record['queue']}.dropped")
+            return 0
+    except DeadLetterError as exc:
+        print(f"oss dead-letters: {exc}", file=sys.stderr)
+        return 1
+
+
+def broker_definitions(regions=None, prefix=None):
+    """The deployment's definitions document (`oss broker definitions`): its principals, and its
+    consumers' queues and bindings. `regions` as in --regions (default: every deploy/regions/<slug>.yml)."""
+    from oss_common.broker import USER_PREFIX, definitions
     from oss_common.deployment import deployed_slugs
 
-    slugs = [region.slug for region in deployment_regions(args.regions or ",".join(deployed_slugs()))]
-    sys.stdout.write(render(slugs, national_notifications=runs_nationally(SERVICES["notifications"])))
+    regions = deployment_regions(regions or ",".join(deployed_slugs()))
+    return definitions([region.slug for region in regions], national_notifications=runs_nationally(SERVICES["notifications"]),
+                       prefix=prefix or USER_PREFIX, event_queues=deployment_event_topology(regions))
+
+
+def cmd_broker_definitions(args):
+    import json
+
+    sys.stdout.write(json.dumps(broker_definitions(args.regions), indent=2, ensure_ascii=False) + "\n")
     return 0
 
 
@@ -346,14 +409,24 @@ def demo_tokens(regions, signing_key, ttl_seconds=MAX_TTL_SECONDS):
 
 
 def cmd_demo(args):
+    from services.notifications.demo_sinks import DemoSinks
+
     regions = deployment_regions(args.regions)
     tokens = demo_tokens(regions, ensure_signing_key())
     path = var_dir() / "demo-tokens.txt"
     path.write_text("".join(f"{label}\t{token}\n" for label, token in tokens), encoding="utf-8")
     os.chmod(path, 0o600)
-    banner = (f"Demo tokens (valid 12 hours, `oss token issue` makes more; also in {path}; send as Authorization: Bearer <token>):\n"
+    # Citizens' messages go to local sinks (a real SMTP server and an Eskiz-speaking endpoint), shown on a page.
+    sinks = DemoSinks(var_dir() / "demo-messages.jsonl").start()
+    for key, value in sinks.settings().items():
+        os.environ.setdefault(key, str(value))
+    banner = (f"Messages sent to citizens (SMS and e-mail, in their language): {sinks.url}\n"
+              f"Demo tokens (valid 7 days; also in {path}; send as Authorization: Bearer <token>):\n"
               + "".join(f"  {label:<18} {token}\n" for label, token in tokens))
-    return run_stack(regions, seed=Path(args.seed), banner=banner)
+    try:
+        return run_stack(regions, seed=Path(args.seed), banner=banner)
+    finally:
+        sinks.stop()
 
 
 def build_parser():
@@ -419,6 +492,25 @@ def build_parser():
                     "...; they have no password until then).")
     broker_definitions.add_argument("--regions", help="comma-separated slugs (default: every deploy/regions/<slug>.yml)")
     broker_definitions.set_defaults(func=cmd_broker_definitions)
+
+    dead = commands.add_parser("dead-letters", help="list, show, replay or drop events consumers gave up on",
+                               formatter_class=argparse.RawDescriptionHelpFormatter, description=DEAD_LETTERS_HELP)
+    dead_commands = dead.add_subparsers(dest="action", required=True)
+    dead_list = dead_commands.add_parser("list", help="per dead-letter queue: count, oldest, reasons (exit 1 if any)")
+    dead_list.add_argument("queue", nargs="?", help="one queue only (default: every event queue of the deployment)")
+    dead_list.add_argument("--regions", default=deployed_regions(), help="regions to look at (default: %(default)s)")
+    dead_show = dead_commands.add_parser("show", help="one dead letter, personal data masked")
+    dead_show.add_argument("queue")
+    dead_show.add_argument("message_id", metavar="MESSAGE_ID")
+    dead_replay = dead_commands.add_parser("replay", help="back to the queue they failed on")
+    dead_replay.add_argument("queue")
+    dead_replay.add_argument("--id", action="append", help="event id to replay (repeatable)")
+    dead_replay.add_argument("--all", action="store_true", help="every dead letter of the queue")
+    dead_drop = dead_commands.add_parser("drop", help="remove one for good, with the reason recorded")
+    dead_drop.add_argument("queue")
+    dead_drop.add_argument("--id", required=True, help="event id to drop")
+    dead_drop.add_argument("--reason", required=True, help="why (kept in <queue>.dropped with who and when)")
+    dead.set_defaults(func=cmd_dead_letters)
 
     tokens = commands.add_parser("token", help="bearer tokens for the HTTP APIs")
     token_commands = tokens.add_subparsers(dest="token_command", required=True)

@@ -1,19 +1,27 @@
 """`@event_handler`: consume domain events from `oss.events` through the service's own quorum queue.
 
-A handler that raises is retried with exponential back-off up to DELIVERY_LIMIT deliveries;
-then the event is dead-lettered to `oss.dlx` with the error recorded in its headers, and the
-queue behind it keeps flowing. A malformed envelope, or one that does not fit the queue (another
-routing key, another region), is dead-lettered at once; so is any message a queue cannot decode
-(reject_malformed_messages).
+What a handler's failure does depends on what it is (oss_common.failures):
+- one that passes (database, broker or another service away, RetryLater) sends the event to
+  `<queue>.retry`, where it waits RETRY_BASE_SECONDS, doubling with every retry up to
+  RETRY_CEILING_SECONDS, and comes back to the queue - for as long as it takes, never dead-lettered;
+- DeadLetter (the handler knows it can never apply the event), a malformed envelope, one that does
+  not fit the queue (another routing key, another region) and any message a queue cannot decode
+  (reject_malformed_messages) are dead-lettered at once to `<queue>.dead` through `oss.dlx`, with
+  the reason in `x-error`;
+- anything else is tried again up to DELIVERY_LIMIT deliveries with the same back-off, then
+  dead-lettered with the exception's name (a bug: fix it, then `oss dead-letters replay`).
+Either way the queue behind keeps flowing. Retries are counted in `oss_events_retried_total` and
+`oss_event_retry_queue_messages`, dead letters in `oss_events_dead_lettered_total`.
 """
 import functools
 import logging
 from datetime import datetime, timezone
 
 import eventlet
+from eventlet.semaphore import Semaphore
 from kombu import Connection, Producer
 from marshmallow import ValidationError
-from nameko.extensions import DependencyProvider
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from nameko.messaging import Consumer, QueueConsumer
 from nameko.rpc import RpcConsumer
 from sqlalchemy import String, bindparam, text
@@ -21,48 +29,27 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from oss_common.broker import outlet
 from oss_common.database import UtcDateTime
-from oss_common.config import ConfigurationError, as_list
+from oss_common.config import ConfigurationError, as_list, setting
 from oss_common.events import (
-    BROKER_DELIVERY_LIMIT, DEAD_LETTER_EXCHANGE, NATIONAL, dead_letter_queue, event_queue, load_envelope, routing_key,
-    utc_now,
+    BROKER_DELIVERY_LIMIT, DEAD_LETTER_EXCHANGE, NATIONAL, dead_letter_queue, event_queue, load_envelope, requeue_key,
+    retry_queue, routing_key, utc_now,
 )
-from oss_common.metrics import DEAD_LETTER_MESSAGES, EVENT_LAG, EVENT_QUEUE_MESSAGES, EVENTS_DEAD_LETTERED
+from oss_common.failures import DEFAULT_RETRY_BASE_SECONDS, DEFAULT_RETRY_CEILING_SECONDS, is_transient, retry_delay
+from oss_common.metrics import (
+    DEAD_LETTER_MESSAGES, EVENT_LAG, EVENT_QUEUE_MESSAGES, EVENTS_DEAD_LETTERED, EVENTS_RETRIED, RETRY_QUEUE_MESSAGES,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DELIVERY_LIMIT = 5
-DEFAULT_RETRY_BASE_SECONDS = 0.5
 DEFAULT_QUEUE_DEPTH_SECONDS = 15.0
-MAX_RETRY_DELAY_SECONDS = 60.0
+RETRIES_HEADER = "x-oss-retries"
 
 
 class DeadLetter(Exception):
     """Raised by a handler that knows retrying cannot help (e.g. a gateway refused a bad number):
     the event is dead-lettered at once with this message as its recorded error. Whatever the
     handler committed before raising (a `failed` row, an outbox event) stays committed."""
-
-
-class EventDelivery:
-    """Which delivery of its event a handler's worker is on: `number` 1 is the first; on the `last`
-    one a handler that fails again is dead-lettered, so it may settle what it owns first."""
-
-    def __init__(self, number, limit):
-        self.number = number
-        self.limit = limit
-
-    @property
-    def last(self):
-        return self.number >= self.limit
-
-
-class EventDeliveryCount(DependencyProvider):
-    """Gives an `@event_handler` method its EventDelivery, from the quorum queue's `x-delivery-count`."""
-
-    def setup(self):
-        self.limit = int(self.container.config.get("DELIVERY_LIMIT") or DEFAULT_DELIVERY_LIMIT)
-
-    def get_dependency(self, worker_ctx):
-        return EventDelivery(delivery_number(worker_ctx.data), self.limit)
 
 
 def delivery_number(headers):
@@ -138,28 +125,37 @@ class EventHandler(Consumer):
         self.bindings_config_key = bindings_config_key
         super().__init__(queue=None, **kwargs)
 
+    def topology(self, service_name, config):
+        """The queue this handler consumes from in a service named `service_name` with `config`, and
+        the topic patterns binding it to `oss.events` (the same for `oss broker definitions`)."""
+        region = config.get("REGION") or "national"
+        patterns = self.patterns
+        if self.bindings_config_key and config.get(self.bindings_config_key):
+            patterns = as_list(config[self.bindings_config_key])
+        return f"{service_name}.{self.queue_suffix}", [pattern.format(region=region) for pattern in patterns]
+
     def setup(self):
         config = self.container.config
         self.region = config.get("REGION") or "national"
         self.delivery_limit = int(config.get("DELIVERY_LIMIT") or DEFAULT_DELIVERY_LIMIT)
-        self.retry_base = float(config.get("RETRY_BASE_SECONDS") or DEFAULT_RETRY_BASE_SECONDS)
+        self.retry_base = setting(config, "RETRY_BASE_SECONDS", DEFAULT_RETRY_BASE_SECONDS, float)
+        self.retry_ceiling = setting(config, "RETRY_CEILING_SECONDS", DEFAULT_RETRY_CEILING_SECONDS, float)
         self.amqp_uri = config["AMQP_URI"]
         self.depth_interval = float(config.get("QUEUE_DEPTH_SECONDS") or DEFAULT_QUEUE_DEPTH_SECONDS)
         self._depth_thread = None
-        patterns = self.patterns
-        if self.bindings_config_key and config.get(self.bindings_config_key):
-            patterns = as_list(config[self.bindings_config_key])
-        patterns = [pattern.format(region=self.region) for pattern in patterns]
-        self.queue_name = f"{self.container.service_name}.{self.queue_suffix}"
+        self.queue_name, patterns = self.topology(self.container.service_name, config)
         if not 1 <= self.delivery_limit < BROKER_DELIVERY_LIMIT:
             raise ConfigurationError(f"DELIVERY_LIMIT must be between 1 and {BROKER_DELIVERY_LIMIT - 1}")
-        self.queue = event_queue(self.queue_name, patterns,
-                                 dead_letter_exchange=outlet(self.amqp_uri, DEAD_LETTER_EXCHANGE.name))
+        self.dead_letter_outlet = outlet(self.amqp_uri, DEAD_LETTER_EXCHANGE.name)
+        self.queue = event_queue(self.queue_name, patterns, dead_letter_exchange=self.dead_letter_outlet)
         with Connection(self.amqp_uri) as connection:
             channel = connection.channel()
             DEAD_LETTER_EXCHANGE(channel).declare()
             dead_letter_queue(self.queue_name)(channel).declare()
+            retry_queue(self.queue_name, dead_letter_exchange=self.dead_letter_outlet)(channel).declare()
             self.queue(channel).declare()
+        self._publisher = None
+        self._publishing = Semaphore(1)
         super().setup()
 
     def start(self):
@@ -170,16 +166,19 @@ class EventHandler(Consumer):
         if self._depth_thread is not None:
             self._depth_thread.kill()
         super().stop()
+        self._close_publisher()
 
     def kill(self):
         if self._depth_thread is not None:
             self._depth_thread.kill()
         super().kill()
+        self._close_publisher()
 
     def _watch_depth(self):
         """Publish how many events wait in this queue and its dead-letter queue (for alerts and `oss status`)."""
         waiting = EVENT_QUEUE_MESSAGES.labels(self.container.service_name, self.region, self.queue_name)
         dead = DEAD_LETTER_MESSAGES.labels(self.container.service_name, self.region, f"{self.queue_name}.dead")
+        retrying = RETRY_QUEUE_MESSAGES.labels(self.container.service_name, self.region, f"{self.queue_name}.retry")
         while True:
             try:
                 with Connection(self.amqp_uri) as connection:
@@ -187,6 +186,7 @@ class EventHandler(Consumer):
                         channel = connection.channel()
                         waiting.set(_message_count(channel, self.queue_name))
                         dead.set(_message_count(channel, f"{self.queue_name}.dead"))
+                        retrying.set(_message_count(channel, f"{self.queue_name}.retry"))
                         channel.close()
                         eventlet.sleep(self.depth_interval)
             except Exception as exc:  # noqa: BLE001 - the broker may be away; the gauges keep their last value
@@ -197,13 +197,14 @@ class EventHandler(Consumer):
         try:
             envelope = load_envelope(body)
         except ValidationError as exc:
-            self.dead_letter(message, f"malformed envelope: {sorted(exc.messages)}")
-            self.queue_consumer.ack_message(message)
+            self._park(message, f"malformed envelope: {sorted(exc.messages)}")
             return
-        problem = self._misaddressed(envelope, message.delivery_info.get("routing_key"))
+        delivered_as = message.delivery_info.get("routing_key")
+        if delivered_as == requeue_key(self.queue_name):  # back from its retry queue or a replay
+            delivered_as = (message.headers or {}).get("x-original-routing-key")
+        problem = self._misaddressed(envelope, delivered_as)
         if problem:
-            self.dead_letter(message, problem)
-            self.queue_consumer.ack_message(message)
+            self._park(message, problem)
             return
         occurred = _parse_time(envelope["occurred_at"])
         if occurred is not None:
@@ -225,20 +226,56 @@ class EventHandler(Consumer):
         if exc_info is None:
             self.queue_consumer.ack_message(message)
             return
-        if issubclass(exc_info[0], DeadLetter):
-            self.dead_letter(message, f"DeadLetter: {exc_info[1]}")
-            self.queue_consumer.ack_message(message)
+        error = exc_info[1]
+        if isinstance(error, DeadLetter):
+            self._park(message, f"DeadLetter: {error}")
+            return
+        if is_transient(error):
+            self._retry_later(message, type(error).__name__)
             return
         deliveries = delivery_number(message.headers)
         if deliveries >= self.delivery_limit:
-            self.dead_letter(message, f"{exc_info[0].__name__} after {deliveries} deliveries")
-            self.queue_consumer.ack_message(message)
+            self._park(message, f"{exc_info[0].__name__} after {deliveries} deliveries")
             return
-        delay = min(self.retry_base * (2 ** (deliveries - 1)), MAX_RETRY_DELAY_SECONDS)
+        delay = retry_delay(deliveries, self.retry_base, self.retry_ceiling)
         log.warning("%s.%s failed with %s (delivery %d of %d); retrying in %.1fs",
                     self.container.service_name, self.method_name, exc_info[0].__name__,
                     deliveries, self.delivery_limit, delay)
         eventlet.spawn_after(delay, self._requeue, message)
+
+    def _park(self, message, error):
+        """Dead-letter, then acknowledge; if the broker cannot take the dead letter now, the message
+        goes back to its queue after a back-off and meets its handler again."""
+        try:
+            self.dead_letter(message, error)
+        except Exception as exc:  # noqa: BLE001 - the broker may be away: keep the message, decide again later
+            self._close_publisher()
+            log.warning("could not dead-letter from %s (%s); it stays in its queue", self.queue_name, type(exc).__name__)
+            eventlet.spawn_after(self.retry_ceiling, self._requeue, message)
+            return
+        self.queue_consumer.ack_message(message)
+
+    def _retry_later(self, message, reason):
+        """Send the message to `<queue>.retry` for its back-off (confirmed), then acknowledge it here."""
+        retries = int((message.headers or {}).get(RETRIES_HEADER) or 0) + 1
+        delay = retry_delay(retries, self.retry_base, self.retry_ceiling)
+        # A fresh message for the broker: its own delivery count, no dead-lettering history.
+        headers = {key: value for key, value in (message.headers or {}).items()
+                   if key not in ("x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
+                                  "x-delivery-count")}
+        headers.setdefault("x-original-routing-key", message.delivery_info.get("routing_key"))
+        headers.update({RETRIES_HEADER: retries, "x-retry-reason": reason})
+        try:
+            self._publish(message, f"{self.queue_name}.retry", headers, expiration=delay)
+        except Exception as exc:  # noqa: BLE001 - the broker may be away: the unacked message waits here instead
+            self._close_publisher()
+            log.warning("could not send to %s.retry (%s); requeued in %.1fs", self.queue_name, type(exc).__name__, delay)
+            eventlet.spawn_after(delay, self._requeue, message)
+            return
+        self.queue_consumer.ack_message(message)
+        EVENTS_RETRIED.labels(self.container.service_name, self.region, self.queue_name, reason).inc()
+        log.warning("%s.%s failed for now (%s, retry %d); back in %.1fs", self.container.service_name,
+                    self.method_name, reason, retries, delay)
 
     def _requeue(self, message):
         try:
@@ -246,8 +283,37 @@ class EventHandler(Consumer):
         except Exception as exc:  # noqa: BLE001 - a lost channel returns the message to the queue anyway
             log.warning("could not requeue on %s: %s", self.queue_name, type(exc).__name__)
 
+    def _publish(self, message, routing_key, headers, expiration=None):
+        """Publish a copy of `message` on `oss.dlx` (through the user's outlet), confirmed, over this
+        handler's own connection."""
+        with self._publishing:
+            if self._publisher is None:
+                connection = Connection(self.amqp_uri, transport_options={"confirm_publish": True})
+                self._publisher = (connection, Producer(connection.channel()))
+            self._publisher[1].publish(
+                message.body,
+                exchange=self.dead_letter_outlet,
+                routing_key=routing_key,
+                headers=headers,
+                delivery_mode=2,
+                content_type=message.content_type,
+                content_encoding=message.content_encoding,
+                message_id=message.properties.get("message_id"),
+                expiration=expiration,
+                mandatory=True,
+                retry=False,
+            )
+
+    def _close_publisher(self):
+        if self._publisher is not None:
+            connection, self._publisher = self._publisher[0], None
+            try:
+                connection.release()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+
     def dead_letter(self, message, error):
-        """Park the message in `<queue>.dead` with why; confirmed before the original is acked."""
+        """Park the message in `<queue>.dead` with why (confirmed before the original is acked)."""
         dead_letter_message(self.amqp_uri, self.queue_name, message, error,
                             handler=f"{self.container.service_name}.{self.method_name}")
         payload = message.payload if isinstance(message.payload, dict) else {}  # decoded: undecodable ones go by _reject
@@ -261,7 +327,9 @@ def dead_letter_message(amqp_uri, queue_name, message, error, handler=None):
     outlet, with why in `x-error`; confirmed before the caller acks the original."""
     headers = dict(message.headers or {})
     headers.update({"x-error": error[:500], "x-failed-queue": queue_name,
-                    "x-original-routing-key": message.delivery_info.get("routing_key")})
+                    # A retried message came back by its queue's requeue key: keep the key it was published with.
+                    "x-original-routing-key": headers.get("x-original-routing-key") or message.delivery_info.get("routing_key"),
+                    "x-dead-lettered-at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     if handler:
         headers["x-failed-handler"] = handler
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
@@ -321,6 +389,13 @@ def _reject(queue_consumer, queue_name, message, error):
     dead_letter_message(queue_consumer.amqp_uri, queue_name, message, error)
     queue_consumer.ack_message(message)
     log.error("dead-lettered a malformed message from %s: %s", queue_name, error)
+
+
+def event_handlers(cls):
+    """The `@event_handler` entrypoints a service class declares."""
+    return [entrypoint for attribute in dir(cls)
+            for entrypoint in getattr(getattr(cls, attribute, None), ENTRYPOINT_EXTENSIONS_ATTR, ())
+            if isinstance(entrypoint, EventHandler)]
 
 
 def _message_count(channel, queue_name):

@@ -296,7 +296,11 @@ class PreparedStatement:
         transaction. A unit of work that fits one statement (intake's submission: the application,
         its first history entry and its outbox event in one statement of data-modifying CTEs)
         needs nothing more. Elsewhere the statement is committed afterwards."""
-        connection = engine.raw_connection()
+        try:
+            connection = engine.raw_connection()
+        except self.dialect.loaded_dbapi.Error as exc:
+            # The pool hands out the driver's own error when it cannot connect: the database is away.
+            raise self._translated(exc, True) from exc
         dbapi_connection = connection.dbapi_connection
         autocommit = self.dialect.name == "postgresql"
         invalidated = False

@@ -91,15 +91,17 @@ BROKER_DELIVERY_LIMIT = 50
 
 
 def event_queue(name: str, patterns: list[str], dead_letter_exchange: str = DEAD_LETTER_EXCHANGE.name) -> Queue:
-    """A durable quorum queue bound to `oss.events` by topic patterns, dead-lettering to `oss.dlx`
-    (through `dead_letter_exchange`, the user's outlet where it has one: oss_common.broker.outlet).
+    """A durable quorum queue bound to `oss.events` by topic patterns (and to `oss.dlx` by its
+    requeue key), dead-lettering to `oss.dlx` (through `dead_letter_exchange`, the user's outlet
+    where it has one: oss_common.broker.outlet).
 
     The broker counts deliveries (`x-delivery-count`); past BROKER_DELIVERY_LIMIT it dead-letters
     the message with the queue's name as routing key, so a poison message never blocks the queue.
     """
     return Queue(
         name,
-        bindings=[binding(EVENTS_EXCHANGE, routing_key=pattern) for pattern in patterns],
+        bindings=[binding(EVENTS_EXCHANGE, routing_key=pattern) for pattern in patterns]
+        + [binding(DEAD_LETTER_EXCHANGE, routing_key=requeue_key(name))],
         durable=True,
         auto_delete=False,
         queue_arguments={
@@ -107,6 +109,33 @@ def event_queue(name: str, patterns: list[str], dead_letter_exchange: str = DEAD
             "x-delivery-limit": BROKER_DELIVERY_LIMIT,
             "x-dead-letter-exchange": dead_letter_exchange,
             "x-dead-letter-routing-key": name,
+        },
+    )
+
+
+def requeue_key(name: str) -> str:
+    """The routing key on `oss.dlx` that puts a message back on event queue `name` (after a retry's
+    back-off, or a replay of a dead letter): the queue is bound to it, and nothing else is."""
+    return f"{name}.requeue"
+
+
+def retry_queue(name: str, dead_letter_exchange: str = DEAD_LETTER_EXCHANGE.name) -> Queue:
+    """Where a message of `name` that failed for a reason that passes waits out its back-off: each
+    message carries its own TTL (`expiration`), and on expiry the broker dead-letters it back to
+    `name` through `oss.dlx` (the user's outlet, as for event_queue), at least once (a quorum queue's at-least-once dead-lettering), so a
+    broker or consumer restart meanwhile loses nothing. Without a consumer, it holds nothing for long."""
+    return Queue(
+        f"{name}.retry",
+        exchange=DEAD_LETTER_EXCHANGE,
+        routing_key=f"{name}.retry",
+        durable=True,
+        auto_delete=False,
+        queue_arguments={
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": dead_letter_exchange,
+            "x-dead-letter-routing-key": requeue_key(name),
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
         },
     )
 

@@ -37,6 +37,14 @@ OUTBOX_RELAYED = Counter(
     "oss_outbox_relayed_events_total", "Outbox events published to the bus with a confirm.",
     ["service", "region"],
 )
+OUTBOX_RETURNED = Counter(
+    "oss_outbox_returned_events_total", "Outbox events the broker returned as unroutable (no queue bound); kept unsent.",
+    ["service", "region"],
+)
+OUTBOX_UNROUTABLE = Gauge(
+    "oss_outbox_unroutable_events", "Unsent outbox rows the broker has returned at least once, counted at most once a second.",
+    ["service", "region"],
+)
 EVENT_LAG = Histogram(
     "oss_event_consumer_lag_seconds", "Time from an event's occurrence to its handling by a consumer.",
     ["service", "region", "event_type"],
@@ -60,6 +68,15 @@ ANONYMOUS_REFUSED = Counter(
     "address; status_address, status_tracking: wrong status codes from an address, for a tracking number).",
     ["service", "region", "entrypoint", "limit"],
 )
+EVENTS_RETRIED = Counter(
+    "oss_events_retried_total", "Events whose handler failed for a reason that passes, sent to wait out a back-off.",
+    ["service", "region", "queue", "reason"],
+)
+RETRY_QUEUE_MESSAGES = Gauge(
+    "oss_event_retry_queue_messages", "Events waiting out a back-off in a consumer's retry queue, polled from the broker.",
+    ["service", "region", "queue"],
+)
+
 _server_ports = set()
 
 

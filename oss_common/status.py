@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 import requests
 from amqp.exceptions import NotFound
 from kombu import Connection
-from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from prometheus_client.parser import text_string_to_metric_families
 
-from oss_common.consumers import EventHandler
+from oss_common.consumers import event_handlers
 from oss_common.service_kinds import service_class
 from oss_common.supervisor import service_process
 
@@ -32,22 +31,26 @@ class ProcessStatus:
     rpc: QueueDepth | None = None
     events: list = field(default_factory=list)
     dead: list = field(default_factory=list)
+    retrying: list = field(default_factory=list)
     outbox_pending: float | None = None
 
     @property
     def dead_messages(self):
-        counts = [queue.messages for queue in self.dead if queue.messages is not None]
-        return sum(counts) if counts else None
+        return _total(self.dead)
+
+    @property
+    def retrying_messages(self):
+        return _total(self.retrying)
+
+
+def _total(queues):
+    counts = [queue.messages for queue in queues if queue.messages is not None]
+    return sum(counts) if counts else None
 
 
 def event_queue_names(cls):
     """`<service>.<suffix>` of each event handler the service class declares."""
-    names = []
-    for attribute in dir(cls):
-        for entrypoint in getattr(getattr(cls, attribute, None), ENTRYPOINT_EXTENSIONS_ATTR, ()):
-            if isinstance(entrypoint, EventHandler):
-                names.append(f"{cls.name}.{entrypoint.queue_suffix}")
-    return sorted(set(names))
+    return sorted({f"{cls.name}.{handler.queue_suffix}" for handler in event_handlers(cls)})
 
 
 def queue_depth(connection, name):
@@ -81,6 +84,7 @@ def process_status(process, cls, connection, host, timeout):
         for name in event_queue_names(cls):
             status.events.append(queue_depth(connection, name))
             status.dead.append(queue_depth(connection, f"{name}.dead"))
+            status.retrying.append(queue_depth(connection, f"{name}.retry"))
     if status.metrics_port:
         try:
             page = requests.get(f"http://{host}:{status.metrics_port}/metrics", timeout=timeout)
@@ -110,14 +114,15 @@ def _count(value):
 
 
 def format_status(statuses, broker_reachable=True):
-    lines = [f"{'SERVICE':<24} {'HTTP':>5}  {'STATE':<5}  {'RPC QUEUE':<14} {'EVENT QUEUES':<28} {'DEAD':>5} {'OUTBOX':>7}"]
+    lines = [f"{'SERVICE':<24} {'HTTP':>5}  {'STATE':<5}  {'RPC QUEUE':<14} {'EVENT QUEUES':<28} {'RETRY':>5} {'DEAD':>5} "
+             f"{'OUTBOX':>7}"]
     for status in statuses:
         rpc = "-" if status.rpc is None or status.rpc.messages is None else \
             f"{status.rpc.messages} ({status.rpc.consumers} cons.)"
         events = ", ".join(f"{queue.name.split('.', 1)[1]}: {_count(queue.messages)}" for queue in status.events) or "-"
         dead = _count(status.dead_messages)
         lines.append(f"{status.name:<24} {status.http_port:>5}  {'up' if status.up else 'DOWN':<5}  {rpc:<14} "
-                     f"{events:<28} {dead:>5} {_count(status.outbox_pending):>7}")
+                     f"{events:<28} {_count(status.retrying_messages):>5} {dead:>5} {_count(status.outbox_pending):>7}")
     if not broker_reachable:
         lines.append("(the broker did not answer: queue columns are empty)")
     return "\n".join(lines)

@@ -184,11 +184,12 @@ def imported_definitions(region_slugs=("jizzakh", "namangan", "fergana")):
     """The deployment's broker definitions (oss_common.broker) imported as the deployment imports
     them, into a vhost and user names of their own (oss-t<tag>-...), every user with one password.
     Yields a function: principal (`intake_fergana`, `catalogue`, `ministry`) -> its AMQP URI."""
-    from oss_common.broker import definitions, user_name
+    from oss_common.broker import user_name
+    from oss_common.cli import broker_definitions
 
     tag = uuid.uuid4().hex[:8]
     vhost, prefix, password = f"oss-deftest-{tag}", f"oss-t{tag}-", uuid.uuid4().hex
-    document = definitions(region_slugs, prefix=prefix)
+    document = broker_definitions(",".join(region_slugs), prefix=prefix)
     document["vhosts"] = [{"name": vhost}]
     for section in ("permissions", "topic_permissions", "exchanges", "policies", "bindings", "queues"):
         for item in document[section]:

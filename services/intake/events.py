@@ -25,6 +25,7 @@ def event_data(application, definition, actor: str, previous_status: str | None 
         "district": application.district,
         "centre": application.centre,
         "status": application.status,
+        "version": application.version,
         "previous_status": previous_status,
         "reason": reason,
         "actor": actor,

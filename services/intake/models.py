@@ -46,6 +46,9 @@ class Application(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     # The citizen's status code, as services.intake.public.status_code_digest keeps it (never the code).
     status_code_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Rises by one with every change (1 when submitted); events carry it, and read models apply an
+    # application's events by it, never by comparing timestamps taken on different hosts.
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
 
     history: Mapped[list["StatusChange"]] = relationship(
         back_populates="application", order_by="StatusChange.id", cascade="all, delete-orphan"

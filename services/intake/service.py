@@ -13,7 +13,7 @@ from oss_common.outbox import OutboxRelay
 from oss_common.schemas import localized
 from services.intake import use_cases, views
 from services.intake.commands import SubmitApplication, Transition
-from services.intake.dependencies import CatalogueCache
+from services.intake.dependencies import CatalogueCache, Clock
 from services.intake.models import OutboxEvent
 from services.intake.open311 import Open311
 from services.intake.web import IntakeWebPages
@@ -40,6 +40,7 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
     db = Database()
     outbox_relay = OutboxRelay(OutboxEvent)
     catalogue = CatalogueCache()
+    clock = Clock()
     metrics = Metrics()
     caller = RpcCaller()
 
@@ -56,7 +57,8 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
     @rpc
     def submit_application(self, submission, idempotency_key=None):
         caller = self.caller.require(OPERATOR)
-        command = SubmitApplication(SUBMISSION.load(submission), idempotency_key, actor=caller.actor, caller=caller)
+        command = SubmitApplication(SUBMISSION.load(submission), idempotency_key, actor=caller.actor, caller=caller,
+                                    submitted_at=self.clock())
         application, created = use_cases.submit(self.unit_of_work(), command)
         return views.filed_view(application, created)
 
@@ -76,7 +78,8 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
     def transition(self, tracking_number, to, reason=None):
         caller = self.caller.require(OFFICER)
         request = TRANSITION.load({"to": to, "actor": caller.actor, "reason": reason})
-        command = Transition(tracking_number, request["to"], request["actor"], request["reason"], caller=caller)
+        command = Transition(tracking_number, request["to"], request["actor"], request["reason"], caller=caller,
+                             at=self.clock())
         return views.application_view(use_cases.transition(self.unit_of_work(), command))
 
     @rpc
@@ -120,7 +123,8 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
             raise BadRequest("Idempotency-Key must be 1 to 128 printable characters",
                              fields={"Idempotency-Key": ["1 to 128 printable characters"]})
         caller = principal(request)
-        command = SubmitApplication(SUBMISSION.load(json_body(request)), key, actor=caller.actor, caller=caller)
+        command = SubmitApplication(SUBMISSION.load(json_body(request)), key, actor=caller.actor, caller=caller,
+                                    submitted_at=self.clock())
         application, created = use_cases.submit(self.unit_of_work(), command)
         view = views.filed_view(application, created)
         return (201 if created else 200), {"Location": f"/api/v1/applications/{application.tracking_number}"}, view
@@ -143,7 +147,7 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
     def http_transition(self, request, tracking_number):
         caller = principal(request)
         body = TRANSITION_REQUEST.load(json_body(request))
-        command = Transition(tracking_number, body["to"], caller.actor, body["reason"], caller=caller)
+        command = Transition(tracking_number, body["to"], caller.actor, body["reason"], caller=caller, at=self.clock())
         return views.application_view(use_cases.transition(self.unit_of_work(), command))
 
     # helpers shared by the RPC, HTTP, Open311 and web faces

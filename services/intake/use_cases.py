@@ -67,6 +67,7 @@ def transition(uow: IntakeUnitOfWork, command: Transition):
         now = command.at or utc_now()
         application.status = workflow.status.value
         application.updated_at = now
+        application.version += 1  # under the row's lock: the order of this application's events
         if workflow.status in DECISIONS:
             application.decided_at = now
         uow.applications.append_history(application, from_status=previous.value, to_status=workflow.status.value,
@@ -148,4 +149,5 @@ def _application_values(submission, definition, centre, attributes, number, key,
         "due_date": add_working_days(local_date(now), definition["deadline_working_days"]),
         "updated_at": now,
         "decided_at": None,
+        "version": 1,
     }

@@ -1,8 +1,9 @@
 """The two ways a message leaves: e-mail over SMTP and SMS through an HTTP gateway.
 
 Each `send` returns when the server or gateway accepted the message, and otherwise raises
-TemporaryFailure (refused or dropped connections, 5xx, SMTP 4xx: try later) or PermanentFailure
-(refused message, or taken without an answer in time: repeating it could make it arrive twice).
+TemporaryFailure (refused or dropped connections, 5xx, SMTP 4xx, no server configured yet: try
+later) or PermanentFailure (refused message, or taken without an answer in time: repeating it
+could make it arrive twice).
 """
 import smtplib
 import ssl
@@ -13,7 +14,7 @@ from email.utils import formatdate, parseaddr
 import requests
 
 from services.notifications.domain import EMAIL, SMS
-from services.notifications.exceptions import PermanentFailure, TemporaryFailure
+from services.notifications.exceptions import ChannelNotConfigured, PermanentFailure, TemporaryFailure
 
 SMTP_SECURITY = ("none", "starttls", "ssl")
 SMS_AUTH = ("bearer", "basic", "none")
@@ -42,7 +43,7 @@ class SmtpChannel:
 
     def send(self, address, message, key):
         if not self.host or not self.sender:
-            raise PermanentFailure("e-mail is not configured (SMTP_HOST, SMTP_FROM)")
+            raise ChannelNotConfigured("e-mail is not configured (SMTP_HOST, SMTP_FROM); held until it is")
         if not address:
             raise PermanentFailure("no e-mail address to send to")
         try:
@@ -151,7 +152,7 @@ class SmsGateway:
 
     def send(self, phone, message, key):
         if not self.url:
-            raise PermanentFailure("SMS is not configured (SMS_GATEWAY_URL)")
+            raise ChannelNotConfigured("SMS is not configured (SMS_GATEWAY_URL); held until it is")
         if not phone:
             raise PermanentFailure("no phone number to send to")
         headers, auth = {}, None
@@ -199,3 +200,8 @@ class ChannelSet:
 
     def send(self, channel, address, message, key):
         self.by_channel[channel].send(address, message, key)
+
+    def unconfigured(self):
+        """The channels that have no server or gateway: their messages wait until one is configured."""
+        return sorted(channel for channel, sender in self.by_channel.items()
+                      if not (getattr(sender, "url", None) or (getattr(sender, "host", None) and getattr(sender, "sender", None))))

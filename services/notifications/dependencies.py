@@ -7,8 +7,9 @@ import eventlet
 from nameko.extensions import DependencyProvider
 
 from oss_common.config import ConfigurationError, setting
-from oss_common.consumers import DEFAULT_DELIVERY_LIMIT, DEFAULT_QUEUE_DEPTH_SECONDS, DEFAULT_RETRY_BASE_SECONDS
+from oss_common.consumers import DEFAULT_QUEUE_DEPTH_SECONDS
 from oss_common.database import DatabaseSettings, session_factory
+from oss_common.failures import DEFAULT_RETRY_BASE_SECONDS, DEFAULT_RETRY_CEILING_SECONDS
 from oss_common.schemas import LANGUAGES
 from services.notifications import views
 from services.notifications.channels import ChannelSet, SmsGateway, SmtpChannel
@@ -42,6 +43,10 @@ class Channels(DependencyProvider):
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
         self.channels = ChannelSet(email=email, sms=sms)
+        missing = self.channels.unconfigured()
+        if missing:
+            log.warning("%s: no %s configured; citizens' messages by it are held (retried) until one is",
+                        self.container.service_name, " or ".join(missing))
 
     def get_dependency(self, worker_ctx):
         return self.channels
@@ -73,10 +78,9 @@ class Policy(DependencyProvider):
         self.policy = DeliveryPolicy(
             region=region_of(config),
             producer=self.container.service_name,
-            # The same limit the event consumer counts deliveries against: the handler gives up on
-            # the last one itself, so the delivery is recorded failed before the event is dead-lettered.
-            max_attempts=setting(config, "DELIVERY_LIMIT", DEFAULT_DELIVERY_LIMIT, int),
+            # The same schedule the event consumer follows between retries of an event.
             retry_base_seconds=setting(config, "RETRY_BASE_SECONDS", DEFAULT_RETRY_BASE_SECONDS, float),
+            retry_ceiling_seconds=setting(config, "RETRY_CEILING_SECONDS", DEFAULT_RETRY_CEILING_SECONDS, float),
             # An attempt is a handful of socket operations, each bounded by the timeout; one claimed
             # longer ago than all of them could take was cut off mid-send.
             abandon_after=timedelta(seconds=6 * send_timeout),

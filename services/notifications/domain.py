@@ -23,7 +23,6 @@ CITIZEN_EVENTS = frozenset({"application.submitted", "application.status_changed
 DEFAULT_LANGUAGE = "uz"
 DUE_SOON, OVERDUE = "due_soon", "overdue"
 THRESHOLDS = (DUE_SOON, OVERDUE)  # in the order an application passes them
-MAX_RETRY_DELAY_SECONDS = 60.0
 
 _NOTICE_NAMESPACE = uuid.UUID("5f0c8f0e-4f7a-4d8e-9a57-3c6f2a1b9d01")
 
@@ -46,12 +45,6 @@ def choose_channel(preference, contact):
 def message_language(language):
     """The applicant's language when there are templates for it, Uzbek otherwise."""
     return language if language in LANGUAGES else DEFAULT_LANGUAGE
-
-
-def retry_delay(attempts, base, cap=MAX_RETRY_DELAY_SECONDS):
-    """Seconds to wait after the `attempts`-th failed attempt: base, 2 base, 4 base, ... at most `cap`
-    (the same schedule the event consumer follows between deliveries)."""
-    return min(base * (2 ** (max(attempts, 1) - 1)), cap)
 
 
 def deadline_threshold(today: date, due_date: date):
@@ -89,8 +82,8 @@ class DeliveryPolicy:
 
     region: str
     producer: str
-    max_attempts: int = 5
     retry_base_seconds: float = 0.5
+    retry_ceiling_seconds: float = 60.0
     abandon_after: timedelta = timedelta(seconds=30)
     agency_addresses: dict = field(default_factory=dict)
     agency_default_address: str | None = None

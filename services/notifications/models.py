@@ -67,6 +67,8 @@ class WatchedApplication(Base):
     is_open: Mapped[bool] = mapped_column(Boolean, nullable=False)
     due_date: Mapped[date] = mapped_column(Date, nullable=False)
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    # The application's version in that event: a lower one is older, whatever its `changed_at`.
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     # The last threshold (due_soon, overdue) the agency was told about for this due date.
     deadline_notice: Mapped[str | None] = mapped_column(String(16), nullable=True)
 

@@ -12,15 +12,16 @@ A row still claimed after an attempt could have lasted was left mid-send (a cras
 import functools
 from datetime import timedelta, timezone
 
-from sqlalchemy import case, select, update
+from sqlalchemy import and_, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from oss_common import application_events
 from oss_common.events import utc_now
+from oss_common.failures import retry_delay
 from oss_common.schemas import localized
 from services.notifications.domain import (
     CITIZEN, CITIZEN_EVENTS, FAILED, FINISHED, NONE, PENDING, SENT, SKIPPED,
-    choose_channel, delivery_key, message_language, retry_delay,
+    choose_channel, delivery_key, message_language,
 )
 from services.notifications.exceptions import (
     DeliveryDeferred, DeliveryFailed, PermanentFailure, TemplateProblem, TemporaryFailure,
@@ -41,8 +42,8 @@ def _insert(session):
 
 
 def watch(session, region, fact):
-    """Bring the application's row up to this event (in the caller's transaction) unless a newer one
-    was seen; a new due date starts its deadline notices afresh."""
+    """Bring the application's row up to this event (in the caller's transaction) unless one of a
+    higher version was seen; a new due date starts its deadline notices afresh."""
     changed_at = fact["changed_at"].astimezone(timezone.utc)
     values = {
         "tracking_number": fact["tracking_number"],
@@ -54,6 +55,7 @@ def watch(session, region, fact):
         "is_open": fact["open"],
         "due_date": fact["due_date"],
         "changed_at": changed_at,
+        "version": application_events.stored_version(fact),
     }
     table = WatchedApplication.__table__
     inserted = session.connection().execute(
@@ -61,13 +63,15 @@ def watch(session, region, fact):
     ).rowcount
     if inserted:
         return
-    updates = {key: values[key] for key in ("status", "is_open", "due_date", "changed_at")}
+    updates = {key: values[key] for key in ("status", "is_open", "due_date", "changed_at", "version")}
     if values["service_name"] is not None:
         updates["service_name"] = values["service_name"]
     updates["deadline_notice"] = case((table.c.due_date == values["due_date"], table.c.deadline_notice), else_=None)
+    # application_events.supersedes, as SQL: by version, or by changed_at between version-2 bodies.
+    newer = (table.c.version < values["version"]) if values["version"] else and_(
+        table.c.version == 0, table.c.changed_at < changed_at)
     session.connection().execute(
-        update(table).where(table.c.tracking_number == values["tracking_number"], table.c.changed_at < changed_at)
-        .values(**updates)
+        update(table).where(table.c.tracking_number == values["tracking_number"], newer).values(**updates)
     )
 
 
@@ -153,9 +157,10 @@ def attempt(notifier: Notifier, delivery: Delivery, address: str | None, compose
         try:
             notifier.channels.send(delivery.channel, address, message, delivery_key(delivery.event_id, delivery.channel))
         except TemporaryFailure as exc:
-            if delivery.attempts >= policy.max_attempts:
-                raise PermanentFailure(f"{exc}; gave up after {delivery.attempts} attempts") from None
-            retry_at = utc_now() + timedelta(seconds=retry_delay(delivery.attempts, policy.retry_base_seconds))
+            # Tried again for as long as it takes (the gateway or server is away, or no channel is set
+            # up yet): a citizen's message is never given up for a failure that passes.
+            retry_at = utc_now() + timedelta(seconds=retry_delay(delivery.attempts, policy.retry_base_seconds,
+                                                                 policy.retry_ceiling_seconds))
             _settle(notifier, delivery, PENDING, error=str(exc), next_attempt_at=retry_at)
             observe.retried(delivery)
             raise DeliveryDeferred(str(exc), delivery) from None
@@ -198,18 +203,14 @@ def _settle(notifier, delivery, status, error=None, next_attempt_at=None):
         uow.commit()
 
 
-def fail(notifier: Notifier, delivery: Delivery, error: str, unclaimed_only: bool = False) -> bool:
+def fail(notifier: Notifier, delivery: Delivery, error: str) -> bool:
     """Mark a pending delivery failed for good and raise `<region>.notification.failed` in the same
-    transaction; False when it was already settled (nothing changes then), or, with `unclaimed_only`,
-    while an attempt holds it."""
+    transaction; False when it was already settled (nothing changes then)."""
     error = error[:MAX_ERROR_LENGTH]
     now = utc_now()
-    conditions = [Delivery.id == delivery.id, Delivery.status == PENDING]
-    if unclaimed_only:
-        conditions.append(Delivery.attempt_started_at.is_(None))
     with notifier.unit_of_work() as uow:
         failed = uow.session.execute(
-            update(Delivery).where(*conditions)
+            update(Delivery).where(Delivery.id == delivery.id, Delivery.status == PENDING)
             .values(status=FAILED, last_error=error, attempt_started_at=None, next_attempt_at=None, updated_at=now)
             .execution_options(synchronize_session=False)
         ).rowcount == 1

@@ -5,7 +5,7 @@ from nameko.rpc import rpc
 
 from oss_common.auth import OFFICER, OPERATOR, Forbidden
 from oss_common.callers import RpcCaller
-from oss_common.consumers import DeadLetter, EventDeliveryCount, event_handler
+from oss_common.consumers import DeadLetter, event_handler
 from oss_common.database import Database
 from oss_common.http import HealthCheck, api, principal, query_params
 from oss_common.metrics import Metrics
@@ -36,7 +36,6 @@ class NotificationService(HealthCheck, OpenApiDocs):
     policy = Policy()
     deliveries = DeliveryMetrics()
     metrics = Metrics()
-    delivery = EventDeliveryCount()
     caller = RpcCaller()
 
     # Events
@@ -50,14 +49,6 @@ class NotificationService(HealthCheck, OpenApiDocs):
             raise DeadLetter(f"application event body invalid: {', '.join(sorted(exc.messages))}") from None
         except DeliveryFailed as exc:
             raise DeadLetter(f"delivery failed: {exc}") from None
-        except DeliveryDeferred as exc:
-            # The broker would dead-letter the event now: the citizen's delivery must not stay pending for ever.
-            # An attempt under way settles the delivery itself (unclaimed_only).
-            reason = f"{exc}; its event gave up after {self.delivery.number} deliveries"
-            if self.delivery.last and exc.delivery is not None and operations.fail(
-                    self.notifier(), exc.delivery, reason, unclaimed_only=True):
-                raise DeadLetter(f"delivery failed: {reason}") from None
-            raise
 
     # Timer
 

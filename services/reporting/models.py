@@ -16,7 +16,7 @@ class Base(DeclarativeBase):
 
 
 class ApplicationState(Base):
-    """Where one application stands, as the newest event seen so far says (latest `changed_at` wins)."""
+    """Where one application stands, as the newest event seen so far says (highest `version` wins)."""
 
     __tablename__ = "application_states"
     __table_args__ = (
@@ -37,6 +37,7 @@ class ApplicationState(Base):
     submitted_day: Mapped[date] = mapped_column(Date, nullable=False)
     due_date: Mapped[date] = mapped_column(Date, nullable=False)
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     decision: Mapped[str | None] = mapped_column(String(16), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     decided_day: Mapped[date | None] = mapped_column(Date, nullable=True)

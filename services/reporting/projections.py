@@ -2,7 +2,8 @@
 
 Every application event carries the application's whole (non-personal) snapshot, so the first
 event seen for an application creates its row whatever its type; later ones move its status only
-when newer (`changed_at`), and a decision is counted once, whenever its event arrives.
+when newer (a higher `version`: intake raises it with every change, so no clock is compared), and
+a decision is counted once, whenever its event arrives.
 """
 
 from types import SimpleNamespace
@@ -45,12 +46,13 @@ def apply_event(session, envelope):
         if not fact["decided"]:
             return True  # not yet decided (the usual first event): nothing more, no need to read the row back
     state = _locked_state(session, fact["tracking_number"])
-    if not created and fact["changed_at"] > state.changed_at:
+    if not created and application_events.supersedes(fact, state.version, state.changed_at):
         if fact["status"] != state.status:
             _count(session, state.submitted_day, [("status", state.status, -1), ("status", fact["status"], 1)])
             state.status = fact["status"]
             state.is_open = fact["open"]
         state.changed_at = fact["changed_at"]
+        state.version = application_events.stored_version(fact)
     if fact["decided"] and state.decided_at is None:
         _decide(session, state, fact)
     session.flush()
@@ -74,6 +76,7 @@ def _snapshot(fact):
         "submitted_day": local_date(fact["submitted_at"]),
         "due_date": fact["due_date"],
         "changed_at": fact["changed_at"],
+        "version": application_events.stored_version(fact),
     }
 
 

@@ -1,6 +1,7 @@
 """deploy/rabbitmq/definitions.json in the real broker: each service works with its own user (RPC to
 the catalogue, events through its outlet), and one region's user cannot touch another's queues or
 events. tests/security/ tries far more, as a hostile oblast."""
+import json
 import time
 import uuid
 
@@ -11,10 +12,10 @@ from amqp.exceptions import AccessRefused
 from kombu import Connection, Producer
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from oss_common.broker import RPC_EXCHANGE, render
+from oss_common.broker import RPC_EXCHANGE, outlet
+from oss_common.cli import broker_definitions
 from oss_common.config import PROJECT_ROOT
-from oss_common.deployment import deployed_slugs
-from oss_common.events import EVENTS_EXCHANGE, event_queue
+from oss_common.events import EVENTS_EXCHANGE, event_queue, make_event, routing_key
 from oss_common.supervisor import ServiceProcess
 from tests.conftest import TEST_JWKS, as_caller, auth, free_port, imported_definitions
 from tests.integration.conftest import SEED, valid_submission
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("rabbitmqctl_available")
 
 
 def test_definitions_file_is_generated_from_the_deployment_files():
-    assert DEFINITIONS.read_text(encoding="utf-8") == render(deployed_slugs()), \
+    assert json.loads(DEFINITIONS.read_text(encoding="utf-8")) == broker_definitions(), \
         "regenerate it: oss broker definitions > deploy/rabbitmq/definitions.json"
 
 
@@ -33,6 +34,29 @@ def test_definitions_file_is_generated_from_the_deployment_files():
 def broker():
     with imported_definitions() as uri_of:
         yield uri_of
+
+
+def test_an_event_published_before_any_consumer_started_waits_in_each_deployed_consumers_queue(broker):
+    """The definitions declare every deployed region's event queues and bindings: an oblast whose
+    notifications and reporting have never run still keeps what its intake publishes meanwhile."""
+    event = make_event("application.submitted", "jizzakh", "intake_jizzakh", {"tracking_number": "JI-2026-000001"})
+    intake = broker("intake_jizzakh")
+    with Connection(intake, transport_options={"confirm_publish": True}) as connection:
+        returned = []
+        channel = connection.channel()
+        channel.events["basic_return"].add(lambda *args: returned.append(args))
+        # Confirmed: a basic.return, which the broker sends before the confirm, has arrived by now.
+        Producer(channel, serializer="json").publish(event, exchange=outlet(intake, EVENTS_EXCHANGE.name),
+                                                     routing_key=routing_key(event), delivery_mode=2, mandatory=True)
+    assert returned == [], "the broker returned the event: no queue was bound for it"
+    waiting = {}
+    for owner, queue in (("notifications_jizzakh", "notifications_jizzakh.applications"),
+                         ("reporting_jizzakh", "reporting_jizzakh.applications"),
+                         ("notifications_namangan", "notifications_namangan.applications")):
+        with Connection(broker(owner)) as connection:
+            waiting[queue] = connection.channel().queue_declare(queue=queue, passive=True).message_count
+    assert waiting == {"notifications_jizzakh.applications": 1, "reporting_jizzakh.applications": 1,
+                       "notifications_namangan.applications": 0}
 
 
 def refused(action):

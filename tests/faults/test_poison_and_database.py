@@ -1,4 +1,5 @@
-"""A poison event is dead-lettered after bounded retries; a database outage answers 503, then heals."""
+"""A poison event is dead-lettered after bounded retries; a database outage answers 503, then heals,
+and a request queued meanwhile (Open311 batch mode) is created once the database is back."""
 import re
 import sqlite3
 import time
@@ -10,7 +11,9 @@ from sqlalchemy.engine import make_url
 
 from oss_common.events import EVENTS_EXCHANGE, make_event
 from tests.faults.conftest import TcpProxy
+from services.intake.open311.dependencies import key_digest
 from tests.integration.conftest import auth, valid_submission
+from tests.integration.test_open311 import KEY as OPEN311_KEY, form as open311_form
 from tests.integration.personal_data import assert_no_personal_data, personal_values, unique_applicant
 
 
@@ -53,26 +56,50 @@ def test_poison_event_is_retried_then_dead_lettered_and_the_queue_keeps_flowing(
 
 
 def _hold_sqlite_lock(url, seconds):
-    connection = sqlite3.connect(make_url(url).database, timeout=0)
+    """An exclusive lock on the database file, taken as soon as the writers of the moment let go
+    (within `seconds`)."""
+    connection = sqlite3.connect(make_url(url).database, timeout=seconds)
     connection.execute("BEGIN EXCLUSIVE")
     return connection
 
 
+class DatabaseOutage:
+    """A region's intake database that a test can take away and bring back: behind a TCP proxy on
+    PostgreSQL (cut: connections refused and reset), by an exclusive lock held on SQLite."""
+
+    def __init__(self, databases, name):
+        self.holder = {}
+        self.proxy = None
+        if databases.backend == "postgresql":
+            target = make_url(databases.new(name))
+            self.proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432).start()
+            self.url = target.set(host="127.0.0.1", port=self.proxy.port).render_as_string(hide_password=False)
+            self.settings = {}
+        else:
+            self.url = databases.new(name)
+            self.settings = {"SQLITE_LOCK_WAIT_SECONDS": 1}
+
+    def begin(self):
+        if self.proxy:
+            self.proxy.cut()
+        else:
+            self.holder["connection"] = _hold_sqlite_lock(self.url, 30)
+
+    def end(self):
+        if self.proxy:
+            self.proxy.restore()
+        else:
+            self.holder.pop("connection").rollback()
+
+    def close(self):
+        if self.proxy:
+            self.proxy.stop()
+
+
 def test_database_outage_answers_503_then_heals_without_restart(fault_stack, databases):
-    if databases.backend == "postgresql":
-        target = make_url(databases.new("intake-fergana"))
-        proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432).start()
-        database_url = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        intake = fault_stack.start("intake", region="fergana", database_url=database_url)
-        outage, recovery = proxy.cut, proxy.restore
-        request_cleanup = proxy.stop
-    else:
-        database_url = databases.new("intake-fergana")
-        intake = fault_stack.start("intake", region="fergana", database_url=database_url, SQLITE_LOCK_WAIT_SECONDS=1)
-        holder = {}
-        outage = lambda: holder.update(connection=_hold_sqlite_lock(database_url, 30))  # noqa: E731
-        recovery = lambda: holder.pop("connection").rollback()  # noqa: E731
-        request_cleanup = lambda: None  # noqa: E731
+    database = DatabaseOutage(databases, "intake-fergana")
+    intake = fault_stack.start("intake", region="fergana", database_url=database.url, **database.settings)
+    outage, recovery, request_cleanup = database.begin, database.end, database.close
     url = f"{intake.url}/api/v1/applications"
     applicants = []
 
@@ -104,3 +131,38 @@ def test_database_outage_answers_503_then_heals_without_restart(fault_stack, dat
     request_cleanup()
     assert_no_personal_data(fault_stack.processes, [value for applicant in applicants
                                                     for value in personal_values(applicant)])
+
+
+def test_a_queued_open311_request_waits_out_a_database_outage_and_is_created_once(fault_stack, databases):
+    database = DatabaseOutage(databases, "intake-fergana-batch")
+    # The catalogue copy is served from memory for the whole test: only the request's creation needs the database.
+    intake = fault_stack.start("intake", region="fergana", database_url=database.url, OPEN311_REQUEST_MODE="batch",
+                               OPEN311_API_KEYS=f"civic-app:{key_digest(OPEN311_KEY)}", CATALOGUE_CACHE_TTL=3600,
+                               RETRY_BASE_SECONDS=0.2, RETRY_CEILING_SECONDS=1, **database.settings)
+    base = f"{intake.url}/open311/v2"
+    assert requests.get(f"{base}/services.json", timeout=30).status_code == 200
+    database.begin()
+    try:
+        queued = requests.post(f"{base}/requests.json", data=open311_form(), timeout=30)
+        assert queued.status_code == 200, queued.text
+        token = queued.json()[0]["token"]
+        time.sleep(4)  # several tries meet the outage
+        # Looking the token up needs the database too: 503 now, and never a request created meanwhile.
+        assert requests.get(f"{base}/tokens/{token}.json", timeout=30).status_code == 503
+    finally:
+        database.end()
+    deadline = time.monotonic() + 60
+    answer = None
+    while time.monotonic() < deadline:
+        answer = requests.get(f"{base}/tokens/{token}.json", timeout=30)
+        if answer.status_code == 200:
+            break
+        time.sleep(0.5)
+    assert answer.status_code == 200, f"the queued request was lost in the outage: {answer.text}"
+    tracking = answer.json()[0]["service_request_id"]
+    listed = requests.get(f"{intake.url}/api/v1/applications", params={"page_size": 100}, timeout=30,
+                          headers=auth("operator", "fergana")).json()
+    assert [item["tracking_number"] for item in listed["items"]] == [tracking], "created exactly once"
+    log = intake.log_path.read_text(encoding="utf-8", errors="replace")
+    assert "create_queued_request failed for now" in log
+    database.close()

@@ -1,15 +1,22 @@
-"""The outbox: an event committed while the broker is down is delivered once it is back."""
+"""The outbox: an event committed while the broker is down is delivered once it is back; one no queue
+is bound for stays unsent until one is; confirms settle exactly the tags they name."""
 import subprocess
 import time
 
 import pytest
 import requests
 from kombu import Connection, Queue, binding
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from oss_common.events import EVENTS_EXCHANGE
+from oss_common.config import PROJECT_ROOT
+from oss_common.database import upgrade
+from oss_common.events import EVENTS_EXCHANGE, make_event
+from oss_common.metrics import OUTBOX_RETURNED, OUTBOX_UNROUTABLE
+from oss_common.outbox import OutboxRelay, outbox_row
+from services.intake.models import OutboxEvent
+from tests.conftest import fresh_vhost
 from tests.integration.conftest import auth, valid_submission
-
-pytestmark = pytest.mark.usefixtures("rabbitmqctl_available")
 
 
 def rabbitmqctl(*args):
@@ -29,6 +36,7 @@ def broker_up(uri, timeout=60):
 
 
 @pytest.mark.broker_restart
+@pytest.mark.usefixtures("rabbitmqctl_available")
 def test_event_committed_while_broker_is_down_arrives_exactly_once(stack):
     queue_name = f"test-dedup-{time.monotonic_ns()}"
     queue = Queue(queue_name, bindings=[binding(EVENTS_EXCHANGE, routing_key="fergana.application.submitted")],
@@ -63,3 +71,85 @@ def test_event_committed_while_broker_is_down_arrives_exactly_once(stack):
             message.ack()
         bound.delete()
     assert list(applied.values()).count(number) == 1, "the event must arrive, and be one event"
+
+
+class _Container:
+    """What OutboxRelay.setup reads of its nameko container."""
+
+    service_name = "intake_jizzakh"
+
+    def __init__(self, amqp_uri, database_url):
+        self.config = {"AMQP_URI": amqp_uri, "DATABASE_URL": database_url, "REGION": "jizzakh"}
+
+
+@pytest.fixture
+def relay(databases):
+    database_url = databases.new("outbox-relay")
+    upgrade(PROJECT_ROOT / "services" / "intake" / "migrations", database_url)
+    with fresh_vhost("relay") as amqp_uri:
+        provider = OutboxRelay(OutboxEvent, linger=0)
+        provider.container = _Container(amqp_uri, database_url)
+        provider.setup()
+        yield provider
+        provider._close()
+        provider.engine.dispose()
+
+
+def _outbox_rows(relay):
+
+    table = relay.model.__table__
+    with relay.engine.connect() as connection:
+        return {row.event_id: row for row in connection.execute(select(table)).all()}
+
+
+def test_an_event_no_queue_is_bound_for_stays_in_the_outbox_until_one_is(relay):
+
+
+    returned_before = OUTBOX_RETURNED.labels("intake_jizzakh", "jizzakh")._value.get()
+    unroutable = make_event("application.submitted", "jizzakh", "intake_jizzakh", {"n": 1})
+    with Session(relay.engine) as session:
+        session.add(relay.model(**outbox_row(unroutable)))
+        session.commit()
+    relay.relay_batch()
+    row = _outbox_rows(relay)[unroutable["event_id"]]
+    assert row.sent_at is None and row.returns == 1 and row.retry_at is not None, "a returned event must stay unsent"
+    assert OUTBOX_RETURNED.labels("intake_jizzakh", "jizzakh")._value.get() == returned_before + 1
+    with relay.engine.connect() as connection:
+        relay._count_backlog(connection)
+    assert OUTBOX_UNROUTABLE.labels("intake_jizzakh", "jizzakh")._value.get() == 1
+
+    relay.relay_batch()  # held: not published again before its retry time
+    assert _outbox_rows(relay)[unroutable["event_id"]].returns == 1
+
+    queue = Queue("late-consumer", bindings=[binding(EVENTS_EXCHANGE, routing_key="jizzakh.application.*")],
+                  durable=True, auto_delete=False)
+    routable = make_event("application.submitted", "jizzakh", "intake_jizzakh", {"n": 2})
+    with Connection(relay.amqp_uri) as connection:
+        queue(connection.channel()).declare()
+    with Session(relay.engine) as session:
+        session.add(relay.model(**outbox_row(routable)))
+        session.execute(update(relay.model).values(retry_at=None))
+        session.commit()
+    relay.relay_batch()
+    rows = _outbox_rows(relay)
+    assert rows[unroutable["event_id"]].sent_at is not None and rows[routable["event_id"]].sent_at is not None
+    with Connection(relay.amqp_uri) as connection:
+        bound = queue(connection.channel())
+        received = []
+        for _ in range(2):
+            message = bound.get(no_ack=True)
+            received.append(message.decode()["event_id"])
+    assert received == [unroutable["event_id"], routable["event_id"]]
+
+
+def test_acks_and_nacks_settle_their_own_tags_or_every_one_up_to_theirs(relay):
+    relay._unconfirmed = {1: "a", 2: "b", 3: "c", 4: "d", 5: "e"}
+    relay._nacked = set()
+    relay._on_ack(3, False)  # out of order, not multiple: only tag 3
+    assert sorted(relay._unconfirmed) == [1, 2, 4, 5]
+    relay._on_ack(2, True)  # multiple: 1 and 2
+    assert sorted(relay._unconfirmed) == [4, 5]
+    relay._on_nack(5, False)
+    assert relay._nacked == {"e"} and sorted(relay._unconfirmed) == [4]
+    relay._on_ack(9, True)  # a confirm of tags no longer waited for changes nothing else
+    assert relay._unconfirmed == {} and relay._nacked == {"e"}

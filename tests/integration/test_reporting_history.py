@@ -50,13 +50,13 @@ def envelopes():
                     "district": district, "centre": f"centre-{district}", "channel": "sms",
                     "submitted_at": rfc3339(submitted_at), "due_date": due_date.isoformat()}
             events.append(make_event("application.submitted", REGION, "intake_syrdarya",
-                                     {**base, "status": "submitted", "changed_at": rfc3339(submitted_at)}))
+                                     {**base, "status": "submitted", "version": 1, "changed_at": rfc3339(submitted_at)}))
             if outcome == "open_overdue":
                 continue
             decided_day = due_date if outcome.endswith("on_time") else due_date + timedelta(days=3)
             decided_at = datetime.combine(decided_day, clock(12, 0), tzinfo=TASHKENT).astimezone(timezone.utc)
             events.append(make_event("application.status_changed", REGION, "intake_syrdarya",
-                                     {**base, "status": outcome.split("_")[0], "changed_at": rfc3339(decided_at)},
+                                     {**base, "status": outcome.split("_")[0], "version": 2, "changed_at": rfc3339(decided_at)},
                                      occurred_at=decided_at))
     return events
 

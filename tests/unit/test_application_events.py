@@ -14,8 +14,8 @@ from services.intake.events import event_data
 SUBMITTED_AT = datetime(2026, 12, 14, 6, 0, tzinfo=timezone.utc)
 
 
-def application(status, decided_at=None):
-    return SimpleNamespace(
+def application(status, decided_at=None, version=2):
+    return SimpleNamespace(version=version,
         tracking_number="JI-2026-000001", service_code="photocopying", service_version=3, agency="oss-centre",
         district="1708401", centre="jizzakh-city", status=status, submitted_at=SUBMITTED_AT,
         updated_at=decided_at or SUBMITTED_AT, decided_at=decided_at, due_date=date(2026, 12, 16), language="ru",
@@ -66,3 +66,21 @@ def test_a_version_2_body_that_does_not_say_where_it_stands_is_malformed():
 def test_fields_a_later_version_adds_are_ignored_by_this_one():
     body = {**event_data(application("submitted"), None, "x"), "added_later": 1}
     assert "added_later" not in application_events.load(envelope(body))
+
+
+def test_the_application_version_travels_and_orders_events_without_clocks():
+    body = event_data(application("approved", version=4), None, "officer:f")
+    assert body["version"] == 4
+    fact = application_events.load(envelope(body))
+    earlier_clock = SUBMITTED_AT.replace(year=2020)
+    assert application_events.supersedes(fact, 3, SUBMITTED_AT.replace(year=2030))  # a later clock, an older version
+    assert not application_events.supersedes(fact, 4, earlier_clock) and application_events.stored_version(fact) == 4
+
+
+def test_version_2_bodies_without_an_application_version_keep_their_order_among_themselves():
+    body = {key: value for key, value in event_data(application("approved"), None, "x").items() if key != "version"}
+    fact = application_events.load(envelope(body, version=2))
+    assert fact["version"] is None and application_events.stored_version(fact) == 0
+    assert application_events.supersedes(fact, 0, SUBMITTED_AT.replace(year=2020))
+    assert not application_events.supersedes(fact, 0, SUBMITTED_AT.replace(year=2030))
+    assert not application_events.supersedes(fact, 1, SUBMITTED_AT.replace(year=2020)), "a versioned state is newer"

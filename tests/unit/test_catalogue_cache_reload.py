@@ -43,10 +43,11 @@ def test_busy_workers_reload_a_stale_copy_once_and_meanwhile_read_the_old_one():
 
 def test_an_invalidated_or_empty_copy_is_always_reloaded_by_its_reader():
     cache, calls = _cache(0.0)
+    cache.ttl = 3600.0  # longer than the machine may have been up: invalidation must still reload
     cache._reloading = True  # someone else is reloading, but the copy was invalidated
-    cache.loaded_at = 0.0
+    cache.invalidate()
     cache.get("svc")
     assert len(calls) == 1
-    cache.entries, cache.loaded_at, cache._reloading = {}, time.monotonic() - 10, True
+    cache.ttl, cache.entries, cache.loaded_at, cache._reloading = 2.0, {}, time.monotonic() - 10, True
     cache.has_entries()
     assert len(calls) == 2

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from services.notifications.channels import ChannelSet, SmsGateway, SmtpChannel
-from services.notifications.exceptions import PermanentFailure, TemporaryFailure
+from services.notifications.exceptions import ChannelNotConfigured, PermanentFailure, TemporaryFailure
 from services.notifications.messages import Message
 from tests.conftest import free_port
 from tests.smtp_sink import SmtpSink
@@ -113,7 +113,7 @@ def test_a_gateway_that_takes_the_request_and_never_answers_is_not_tried_again()
 
 
 def test_sms_settings_are_checked():
-    with pytest.raises(PermanentFailure, match="not configured"):
+    with pytest.raises(ChannelNotConfigured, match="not configured"):  # held, not failed
         SmsGateway("").send("+998901234567", MESSAGE, "key")
     with pytest.raises(PermanentFailure, match="no phone number"):
         SmsGateway("http://127.0.0.1:1/").send(None, MESSAGE, "key")
@@ -156,7 +156,7 @@ def test_smtp_refusals_and_outages(smtp):
         channel(smtp).send("busy@example.uz", MESSAGE, "k")
     with pytest.raises(TemporaryFailure, match="unreachable"):
         channel(smtp, port=free_port()).send("aziza@example.uz", MESSAGE, "k")
-    with pytest.raises(PermanentFailure, match="not configured"):
+    with pytest.raises(ChannelNotConfigured, match="not configured"):
         channel(smtp, host="").send("aziza@example.uz", MESSAGE, "k")
     with pytest.raises(ValueError):
         channel(smtp, security="maybe")

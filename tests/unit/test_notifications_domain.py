@@ -6,8 +6,9 @@ import pytest
 
 from services.notifications.domain import (
     DUE_SOON, EMAIL, NONE, OVERDUE, SMS, Recipient, choose_channel, deadline_notice_id, deadline_threshold,
-    message_language, needs_notice, parse_agency_addresses, retry_delay,
+    message_language, needs_notice, parse_agency_addresses,
 )
+from oss_common.failures import retry_delay
 from services.notifications.exceptions import TemplateProblem
 from services.notifications.messages import TemplateBook, as_message
 
@@ -38,7 +39,7 @@ def test_language_falls_back_to_uzbek(language, expected):
 def test_back_off_doubles_from_the_base_up_to_the_cap():
     assert [retry_delay(attempt, 0.5) for attempt in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 8.0]
     assert retry_delay(20, 0.5) == 60.0
-    assert retry_delay(3, 2.0, cap=5.0) == 5.0
+    assert retry_delay(3, 2.0, ceiling=5.0) == 5.0
     assert retry_delay(0, 0.5) == 0.5
 
 

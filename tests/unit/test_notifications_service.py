@@ -17,7 +17,6 @@ from oss_common.events import make_event, rfc3339, utc_now
 from services.notifications import deadlines, operations
 from services.notifications.dependencies import Channels, Policy
 from services.notifications.domain import DeliveryPolicy
-from oss_common.consumers import EventDelivery
 from services.notifications.exceptions import DeliveryDeferred, PermanentFailure, TemporaryFailure
 from services.notifications.messages import TemplateBook
 from services.notifications.models import Base, Delivery, OutboxEvent, WatchedApplication
@@ -63,23 +62,24 @@ def session():
 
 
 def make_service(session, channels=None, **policy):
-    settings = {"region": "jizzakh", "producer": "notifications_jizzakh", "max_attempts": 3, "retry_base_seconds": 0.1,
+    settings = {"region": "jizzakh", "producer": "notifications_jizzakh", "retry_base_seconds": 0.1,
                 "agency_addresses": {"khokimiyat": "hokim@jizzakh.example.uz"}}
     settings.update(policy)
     return worker_factory(
         NotificationService, db=session,
         channels=channels or FakeChannels(), templates=TemplateBook(), policy=DeliveryPolicy(**settings),
-        deliveries=Observer(), delivery=EventDelivery(1, 5),
+        deliveries=Observer(),
         caller=CallerAs(Principal("desk", OPERATOR, region="jizzakh", centres=("jizzakh-city",)), region="jizzakh"),
     )
 
 
 def application_event(event_type="application.submitted", number="JI-2026-000001", channel="sms", language="uz",
-                      status="submitted", due_date=None, changed_at=None, agency="khokimiyat", **extra):
+                      status="submitted", due_date=None, changed_at=None, agency="khokimiyat", version=None, **extra):
     now = changed_at or utc_now()
     data = {
         "tracking_number": number, "service_code": "photocopying", "service_version": 1, "agency": agency,
         "district": "1708401", "centre": "jizzakh-city", "status": status, "previous_status": None, "reason": None,
+        "version": version or (1 if event_type == "application.submitted" else 2),
         "actor": "centre:jizzakh-city", "submitted_at": rfc3339(now), "changed_at": rfc3339(now),
         "due_date": (due_date or add_working_days(local_date(now), 5)).isoformat(), "language": language,
         "channel": channel, "contact": {"phone": PHONE, "email": EMAIL if channel == "email" else None},
@@ -151,51 +151,32 @@ def test_a_temporary_failure_is_retried_and_then_sent_once(session):
     assert (row.status, row.attempts, row.last_error) == ("sent", 2, None)
 
 
-def test_after_the_last_attempt_the_delivery_fails_and_says_so(session):
-    channels = FakeChannels(*[TemporaryFailure("SMS gateway unreachable (ConnectionError)")] * 3)
-    service = make_service(session, channels, max_attempts=3)
+def test_a_gateway_that_stays_away_keeps_the_delivery_pending_and_it_goes_once_when_back(session):
+    """A failure that passes is never given up on: however many attempts meet it, the delivery stays
+    pending (its event waits out a back-off each time) and is sent once the gateway answers."""
+    channels = FakeChannels(*[TemporaryFailure("SMS gateway answered 503")] * 12)
+    service = make_service(session, channels)
     event = application_event()
-    for _ in range(2):
+    for _ in range(12):
         with pytest.raises(DeliveryDeferred):
             service.on_application_event(event)
-    with pytest.raises(DeadLetter, match="gave up after 3 attempts"):
-        service.on_application_event(event)
-    service.on_application_event(event)  # settled: a further copy is simply acknowledged
     [row] = deliveries(session)
-    assert (row.status, row.attempts) == ("failed", 3) and channels.sent == []
-    [failed] = failed_events(session)
-    assert failed["type"] == "notification.failed" and failed["region"] == "jizzakh"
-    assert failed["data"]["tracking_number"] == "JI-2026-000001" and failed["data"]["event_id"] == event["event_id"]
-    assert failed["data"]["attempts"] == 3 and failed["data"]["channel"] == "sms"
-    assert PHONE not in str(failed) and EMAIL not in str(failed)
-    routing_keys = [row.routing_key for row in session.scalars(select(OutboxEvent))]
-    assert routing_keys == ["jizzakh.notification.failed"]
-    assert service.deliveries.settled == [("sms", "failed")]
+    assert (row.status, row.attempts) == ("pending", 12) and failed_events(session) == []
+    service.on_application_event(event)
+    service.on_application_event(event)  # a late copy of the event: already sent
+    [row] = deliveries(session)
+    assert (row.status, row.attempts) == ("sent", 13) and len(channels.sent) == 1
+    assert service.deliveries.settled == [("sms", "sent")]
 
 
-def test_on_its_events_last_delivery_a_still_pending_delivery_fails_and_says_so(session):
-    """Deferrals that took no attempt (another worker held it) still count as the event's deliveries:
-    when the broker is about to give up on the event, the delivery fails instead of staying pending."""
-    channels = FakeChannels(TemporaryFailure("SMS gateway answered 503"))
-    service = make_service(session, channels, max_attempts=5)
-    event = application_event()
-    with pytest.raises(DeliveryDeferred):
-        service.on_application_event(event)
-    service.delivery = EventDelivery(5, 5)
-    session.execute(update(Delivery).values(attempt_started_at=utc_now()))  # another worker's attempt under way
-    session.commit()
-    with pytest.raises(DeliveryDeferred):  # its outcome settles the delivery: not failed under it
-        service.on_application_event(event)
-    assert deliveries(session)[0].status == "pending" and failed_events(session) == []
-    session.execute(update(Delivery).values(attempt_started_at=None, next_attempt_at=utc_now() + timedelta(minutes=1)))
-    session.commit()
-    channels.outcomes = [TemporaryFailure("SMS gateway answered 503")]
-    with pytest.raises(DeadLetter, match="gave up after 5 deliveries"):
-        service.on_application_event(event)
+def test_an_unconfigured_channel_holds_the_message_instead_of_failing_it(session):
+    from services.notifications.channels import ChannelSet, SmsGateway, SmtpChannel
+
+    service = make_service(session, ChannelSet(email=SmtpChannel(host=""), sms=SmsGateway(url="")))
+    with pytest.raises(DeliveryDeferred, match="SMS is not configured"):
+        service.on_application_event(application_event())
     [row] = deliveries(session)
-    assert (row.status, row.attempts) == ("failed", 2) and channels.sent == []
-    [failed] = failed_events(session)
-    assert failed["data"]["event_id"] == event["event_id"] and "gave up after 5 deliveries" in failed["data"]["error"]
+    assert row.status == "pending" and failed_events(session) == []
 
 
 def test_a_refused_number_fails_at_once(session):
@@ -283,7 +264,7 @@ def test_deadline_watch_tells_the_agency_once_per_threshold(session):
         service.on_application_event(event)
     service.on_application_event(application_event("application.status_changed", number="JI-2026-000014",
                                                    due_date=today, status="approved",
-                                                   changed_at=utc_now() + timedelta(seconds=1)))
+                                                   changed_at=utc_now() + timedelta(seconds=1), version=2))
     channels.sent.clear()
     for _ in range(3):
         service.watch_deadlines()
@@ -321,10 +302,12 @@ def test_an_agency_notice_is_retried_with_back_off(session):
     assert (notice.status, notice.attempts) == ("sent", 2) and len(channels.sent) == 1
 
 
-def test_an_older_event_does_not_undo_a_newer_one(session):
+def test_an_older_event_does_not_undo_a_newer_one_whatever_its_clock(session):
     service = make_service(session)
-    newer = application_event("application.status_changed", status="approved", changed_at=utc_now())
-    older = application_event("application.status_changed", status="accepted", changed_at=utc_now() - timedelta(hours=1))
+    # The newer (version 3) was stamped by a host whose clock runs behind the older one's.
+    newer = application_event("application.status_changed", status="approved", changed_at=utc_now() - timedelta(hours=1),
+                              version=3)
+    older = application_event("application.status_changed", status="accepted", changed_at=utc_now(), version=2)
     service.on_application_event(newer)
     service.on_application_event(older)
     session.rollback()
@@ -339,10 +322,10 @@ def configured(provider, **config):
 
 
 def test_policy_from_settings():
-    policy = configured(Policy(), DELIVERY_LIMIT="7", RETRY_BASE_SECONDS="0.25", SEND_TIMEOUT_SECONDS="5",
+    policy = configured(Policy(), RETRY_CEILING_SECONDS="7", RETRY_BASE_SECONDS="0.25", SEND_TIMEOUT_SECONDS="5",
                         AGENCY_EMAILS="khokimiyat=hokim@fergana.example.uz", AGENCY_EMAIL_DEFAULT="oss@fergana.example.uz",
                         AGENCY_LANGUAGE="ru")
-    assert (policy.region, policy.producer, policy.max_attempts, policy.retry_base_seconds) == (
+    assert (policy.region, policy.producer, policy.retry_ceiling_seconds, policy.retry_base_seconds) == (
         "fergana", "notifications_fergana", 7, 0.25)
     assert policy.abandon_after == timedelta(seconds=30) and policy.agency_language == "ru"
     assert policy.agency_address("khokimiyat") == "hokim@fergana.example.uz"
@@ -353,7 +336,7 @@ def test_policy_from_settings():
 @pytest.mark.parametrize("provider,config,complaint", [
     (Policy, {"AGENCY_EMAILS": "khokimiyat"}, "AGENCY_EMAILS"),
     (Policy, {"AGENCY_LANGUAGE": "de"}, "AGENCY_LANGUAGE"),
-    (Policy, {"DELIVERY_LIMIT": "many"}, "DELIVERY_LIMIT"),
+    (Policy, {"RETRY_CEILING_SECONDS": "many"}, "RETRY_CEILING_SECONDS"),
     (Channels, {"SMTP_SECURITY": "maybe"}, "SMTP security"),
     (Channels, {"SMS_PAYLOAD": "carrier-pigeon"}, "SMS payload"),
 ])

@@ -20,13 +20,13 @@ def test_each_month_counts_its_submissions_decisions_and_backlog(Session):  # no
     apply_all(Session, [
         # January: two submitted; one approved on time in January after one day, one still open.
         event("JI-2026-000001", "submitted", JAN, submitted_at=JAN),
-        event("JI-2026-000001", "approved", JAN + timedelta(days=1), "submitted", on_time=True, submitted_at=JAN),
+        event("JI-2026-000001", "approved", JAN + timedelta(days=1), "submitted", on_time=True, submitted_at=JAN, version=2),
         event("JI-2026-000002", "submitted", JAN, submitted_at=JAN),
         # February: one submitted and rejected late in February after three days; one withdrawn in March.
         event("JI-2026-000003", "submitted", FEB, submitted_at=FEB),
-        event("JI-2026-000003", "rejected", FEB + timedelta(days=3), "submitted", on_time=False, submitted_at=FEB),
+        event("JI-2026-000003", "rejected", FEB + timedelta(days=3), "submitted", on_time=False, submitted_at=FEB, version=2),
         event("JI-2026-000004", "submitted", FEB, submitted_at=FEB),
-        event("JI-2026-000004", "withdrawn", MAR, "submitted", submitted_at=FEB),
+        event("JI-2026-000004", "withdrawn", MAR, "submitted", submitted_at=FEB, version=2),
     ])
     with Session() as session:
         series = operations.monthly(session, None, None, today=date(2026, 3, 20))

@@ -21,10 +21,10 @@ def Session(tmp_path):
 
 
 def event(tracking, status, changed_at, previous=None, service="photocopying", district="1708401",
-          due=date(2026, 3, 6), on_time=None, submitted_at=START):
+          due=date(2026, 3, 6), on_time=None, submitted_at=START, version=1):
     data = {
         "tracking_number": tracking, "service_code": service, "service_version": 1, "agency": "khokimiyat",
-        "district": district, "centre": "jizzakh-city", "status": status, "previous_status": previous,
+        "district": district, "centre": "jizzakh-city", "status": status, "version": version, "previous_status": previous,
         "reason": None, "actor": "officer:test", "submitted_at": _z(submitted_at), "changed_at": _z(changed_at),
         "due_date": due.isoformat(), "language": "uz", "channel": "sms",
         "contact": {"phone": "+998901234567", "email": None},
@@ -43,7 +43,7 @@ def history(tracking, *statuses, step=timedelta(hours=1), **kwargs):
     events, previous = [], None
     for index, status in enumerate(statuses):
         on_time = True if status in ("approved", "rejected") else None
-        events.append(event(tracking, status, START + step * index, previous, on_time=on_time, **kwargs))
+        events.append(event(tracking, status, START + step * index, previous, on_time=on_time, version=index + 1, **kwargs))
         previous = status
     return events
 
@@ -80,8 +80,22 @@ def test_events_in_any_order_end_with_the_newest_status_and_one_decision(Session
     assert sla["totals"]["processing"]["median_seconds"] == 3 * 3600
 
 
+def test_the_higher_version_wins_whatever_the_clocks_say(Session):
+    """Two intake processes whose clocks differ: the later transition carries the earlier timestamp."""
+    submitted = event("JI-2026-000009", "submitted", START, version=1)
+    accepted = event("JI-2026-000009", "accepted", START + timedelta(seconds=5), "submitted", version=2)
+    in_review = event("JI-2026-000009", "in_review", START + timedelta(seconds=2), "accepted", version=3)
+    for order in ([submitted, accepted, in_review], [in_review, accepted, submitted]):
+        with Session() as session, session.begin():
+            projections.reset(session)
+        apply_all(Session, order)
+        summary, _ = figures(Session)
+        assert summary["by_status"] == [{"status": "in_review", "applications": 1}], order
+
+
 def test_a_late_decision_counts_against_the_sla_of_its_service_and_district(Session):
-    late = event("JI-2026-000003", "rejected", START + timedelta(days=10), "in_review", due=date(2026, 3, 4), on_time=False)
+    late = event("JI-2026-000003", "rejected", START + timedelta(days=10), "in_review", due=date(2026, 3, 4), on_time=False,
+                 version=4)
     apply_all(Session, [late])
     _, sla = figures(Session)
     assert sla["by_service"][0]["late"] == 1 and sla["by_service"][0]["compliance"] == 0.0

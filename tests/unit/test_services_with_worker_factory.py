@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker
 
 from oss_common.auth import CATALOGUE_ADMIN, OFFICER, OPERATOR, Forbidden, Principal
+from oss_common.events import utc_now
 from oss_common.regions import get_region
 from services.catalogue.models import Base as CatalogueBase, CatalogueChange, OutboxEvent as CatalogueOutbox
 from services.catalogue.service import CatalogueService
@@ -66,7 +67,7 @@ def submission(**overrides):
 def intake():
     session = memory_session(IntakeBase)
     return worker_factory(IntakeService, db=session, catalogue=FakeCatalogue(DEFINITION),
-                          caller=CallerAs(OPERATOR_AT_DESK, OFFICER_ALIYEV, region="jizzakh"))
+                          caller=CallerAs(OPERATOR_AT_DESK, OFFICER_ALIYEV, region="jizzakh"), clock=utc_now)
 
 
 def test_submission_stores_the_application_and_its_event_together(intake):

@@ -2,13 +2,18 @@
 request mode, page sizes) and queues a request for its own service to create."""
 import hashlib
 import hmac
+import logging
 import re
 from dataclasses import dataclass
 
+import eventlet
 from nameko.extensions import DependencyProvider
-from nameko.rpc import RpcProxy
+from nameko.rpc import Rpc, RpcProxy
 
 from oss_common.config import ConfigurationError, as_list, setting
+from oss_common.failures import DEFAULT_RETRY_BASE_SECONDS, DEFAULT_RETRY_CEILING_SECONDS, is_transient, retry_delay
+
+log = logging.getLogger(__name__)
 
 REQUEST_MODES = ("realtime", "batch")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -102,3 +107,32 @@ class OwnService(RpcProxy):
 
     def setup(self):
         self.target_service = self.container.service_name
+
+
+class QueuedRpc(Rpc):
+    """An RPC entrypoint for requests posted with `call_async` that nobody waits for (the batch
+    queue): one that fails for a reason that passes (the database away) goes back on the durable
+    queue after a back-off, RETRY_BASE_SECONDS doubling up to RETRY_CEILING_SECONDS while failures
+    follow each other, instead of being answered with the error and acknowledged (lost). Until it
+    is back on the queue it stays unacknowledged, so a process that stops meanwhile loses nothing."""
+
+    def setup(self):
+        super().setup()
+        config = self.container.config
+        self.retry_base = setting(config, "RETRY_BASE_SECONDS", DEFAULT_RETRY_BASE_SECONDS, float)
+        self.retry_ceiling = setting(config, "RETRY_CEILING_SECONDS", DEFAULT_RETRY_CEILING_SECONDS, float)
+        self.failures_in_a_row = 0
+
+    def handle_result(self, message, worker_ctx, result, exc_info):
+        if exc_info is not None and is_transient(exc_info[1]):
+            self.failures_in_a_row += 1
+            delay = retry_delay(self.failures_in_a_row, self.retry_base, self.retry_ceiling)
+            log.warning("queued %s failed for now (%s); back on its queue in %.1fs",
+                        self.method_name, type(exc_info[1]).__name__, delay)
+            eventlet.spawn_after(delay, self.rpc_consumer.requeue_message, message)
+            return result, exc_info
+        self.failures_in_a_row = 0
+        return super().handle_result(message, worker_ctx, result, exc_info)
+
+
+queued_rpc = QueuedRpc.decorator

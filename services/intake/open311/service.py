@@ -6,7 +6,6 @@ import uuid
 
 from kombu.exceptions import KombuError
 from marshmallow import ValidationError
-from nameko.rpc import rpc
 from werkzeug.exceptions import HTTPException
 
 from oss_common.errors import ApiError, BadRequest, NotFound, PayloadTooLarge, Unavailable
@@ -15,7 +14,7 @@ from services.intake import use_cases, views
 from services.intake.commands import SubmitApplication
 from services.intake.domain import check_against_catalogue
 from services.intake.open311 import mapping
-from services.intake.open311.dependencies import Open311Config, OwnService
+from services.intake.open311.dependencies import Open311Config, OwnService, queued_rpc
 from services.intake.open311.formats import render
 from services.intake.open311.http import InvalidApiKey, open311, open311_fallback
 from services.intake.open311.schemas import (
@@ -171,10 +170,11 @@ class Open311:
     def open311_unknown(self, request, resource):
         raise NotFound(f"no Open311 resource {request.method} {resource!r} here; see {BASE}/discovery.json")
 
-    @rpc
+    @queued_rpc
     def create_queued_request(self, token, submission, actor=None):
         """Create the application an Open311 POST queued (batch mode); its token is the idempotency key
-        and `actor` the partner that posted it, for the audit trail."""
+        and `actor` the partner that posted it, for the audit trail. A database that is away puts the
+        request back on the queue (see QueuedRpc); a request that does not fit is refused for good."""
         try:
             command = SubmitApplication(SUBMISSION.load(submission), queued_key(token), actor=actor)
             application, _created = use_cases.submit(self.unit_of_work(), command)

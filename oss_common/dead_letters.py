@@ -1,0 +1,241 @@
+"""`oss dead-letters`: what consumers gave up on, why, and putting it back or dropping it for good.
+
+Every event queue `<queue>` has `<queue>.dead` on `oss.dlx` (oss_common.events). A dead letter keeps
+the event's body and properties, with `x-error` (why), `x-failed-queue`, `x-failed-handler`,
+`x-original-routing-key` and `x-dead-lettered-at` headers (oss_common.consumers).
+
+- list: per dead-letter queue, how many, the oldest, the reasons, how many were dropped.
+- show: one message, personal data masked.
+- replay: back to the queue it failed on (through its requeue binding on `oss.dlx`), confirmed
+  before it leaves the dead-letter queue. Consumers record the event ids they applied, so an
+  event replayed twice is applied once.
+- drop: remove one for good; a record (event id, type, queue, error, reason, who, when; never the
+  body) is kept in `<queue>.dropped`.
+Messages are read with basic.get and, unless a command takes them, given back to their queue
+(rejected with requeue) before the command answers.
+"""
+import getpass
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+
+from amqp.exceptions import NotFound
+from kombu import Connection, Producer, Queue
+
+from oss_common.broker import outlet
+from oss_common.events import DEAD_LETTER_EXCHANGE, requeue_key, utc_now
+
+DEAD_SUFFIX = ".dead"
+# Keys whose values are personal data wherever they appear in an event body.
+PERSONAL_KEYS = frozenset({"phone", "email", "pinfl", "full_name", "passport", "applicant_name", "applicant_phone",
+                           "applicant_email", "applicant_pinfl"})
+MASK = "***"
+# Headers a replayed copy does not carry: the broker's own history and the last failure's back-off.
+DROPPED_ON_REPLAY = ("x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
+                     "x-delivery-count", "x-oss-retries", "x-retry-reason")
+
+
+class DeadLetterError(Exception):
+    """A dead-letter command cannot do what it was asked (unknown queue, no such message)."""
+
+
+def base_queue(name):
+    """`intake_jizzakh.catalogue` for `intake_jizzakh.catalogue` or `intake_jizzakh.catalogue.dead`."""
+    return name[:-len(DEAD_SUFFIX)] if name.endswith(DEAD_SUFFIX) else name
+
+
+def dropped_queue(name):
+    return Queue(f"{name}.dropped", exchange=DEAD_LETTER_EXCHANGE, routing_key=f"{name}.dropped", durable=True,
+                 auto_delete=False, queue_arguments={"x-queue-type": "quorum"})
+
+
+@dataclass
+class QueueSummary:
+    queue: str
+    messages: int | None  # None: no such queue on the broker
+    oldest: str | None = None
+    reasons: Counter = field(default_factory=Counter)
+    dropped: int = 0
+
+
+def mask(value):
+    """The value with every personal field (PERSONAL_KEYS, at any depth) replaced by MASK."""
+    if isinstance(value, dict):
+        return {key: (MASK if key in PERSONAL_KEYS and item else mask(item)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask(item) for item in value]
+    return value
+
+
+def _body(message):
+    raw = message.body.decode("utf-8", errors="replace") if isinstance(message.body, bytes) else message.body
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        return {"unreadable_body_bytes": len(raw or "")}
+
+
+def _text(value):
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+
+
+class DeadLetters:
+    """The dead-letter queues of one broker (AMQP_URI)."""
+
+    def __init__(self, amqp_uri):
+        self.amqp_uri = amqp_uri
+        self.connection = Connection(amqp_uri, transport_options={"confirm_publish": True})
+
+    def __enter__(self):
+        self.connection.ensure_connection(max_retries=1)
+        return self
+
+    def __exit__(self, *exc_info):
+        self.connection.release()
+
+    def _count(self, name):
+        channel = self.connection.channel()
+        try:
+            return channel.queue_declare(queue=name, passive=True).message_count
+        except NotFound:
+            return None
+        finally:
+            if channel.is_open:
+                channel.close()
+
+    def _browse(self, channel, name):
+        """Every message ready in `name`, unacknowledged: a caller takes some (ack) and gives back the
+        rest (`_give_back`)."""
+        messages = []
+        while True:
+            message = channel.basic_get(queue=name, no_ack=False)
+            if message is None:
+                return messages
+            messages.append(message)
+
+    def _give_back(self, channel, name, messages):
+        """Return the messages not taken to `name`, and wait until the broker has them back (a passive
+        declare on the same channel is answered after the rejects are handled), so that the next
+        command counts them."""
+        for message in messages:
+            channel.basic_reject(message.delivery_tag, requeue=True)
+        channel.queue_declare(queue=name, passive=True)
+
+    def summary(self, queue):
+        """Count, oldest and reasons of `queue`'s dead letters, and how many were dropped."""
+        name = base_queue(queue)
+        count = self._count(name + DEAD_SUFFIX)
+        result = QueueSummary(name + DEAD_SUFFIX, count, dropped=self._count(f"{name}.dropped") or 0)
+        if not count:
+            return result
+        channel = self.connection.channel()
+        try:
+            messages = self._browse(channel, name + DEAD_SUFFIX)
+            for message in messages:
+                headers = message.headers or {}
+                result.reasons[_text(headers.get("x-error")) or "(no reason recorded)"] += 1
+                when = _text(headers.get("x-dead-lettered-at"))
+                if when and (result.oldest is None or when < result.oldest):
+                    result.oldest = when
+            self._give_back(channel, name + DEAD_SUFFIX, messages)
+        finally:
+            channel.close()
+        return result
+
+    def show(self, queue, message_id):
+        """One dead letter as {message_id, headers, body}, personal data masked."""
+        name = base_queue(queue)
+        channel = self.connection.channel()
+        try:
+            messages = self._browse(channel, name + DEAD_SUFFIX)
+            self._give_back(channel, name + DEAD_SUFFIX, messages)
+        finally:
+            channel.close()
+        for message in messages:
+            if message.properties.get("message_id") == message_id:
+                headers = {key: _text(value) for key, value in (message.headers or {}).items() if key != "x-death"}
+                return {"message_id": message_id, "queue": name + DEAD_SUFFIX, "headers": headers,
+                        "body": mask(_body(message))}
+        raise DeadLetterError(f"no message {message_id!r} in {name}{DEAD_SUFFIX}")
+
+    def replay(self, queue, message_ids=None):
+        """Put dead letters (those of `message_ids`, or all) back on the queue each failed on; returns
+        the ids replayed. Each is confirmed by the broker before it is taken from the dead-letter queue."""
+        name = base_queue(queue)
+        replayed = []
+        channel = self.connection.channel()
+        producer = Producer(self.connection.channel())
+        kept = []
+        try:
+            for message in self._browse(channel, name + DEAD_SUFFIX):
+                message_id = message.properties.get("message_id")
+                if message_ids is not None and message_id not in message_ids:
+                    kept.append(message)
+                    continue
+                headers = message.headers or {}
+                target = _text(headers.get("x-failed-queue")) or name
+                copied = {key: value for key, value in headers.items() if key not in DROPPED_ON_REPLAY}
+                copied["x-replayed-at"] = utc_now().isoformat(timespec="seconds")
+                producer.publish(message.body, exchange=outlet(self.amqp_uri, DEAD_LETTER_EXCHANGE.name),
+                                 routing_key=requeue_key(target),
+                                 headers=copied, delivery_mode=2, content_type=message.content_type,
+                                 content_encoding=message.content_encoding, message_id=message_id,
+                                 mandatory=True, retry=False)
+                channel.basic_ack(message.delivery_tag)
+                replayed.append(message_id)
+            self._give_back(channel, name + DEAD_SUFFIX, kept)
+        finally:
+            producer.channel.close()
+            channel.close()
+        missing = sorted(set(message_ids or ()) - set(replayed))
+        if missing:
+            raise DeadLetterError(f"not in {name}{DEAD_SUFFIX} (replayed or dropped already?): {', '.join(missing)}"
+                                  + (f"; replayed {', '.join(replayed)}" if replayed else ""))
+        return replayed
+
+    def drop(self, queue, message_id, reason, by=None):
+        """Remove one dead letter for good, keeping a record of it (not its body) in `<queue>.dropped`."""
+        if not (reason or "").strip():
+            raise DeadLetterError("say why it is dropped (--reason)")
+        name = base_queue(queue)
+        channel = self.connection.channel()
+        producer = Producer(self.connection.channel())
+        messages = []
+        try:
+            dropped_queue(name)(producer.channel).declare()
+            messages = self._browse(channel, name + DEAD_SUFFIX)
+            for index, message in enumerate(messages):
+                if message.properties.get("message_id") != message_id:
+                    continue
+                headers = message.headers or {}
+                body = _body(message)
+                record = {
+                    "event_id": message_id,
+                    "event_type": body.get("type") if isinstance(body, dict) else None,
+                    "queue": name,
+                    "error": _text(headers.get("x-error")),
+                    "reason": reason.strip(),
+                    "dropped_by": by or getpass.getuser(),
+                    "dropped_at": utc_now().isoformat(timespec="seconds"),
+                }
+                producer.publish(json.dumps(record), exchange=DEAD_LETTER_EXCHANGE, routing_key=f"{name}.dropped",
+                                 content_type="application/json", delivery_mode=2, message_id=message_id,
+                                 mandatory=True, retry=False)
+                channel.basic_ack(message.delivery_tag)
+                del messages[index]
+                self._give_back(channel, name + DEAD_SUFFIX, messages)
+                return record
+            self._give_back(channel, name + DEAD_SUFFIX, messages)
+        finally:
+            producer.channel.close()
+            channel.close()
+        raise DeadLetterError(f"no message {message_id!r} in {name}{DEAD_SUFFIX}")
+
+
+def format_summaries(summaries):
+    lines = [f"{'QUEUE':<44} {'COUNT':>5} {'DROPPED':>7}  {'OLDEST':<25} REASONS"]
+    for summary in summaries:
+        count = "-" if summary.messages is None else str(summary.messages)
+        reasons = "; ".join(f"{reason} ({n})" for reason, n in summary.reasons.most_common(3)) or "-"
+        lines.append(f"{summary.queue:<44} {count:>5} {summary.dropped:>7}  {summary.oldest or '-':<25} {reasons}")
+    return "\n".join(lines)
