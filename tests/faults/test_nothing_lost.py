@@ -1,0 +1,171 @@
+"""Failures that pass delay work and never drop it, and read models never depend on clocks.
+
+One region's whole pipeline (catalogue, intake, reporting, notifications with an SMS gateway on
+loopback) against the real broker and database, its queues declared as `oss broker definitions`
+declares them. While applications are filed: the intake database goes away, the catalogue stops,
+the SMS gateway answers 503; notifications starts only after all of it. Afterwards every citizen
+got exactly one SMS, reporting counts what intake holds, and nothing is dead-lettered.
+
+Durations are shorter than the issue's minute each, to keep the suite's time: OSS_FAULT_SECONDS
+(default 20) sets each outage, OSS_FAULT_APPLICATIONS (default 120) how many are filed, and
+notifications starts after all of them (about a minute after the first) instead of ten minutes.
+"""
+import os
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+
+import requests
+from kombu import Connection
+from sqlalchemy import create_engine, text
+
+from oss_common.cli import deployment_event_topology
+from oss_common.dead_letters import DeadLetters
+from oss_common.events import dead_letter_queue, event_queue, retry_queue
+from oss_common.regions import deployment_regions
+from tests.conftest import as_caller, free_port
+from tests.faults.test_poison_and_database import DatabaseOutage
+from tests.integration.conftest import auth, valid_submission
+from tests.integration.test_notifications import SmsGatewayDouble
+
+OUTAGE_SECONDS = float(os.environ.get("OSS_FAULT_SECONDS", "20"))
+APPLICATIONS = int(os.environ.get("OSS_FAULT_APPLICATIONS", "120"))
+REGION = "jizzakh"
+
+
+def declare_deployment_queues(amqp_uri, region):
+    """What importing `oss broker definitions` does for the region's consumers: their queues exist
+    and are bound before any consumer runs."""
+    topology = deployment_event_topology(deployment_regions(region))
+    with Connection(amqp_uri) as connection:
+        channel = connection.channel()
+        for name, patterns in topology:
+            for queue in (event_queue(name, patterns), dead_letter_queue(name), retry_queue(name)):
+                queue(channel).declare()
+    return [name for name, _ in topology]
+
+
+def wait_for(condition, timeout, message):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"{message} not met within {timeout:.0f}s")
+
+
+def file_until_created(url, body, key):
+    """A desk's client: the same request with the same Idempotency-Key until it is created."""
+    while True:
+        try:
+            response = requests.post(url, json=body, headers={**auth("operator", REGION), "Idempotency-Key": key},
+                                     timeout=30)
+            if response.status_code in (200, 201):
+                return response.json()["tracking_number"]
+            assert response.status_code == 503, response.text  # the database away: anything else is a defect
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+
+
+def test_outages_delay_notifications_and_reports_but_lose_and_duplicate_nothing(fault_stack, databases):
+    queues = declare_deployment_queues(fault_stack.amqp_uri, REGION)
+    database = DatabaseOutage(databases, "intake-jizzakh")
+    intake = fault_stack.start("intake", region=REGION, database_url=database.url, CATALOGUE_CACHE_TTL=1,
+                               RETRY_BASE_SECONDS=0.2, RETRY_CEILING_SECONDS=2, **database.settings)
+    reporting = fault_stack.start("reporting", region=REGION, database_url=databases.new("reporting-jizzakh"),
+                                  RETRY_BASE_SECONDS=0.2, RETRY_CEILING_SECONDS=2, QUEUE_DEPTH_SECONDS=1)
+    gateway = SmsGatewayDouble().start()
+    gateway.status = 503
+    catalogue = fault_stack.running("catalogue")
+    url = f"{intake.url}/api/v1/applications"
+    numbers, lock = [], threading.Lock()
+
+    def desk(count):
+        for _ in range(count):
+            number = file_until_created(url, valid_submission(REGION), uuid.uuid4().hex)
+            with lock:
+                numbers.append(number)
+
+    desks = [threading.Thread(target=desk, args=(APPLICATIONS // 4,)) for _ in range(4)]
+    for thread in desks:
+        thread.start()
+    try:
+        wait_for(lambda: len(numbers) >= APPLICATIONS // 8, 120, "the first applications")
+        database.begin()  # the intake database goes away while the desks keep filing
+        time.sleep(OUTAGE_SECONDS)
+        database.end()
+        catalogue.stop()  # the catalogue stops: intake files from its own copy
+        time.sleep(OUTAGE_SECONDS)
+        catalogue = fault_stack.start("catalogue", database_url=fault_stack.catalogue_db)
+        for thread in desks:
+            thread.join(timeout=600)
+        assert len(numbers) == APPLICATIONS // 4 * 4 and len(set(numbers)) == len(numbers)
+
+        # Notifications of the region starts only now: every event filed meanwhile waited in its queue.
+        notifications = fault_stack.start("notifications", region=REGION,
+                                          database_url=databases.new("notifications-jizzakh"),
+                                          SMS_GATEWAY_URL=gateway.url, SMS_GATEWAY_TOKEN="token",
+                                          RETRY_BASE_SECONDS=0.2, RETRY_CEILING_SECONDS=2, QUEUE_DEPTH_SECONDS=1)
+        time.sleep(OUTAGE_SECONDS)  # the gateway answers 503 all this while
+        gateway.status = 200
+        wait_for(lambda: len(gateway.accepted) >= len(numbers), 300, "an SMS per application")
+        time.sleep(3)  # a duplicate would arrive about now
+        sent = Counter(number for _, text, _ in list(gateway.accepted) for number in numbers if number in text)
+        assert sorted(sent) == sorted(numbers) and set(sent.values()) == {1}, "each citizen exactly one SMS"
+
+        listed = requests.get(url, params={"page_size": 1}, headers=auth("operator", REGION), timeout=30).json()
+        assert listed["total"] == len(numbers)
+        with fault_stack.rpc(caller=as_caller("analyst")) as cluster:
+            counted = wait_for(lambda: (lambda total: total if total == len(numbers) else None)(
+                cluster.reporting_jizzakh.summary()["totals"]["applications"]), 120, "reporting to count every one")
+        assert counted == listed["total"]
+        with DeadLetters(fault_stack.amqp_uri) as dead_letters:
+            assert {queue: dead_letters.summary(queue).messages for queue in queues} == dict.fromkeys(queues, 0)
+        metrics = requests.get(f"http://127.0.0.1:{notifications.metrics_port}/metrics", timeout=10).text
+        assert re.search(r'oss_events_retried_total\{[^}]*queue="notifications_jizzakh.applications"[^}]*\} [1-9]', metrics)
+        assert reporting.process.poll() is None
+    finally:
+        gateway.stop()
+        database.close()
+
+
+def test_two_intakes_whose_clocks_differ_leave_the_read_models_at_the_last_transition(fault_stack, databases):
+    declare_deployment_queues(fault_stack.amqp_uri, REGION)
+    database_url = databases.new("intake-jizzakh")
+    ahead = fault_stack.start("intake", region=REGION, database_url=database_url)
+    behind = fault_stack.start("intake", region=REGION, database_url=database_url, migrate=False,
+                               CLOCK_OFFSET_SECONDS=-5)
+    fault_stack.start("reporting", region=REGION, database_url=databases.new("reporting-jizzakh"))
+    notifications_db = databases.new("notifications-jizzakh")
+    notifications = fault_stack.start("notifications", region=REGION, database_url=notifications_db,
+                                      SMS_GATEWAY_URL=f"http://127.0.0.1:{free_port()}/", RETRY_CEILING_SECONDS=2)
+    body = valid_submission(REGION)
+    body["applicant"] = dict(body["applicant"], channel="none")
+    number = requests.post(f"{ahead.url}/api/v1/applications", json=body, headers=auth("operator", REGION),
+                           timeout=30).json()["tracking_number"]
+    officer = auth("officer", REGION)
+    for process, status in ((ahead, "accepted"), (behind, "in_review")):
+        moved = requests.post(f"{process.url}/api/v1/applications/{number}/transitions", json={"to": status},
+                              headers=officer, timeout=30)
+        assert moved.status_code == 200, moved.text
+    history = requests.get(f"{ahead.url}/api/v1/applications/{number}", headers=officer, timeout=30).json()["history"]
+    assert history[-1]["at"] < history[-2]["at"], "the later transition carries the earlier time (clock 5 s behind)"
+    with fault_stack.rpc(caller=as_caller("analyst")) as cluster:
+        wait_for(lambda: cluster.reporting_jizzakh.summary()["by_status"] == [{"status": "in_review", "applications": 1}],
+                 60, "reporting at the last transition")
+    wait_for(lambda: len(requests.get(f"{notifications.url}/api/v1/deliveries", params={"tracking": number},
+                                      headers=auth("operator", REGION), timeout=10).json()["items"]) == 3,
+             60, "notifications to see all three events")
+    engine = create_engine(notifications_db)
+    with engine.connect() as connection:
+        watched = connection.execute(text("SELECT status, version FROM watched_applications WHERE tracking_number = :n"),
+                                     {"n": number}).one()
+    engine.dispose()
+    assert tuple(watched) == ("in_review", 3), "the deadline watch follows the last transition"
+    with fault_stack.rpc(caller=as_caller("analyst")) as cluster:
+        summary = cluster.reporting_jizzakh.summary()
+    assert summary["totals"] == {"applications": 1, "open": 1}
