@@ -262,7 +262,7 @@ def _claim(claims, path):
     return value
 
 
-class OidcIssuer:
+class OidcIssuer(TrustedKeys):
     """A standard OpenID Connect provider whose access tokens count: its issuer URL, the audience
     its tokens must name, its JWKS (the URL its discovery document gives, read again as TrustedKeys
     reads the platform's), and the claim mapping."""
@@ -272,26 +272,8 @@ class OidcIssuer:
         if not issuer.startswith(("https://", "http://")) or not audience:
             raise ConfigurationError("AUTH_OIDC_ISSUER is the provider's issuer URL and AUTH_OIDC_AUDIENCE the "
                                      "audience its access tokens name for the services")
+        super().__init__([issuer], max_age=max_age, reload_seconds=reload_seconds, clock=clock)
         self.issuer, self.audience, self.mapping = issuer, audience, claim_mapping(claims)
-        self.max_age, self.reload_seconds, self.clock = max_age, reload_seconds, clock
-        self._keys, self._loaded_at = None, float("-inf")
-        self._lock = threading.Lock()
-
-    def key(self, kid):
-        keys, age = self._keys, self.clock() - self._loaded_at
-        if keys is None or age >= self.max_age or (kid not in keys and age >= self.reload_seconds):
-            try:
-                keys = self.reload()
-            except ConfigurationError as exc:
-                if self._keys is None:
-                    raise
-                log.warning("the OpenID provider's keys not re-read, the ones read before still count: %s", exc)
-                self._loaded_at, keys = self.clock(), self._keys
-        try:
-            return keys[kid]
-        except KeyError:
-            raise Unauthorized("the token is signed with a key the identity provider does not publish",
-                               fields={"Authorization": ["unknown signing key"]}) from None
 
     def reload(self):
         with self._lock:
@@ -303,7 +285,7 @@ class OidcIssuer:
                 algorithm = jwk.get("alg") or _IMPLIED_ALGORITHMS.get((jwk.get("kty"), jwk.get("crv")))
                 # Encryption keys and algorithms the platform does not take are left out, not trusted.
                 if jwk.get("use", "sig") == "sig" and algorithm in OIDC_ALGORITHMS and isinstance(jwk.get("kid"), str):
-                    keys[jwk["kid"]] = jwt.PyJWK(jwk, algorithm=algorithm)
+                    keys[jwk["kid"]] = (jwt.PyJWK(jwk, algorithm=algorithm), None)
             self._keys, self._loaded_at = keys, self.clock()
             return keys
 
@@ -312,7 +294,7 @@ class OidcIssuer:
         if header.get("alg") not in OIDC_ALGORITHMS or not isinstance(header.get("kid"), str):
             raise Unauthorized("the token must be signed with an asymmetric key and name it (kid)",
                                fields={"Authorization": ["invalid token"]})
-        public_key = self.key(header["kid"])
+        public_key, _region = self.key(header["kid"])
         if public_key.algorithm_name != header["alg"]:  # a key serves the one algorithm it is published for
             raise Unauthorized("the token's algorithm is not its key's", fields={"Authorization": ["invalid token"]})
         claims = jwt.decode(token, public_key.key, algorithms=[header["alg"]], issuer=self.issuer,

@@ -57,11 +57,7 @@ def submit(uow: IntakeUnitOfWork, command: SubmitApplication):
 def transition(uow: IntakeUnitOfWork, command: Transition):
     """Move an application on (409 when the workflow does not allow it, 422 without a reason it needs)."""
     with uow:
-        application = uow.applications.get(command.tracking_number, for_update=True)
-        if application is None:
-            raise application_not_found(command.tracking_number)
-        if command.caller is not None:
-            require_scope(command.caller, application)
+        application = _in_scope(uow, command.tracking_number, command.caller)
         workflow = ApplicationWorkflow(application.status)
         previous = _move(workflow, command.to, command.reason)
         now = command.at or utc_now()
@@ -83,11 +79,7 @@ def transition(uow: IntakeUnitOfWork, command: Transition):
 def reissue_status_code(uow: IntakeUnitOfWork, command: ReissueStatusCode) -> str:
     """Replace an application's status code; returns the new code, which only this answer shows."""
     with uow:
-        application = uow.applications.get(command.tracking_number, for_update=True)
-        if application is None:
-            raise application_not_found(command.tracking_number)
-        if command.caller is not None:
-            require_scope(command.caller, application)
+        application = _in_scope(uow, command.tracking_number, command.caller)
         code = new_status_code()
         application.status_code_digest = status_code_digest(application.tracking_number, code)
         uow.commit()
@@ -100,6 +92,16 @@ def copy_catalogue_change(uow: IntakeUnitOfWork, envelope: dict) -> None:
         if uow.processed_events.first_delivery(envelope):
             uow.catalogue_copy.keep(envelope["data"])
         uow.commit()
+
+
+def _in_scope(uow, tracking_number, caller):
+    """The application, locked for the change, once the caller (None over RPC) may change it; 404 or 403 otherwise."""
+    application = uow.applications.get(tracking_number, for_update=True)
+    if application is None:
+        raise application_not_found(tracking_number)
+    if caller is not None:
+        require_scope(caller, application)
+    return application
 
 
 def request_fingerprint(submission: dict) -> str:
