@@ -421,7 +421,7 @@ def cmd_demo(args):
     for key, value in sinks.settings().items():
         os.environ.setdefault(key, str(value))
     banner = (f"Messages sent to citizens (SMS and e-mail, in their language): {sinks.url}\n"
-              f"Demo tokens (valid 7 days; also in {path}; send as Authorization: Bearer <token>):\n"
+              f"Demo tokens (valid 12 hours, `oss token issue` makes more; also in {path}; send as Authorization: Bearer <token>):\n"
               + "".join(f"  {label:<18} {token}\n" for label, token in tokens))
     try:
         return run_stack(regions, seed=Path(args.seed), banner=banner)
