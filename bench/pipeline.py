@@ -319,9 +319,17 @@ def raw_publish_with_confirms(amqp_uri, count):
 
 
 def relay_throughput(stack, region, count):
-    """Stop one intake, queue `count` events in its outbox, start it: events relayed per second."""
+    """Stop one intake, queue `count` events in its outbox, start it: events relayed per second.
+
+    A queue is bound for the events first, as for the raw baseline: the relay publishes mandatory
+    and keeps what no queue would take."""
     intake = stack.intakes[region]
     intake.stop()
+    sink = Queue(f"bench.relay.{uuid.uuid4().hex[:6]}", durable=True, auto_delete=False,
+                 bindings=[binding(EVENTS_EXCHANGE, routing_key=f"{region}.application.bench")],
+                 queue_arguments={"x-queue-type": "quorum"})
+    with Connection(stack.amqp_uri) as connection:
+        sink(connection.channel()).declare()
     engine = create_engine(intake.database_url)
     with engine.begin() as connection:
         rows = []
@@ -347,6 +355,8 @@ def relay_throughput(stack, region, count):
         eventlet.sleep(0.01)
     elapsed = time.perf_counter() - first_seen[0]
     engine.dispose()
+    with Connection(stack.amqp_uri) as connection:
+        sink(connection.channel()).delete()
     restarted.wait_healthy()
     return first_seen[1] / elapsed, elapsed
 
