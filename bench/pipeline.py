@@ -165,6 +165,12 @@ class BenchStack:
         subprocess.run(["rabbitmqctl", "add_vhost", self.vhost], check=True, capture_output=True)
         subprocess.run(["rabbitmqctl", "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
         ensure_shared_exchanges(self.amqp_uri)
+        # What a deployment's definitions give every region: a queue for its application events, so
+        # the relay (which publishes mandatory) never holds the submissions' events as unroutable.
+        readers = Queue("bench.application-events", bindings=[binding(EVENTS_EXCHANGE, routing_key="*.application.#")],
+                        durable=True, auto_delete=False, queue_arguments={"x-queue-type": "quorum"})
+        with Connection(self.amqp_uri) as connection:
+            readers(connection.channel()).declare()
         return self
 
     def __exit__(self, *exc):
@@ -347,7 +353,8 @@ def relay_throughput(stack, region, count):
     first_seen = None
     while True:
         with engine.connect() as connection:
-            pending = connection.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")).scalar()
+            pending = connection.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL AND routing_key = :key"),
+                                         {"key": f"{region}.application.bench"}).scalar()
         if pending < count and first_seen is None:
             first_seen = (time.perf_counter(), pending)
         if pending == 0:
