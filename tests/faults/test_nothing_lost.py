@@ -28,6 +28,7 @@ from oss_common.dead_letters import DeadLetters
 from oss_common.events import dead_letter_queue, event_queue, retry_queue
 from oss_common.regions import deployment_regions
 from tests.conftest import as_caller, free_port
+from tests.faults.test_dead_letters_and_demo import wait_for
 from tests.faults.test_poison_and_database import DatabaseOutage
 from tests.integration.conftest import auth, valid_submission
 from tests.integration.test_notifications import SmsGatewayDouble
@@ -48,16 +49,6 @@ def declare_deployment_queues(amqp_uri, region):
             for queue in (event_queue(name, patterns), dead_letter_queue(name), retry_queue(name)):
                 queue(channel).declare()
     return [name for name, _ in topology]
-
-
-def wait_for(condition, timeout, message):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"{message} not met within {timeout:.0f}s")
 
 
 def file_until_created(url, body, key):
