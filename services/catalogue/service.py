@@ -9,8 +9,9 @@ from oss_common.http import HealthCheck, api, json_body, principal, query_params
 from oss_common.metrics import Metrics
 from oss_common.openapi import OpenApiDocs
 from oss_common.outbox import OutboxRelay
-from services.catalogue import operations
-from services.catalogue.models import Agency, Group, OutboxEvent
+from services.catalogue import use_cases, views
+from services.catalogue.commands import ChangeServiceState, LoadCatalogue, UpsertService
+from services.catalogue.models import OutboxEvent
 from services.catalogue.unit_of_work import CatalogueUnitOfWork
 from services.catalogue.schemas import (
     CatalogueDocumentSchema, ChangeListSchema, LanguageQuerySchema, NamedListSchema, ServiceDefinitionSchema, ServiceListSchema,
@@ -33,17 +34,16 @@ class CatalogueService(HealthCheck, OpenApiDocs):
 
     # RPC: reads are open to every service; writes need a catalogue admin's token
 
-
     @rpc
     def list_services(self, region=None, group=None, state="published", lang=None, public_interest=None):
         query = SERVICE_QUERY.load({key: value for key, value in dict(
             region=region, group=group, state=state, lang=lang, public_interest=public_interest).items() if value is not None})
-        return self._list(query)
+        return views.list_services(self.db, query)
 
     @rpc
     def get_service(self, code, lang=None):
         lang = LANGUAGE_QUERY.load({"lang": lang} if lang else {})["lang"]
-        return operations.service_view(operations.get_service(self.db, code), operations.agency_names(self.db), lang)
+        return views.get_service(self.db, code, lang)
 
     @rpc
     def upsert_service(self, definition):
@@ -61,23 +61,20 @@ class CatalogueService(HealthCheck, OpenApiDocs):
     @rpc
     def load_catalogue(self, document):
         actor = self.caller.require(CATALOGUE_ADMIN).actor
-        document = DOCUMENT.load(document)
-        summary = operations.load_document(CatalogueUnitOfWork(self.db), document, actor)
-        return summary
+        return use_cases.load_catalogue(CatalogueUnitOfWork(self.db), LoadCatalogue(DOCUMENT.load(document), actor))
 
     # HTTP
 
     @api("GET", "/api/v1/services", summary="List public services", query=ServiceQuerySchema,
          response=ServiceListSchema)
     def http_list_services(self, request):
-        items = self._list(query_params(request, SERVICE_QUERY))
+        items = views.list_services(self.db, query_params(request, SERVICE_QUERY))
         return {"items": items, "total": len(items)}
 
     @api("GET", "/api/v1/services/<string:code>", summary="One public service", query=LanguageQuerySchema,
          response=ServiceViewSchema, errors=(404,))
     def http_get_service(self, request, code):
-        lang = query_params(request, LANGUAGE_QUERY)["lang"]
-        return operations.service_view(operations.get_service(self.db, code), operations.agency_names(self.db), lang)
+        return views.get_service(self.db, code, query_params(request, LANGUAGE_QUERY)["lang"])
 
     @api("PUT", "/api/v1/services/<string:code>", summary="Create or change a public service", roles=(CATALOGUE_ADMIN,),
          body=ServiceDefinitionSchema, response=ServiceViewSchema, errors=(422,))
@@ -102,29 +99,22 @@ class CatalogueService(HealthCheck, OpenApiDocs):
     @api("GET", "/api/v1/services/<string:code>/changes", summary="Audit trail: every change of a service and who made it",
          roles=(CATALOGUE_ADMIN, ANALYST), response=ChangeListSchema, errors=(404,))
     def http_changes(self, request, code):
-        return {"code": code, "items": operations.changes(self.db, code)}
+        return {"code": code, "items": views.changes(self.db, code)}
 
     @api("GET", "/api/v1/groups", summary="Service groups", query=LanguageQuerySchema, response=NamedListSchema)
     def http_groups(self, request):
-        return {"items": operations.named_view(self.db.query(Group).order_by(Group.code),
-                                               query_params(request, LANGUAGE_QUERY)["lang"])}
+        return {"items": views.groups(self.db, query_params(request, LANGUAGE_QUERY)["lang"])}
 
     @api("GET", "/api/v1/agencies", summary="Agencies", query=LanguageQuerySchema, response=NamedListSchema)
     def http_agencies(self, request):
-        return {"items": operations.named_view(self.db.query(Agency).order_by(Agency.code),
-                                               query_params(request, LANGUAGE_QUERY)["lang"])}
+        return {"items": views.agencies(self.db, query_params(request, LANGUAGE_QUERY)["lang"])}
 
     # helpers shared by the RPC and HTTP faces
 
-    def _list(self, query):
-        agencies = operations.agency_names(self.db)
-        rows = operations.list_services(self.db, query["region"], query["group"], query["state"], query["public_interest"])
-        return [operations.service_view(row, agencies, query["lang"]) for row in rows]
-
     def _upsert(self, definition, actor):
-        row = operations.upsert(CatalogueUnitOfWork(self.db), definition, actor)
-        return operations.service_view(row, operations.agency_names(self.db))
+        row = use_cases.upsert(CatalogueUnitOfWork(self.db), UpsertService(definition, actor))
+        return views.service_view(row, views.agency_names(self.db))
 
     def _set_state(self, code, state, actor):
-        row = operations.set_state(CatalogueUnitOfWork(self.db), code, state, actor)
-        return operations.service_view(row, operations.agency_names(self.db))
+        row = use_cases.set_state(CatalogueUnitOfWork(self.db), ChangeServiceState(code, state, actor))
+        return views.service_view(row, views.agency_names(self.db))

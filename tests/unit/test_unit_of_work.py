@@ -5,7 +5,8 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker
 
 from oss_common.unit_of_work import AlreadyCommitted
-from services.catalogue import operations
+from services.catalogue import use_cases
+from services.catalogue.commands import LoadCatalogue
 from services.catalogue.exceptions import UnknownReference
 from services.catalogue.models import Agency, Base, Group, OutboxEvent, PublicService
 from services.catalogue.unit_of_work import CatalogueUnitOfWork
@@ -32,7 +33,8 @@ def document(*services):
 
 
 def test_the_state_and_its_events_commit_together(session):
-    summary = operations.load_document(CatalogueUnitOfWork(session), document(service("photocopying")), "catalogue-admin:editor")
+    summary = use_cases.load_catalogue(CatalogueUnitOfWork(session),
+                                       LoadCatalogue(document(service("photocopying")), "catalogue-admin:editor"))
     assert summary["services_changed"] == 1
     session.rollback()  # nothing is left to undo: it was committed
     assert [row.code for row in session.scalars(select(PublicService))] == ["photocopying"]
@@ -41,9 +43,8 @@ def test_the_state_and_its_events_commit_together(session):
 
 def test_a_failure_keeps_neither_the_state_nor_its_events(session):
     with pytest.raises(UnknownReference):
-        operations.load_document(CatalogueUnitOfWork(session), document(service("photocopying"),
-                                                                        service("notary", agency="nobody")),
-                                 "catalogue-admin:editor")
+        use_cases.load_catalogue(CatalogueUnitOfWork(session), LoadCatalogue(
+            document(service("photocopying"), service("notary", agency="nobody")), "catalogue-admin:editor"))
     for model in (PublicService, OutboxEvent, Agency, Group):
         assert session.scalars(select(model)).all() == []
 

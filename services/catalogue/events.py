@@ -1,0 +1,30 @@
+"""The events the catalogue publishes (`national.catalogue.service_*`), declared once: their body is the
+service as the API shows it, which intake keeps a copy of."""
+from oss_common.events import rfc3339
+
+PUBLISHED = "catalogue.service_published"
+RETIRED = "catalogue.service_retired"
+DRAFTED = "catalogue.service_drafted"
+EVENT_FOR_STATE = {"published": PUBLISHED, "retired": RETIRED, "draft": DRAFTED}
+
+
+def service_data(row, agency_names: dict[str, dict]) -> dict:
+    """A service as its events carry it and the API shows it (without a chosen language)."""
+    definition = row.definition
+    return {
+        "code": row.code,
+        "names": definition["names"],
+        "descriptions": definition["descriptions"],
+        "agency": {"code": row.agency, "names": agency_names.get(row.agency, {})},
+        "group": row.group,
+        "keywords": definition.get("keywords", []),
+        "required_documents": definition.get("required_documents", []),
+        "attributes": definition.get("attributes", []),
+        "fee": definition["fee"],
+        "deadline_working_days": definition["deadline_working_days"],
+        "regions": definition["regions"],
+        "public_interest": row.public_interest,
+        "state": row.state,
+        "version": row.version,
+        "updated_at": rfc3339(row.updated_at),
+    }

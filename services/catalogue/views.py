@@ -1,0 +1,61 @@
+"""The catalogue's read side: services, groups and agencies as the API shows them, and a service's audit trail."""
+from sqlalchemy.orm import Session
+
+from oss_common.events import rfc3339
+from oss_common.schemas import localized
+from services.catalogue.events import service_data
+from services.catalogue.models import Agency, Group
+from services.catalogue.repository import Changes, NamedCodes, Services
+from services.catalogue.use_cases import service_not_found
+
+
+def service_view(row, agency_names: dict[str, dict], lang: str | None = None) -> dict:
+    """A service as the API shows it; with `lang`, also its name and description in that language."""
+    view = service_data(row, agency_names)
+    if lang:
+        view["name"] = localized(row.definition["names"], lang)
+        view["description"] = localized(row.definition["descriptions"], lang)
+    return view
+
+
+def get_service(session: Session, code: str, lang: str | None = None) -> dict:
+    """One service (404 for an unknown code)."""
+    return service_view(_existing(session, code), NamedCodes(session, Agency).names(), lang)
+
+
+def list_services(session: Session, query: dict) -> list[dict]:
+    """Services as ServiceQuerySchema asks for them (region, group, state, public_interest, lang)."""
+    agencies = NamedCodes(session, Agency).names()
+    rows = Services(session).listed(query["region"], query["group"], query["state"], query["public_interest"])
+    return [service_view(row, agencies, query["lang"]) for row in rows]
+
+
+def changes(session: Session, code: str) -> list[dict]:
+    """The service's audit trail, oldest first (404 for an unknown service)."""
+    _existing(session, code)
+    return [{"version": row.version, "state": row.state, "actor": row.actor, "at": rfc3339(row.occurred_at)}
+            for row in Changes(session).of(code)]
+
+
+def groups(session: Session, lang: str | None = None) -> list[dict]:
+    return _named(NamedCodes(session, Group).all(), lang)
+
+
+def agencies(session: Session, lang: str | None = None) -> list[dict]:
+    return _named(NamedCodes(session, Agency).all(), lang)
+
+
+def _existing(session, code):
+    row = Services(session).get(code)
+    if row is None:
+        raise service_not_found(code)
+    return row
+
+
+def _named(rows, lang):
+    return [{"code": row.code, "names": row.names, **({"name": localized(row.names, lang)} if lang else {})}
+            for row in rows]
+
+
+def agency_names(session: Session) -> dict[str, dict]:
+    return NamedCodes(session, Agency).names()
