@@ -6,6 +6,7 @@ when newer (a higher `version`: intake raises it with every change, so no clock 
 a decision is counted once, whenever its event arrives.
 """
 
+import time
 from types import SimpleNamespace
 
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -16,6 +17,7 @@ from oss_common.calendar import local_date
 from oss_common.callers import caller_context
 from oss_common.consumers import first_delivery
 from oss_common.database import DatabaseSettings, session_factory
+from oss_common.failures import is_transient, retry_delay
 from services.reporting.domain import COUNT_DIMENSIONS, DECISION_DIMENSIONS
 from services.reporting.models import ApplicationState, DailyCount, DailyDecision, ProcessedEvent
 from services.reporting.unit_of_work import ReportingUnitOfWork
@@ -174,6 +176,9 @@ _DECISION_COLUMNS = frozenset({"decision", "decided_at", "decided_day", "decided
 _DECISION_SUMS = ("approved", "rejected", "on_time", "late")
 
 
+PAGE_ATTEMPTS = 8
+
+
 def reset(session):
     """Empty the read model (and the record of applied events) in the caller's transaction."""
     for model in (DailyCount, DailyDecision, ApplicationState, ProcessedEvent):
@@ -193,14 +198,31 @@ def rebuild(session_factory, export_page, page_size=1000):
     after_id, read, applied = 0, 0, 0
     while True:
         page = export_page(after_id, page_size)
-        with session_factory() as session, ReportingUnitOfWork(session) as uow:
-            for envelope in page["items"]:
-                read += 1
-                applied += apply_event(uow.session, envelope)
-            uow.commit()
+        read += len(page["items"])
+        applied += _apply_page(session_factory, page["items"])
         after_id = page["next_after_id"]
         if not page["more"]:
             return {"events_read": read, "events_applied": applied}
+
+
+def _apply_page(session_factory, envelopes, attempts=PAGE_ATTEMPTS):
+    """Apply one page of events in one transaction, trying the page again when it meets a transient
+    failure: the live consumer applies the same region's events meanwhile, and on PostgreSQL the
+    two can deadlock (the page holds bucket rows while claiming an event the consumer has claimed
+    and not yet committed). The failed page was rolled back whole, so trying it again counts each
+    event once."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with session_factory() as session, ReportingUnitOfWork(session) as uow:
+                applied = sum(apply_event(uow.session, envelope) for envelope in envelopes)
+                uow.commit()
+            return applied
+        except Exception as exc:
+            if attempt == attempts or not is_transient(exc):
+                raise
+            time.sleep(retry_delay(attempt, base=0.2, ceiling=5.0))
 
 
 def rebuild_from_intake(config, token, page_size=1000):

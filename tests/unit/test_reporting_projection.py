@@ -141,6 +141,42 @@ def test_shuffled_duplicated_stream_and_rebuild_give_the_in_order_figures(Sessio
     assert figures(Session) == figures(ordered_session)
 
 
+def test_a_rebuild_page_that_meets_a_deadlock_is_tried_again_and_counts_each_event_once(Session, monkeypatch):
+    """On PostgreSQL a rebuild page and the live consumer can deadlock; the page is rolled back and tried again."""
+    from sqlalchemy.exc import OperationalError
+
+    stream = history("JI-2026-000001", "submitted", "accepted") + history("JI-2026-000002", "submitted")
+    real_apply, failures = projections.apply_event, []
+
+    def apply_event(session, envelope):
+        applied = real_apply(session, envelope)
+        if envelope is stream[-1] and not failures:
+            failures.append(envelope)
+            raise OperationalError("INSERT INTO processed_events", {}, Exception("deadlock detected"))
+        return applied
+
+    monkeypatch.setattr(projections, "apply_event", apply_event)
+    monkeypatch.setattr(projections, "retry_delay", lambda *args, **kwargs: 0)
+    result = projections.rebuild(Session, lambda after_id, limit: {"items": stream, "next_after_id": 1, "more": False})
+    assert failures and result == {"events_read": 3, "events_applied": 3}
+    summary, _sla = figures(Session)
+    assert summary["totals"]["applications"] == 2, summary
+
+
+def test_a_rebuild_page_with_a_poison_event_fails_at_once(Session, monkeypatch):
+    calls = []
+
+    def apply_event(session, envelope):
+        calls.append(envelope)
+        raise KeyError("service_code")
+
+    monkeypatch.setattr(projections, "apply_event", apply_event)
+    with pytest.raises(KeyError):
+        projections.rebuild(Session, lambda after_id, limit: {"items": history("JI-2026-000001", "submitted"),
+                                                              "next_after_id": 1, "more": False})
+    assert len(calls) == 1
+
+
 def test_open_data_hides_small_cells(Session):
     events = []
     for number in range(12):
