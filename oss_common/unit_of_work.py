@@ -1,7 +1,9 @@
 """The unit of work every service's use cases run in (after cosmicpython's service_layer/unit_of_work.py):
 `with uow: ... uow.commit()`. It owns the session; the events a use case emits are written to the
 service's outbox in the same commit as the state they describe, and the outbox relay publishes them
-afterwards. It commits once; leaving the block without committing rolls back."""
+afterwards. Each `with` block commits once; leaving it without committing rolls back. A use case whose
+work takes several transactions by design (a notification: recorded, claimed, settled) enters its unit
+of work once for each."""
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -23,7 +25,9 @@ class UnitOfWork:
         self.events: list[dict] = []
         self.committed = False
 
-    def __enter__(self):
+    def __enter__(self) -> "UnitOfWork":
+        self.committed = False
+        self.events = []
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -12,13 +12,14 @@ from oss_common.metrics import Metrics
 from oss_common.openapi import OpenApiDocs
 from oss_common.outbox import OutboxRelay
 from oss_common.regions import get_region
-from services.notifications import deadlines, operations, views
+from services.notifications import use_cases, views
+from services.notifications.commands import WatchDeadlines, citizen_notice
 from services.notifications.dependencies import Channels, DeliveryMetrics, Policy, Templates
 from services.notifications.entrypoints import configured_timer
 from services.notifications.exceptions import DeliveryDeferred, DeliveryFailed
 from services.notifications.models import OutboxEvent
 from services.notifications.schemas import DeliveryListSchema, DeliveryQuerySchema
-from services.notifications.unit_of_work import Notifier
+from services.notifications.unit_of_work import NotificationsUnitOfWork
 
 DELIVERY_QUERY = DeliveryQuerySchema()
 DEFAULT_DEADLINE_CHECK_SECONDS = 300
@@ -44,9 +45,13 @@ class NotificationService(HealthCheck, OpenApiDocs):
                    expected_exceptions=(DeadLetter, DeliveryDeferred))
     def on_application_event(self, event):
         try:
-            operations.notify_citizen(self.notifier(), event)
+            command = citizen_notice(event)
         except ValidationError as exc:
             raise DeadLetter(f"application event body invalid: {', '.join(sorted(exc.messages))}") from None
+        if command is None:
+            return
+        try:
+            use_cases.notify_citizen(self.unit_of_work(), command)
         except DeliveryFailed as exc:
             raise DeadLetter(f"delivery failed: {exc}") from None
 
@@ -54,7 +59,7 @@ class NotificationService(HealthCheck, OpenApiDocs):
 
     @configured_timer("DEADLINE_CHECK_SECONDS", DEFAULT_DEADLINE_CHECK_SECONDS)
     def watch_deadlines(self):
-        deadlines.watch_deadlines(self.notifier())
+        use_cases.watch_deadlines(self.unit_of_work(), WatchDeadlines())
 
     # RPC
 
@@ -77,6 +82,6 @@ class NotificationService(HealthCheck, OpenApiDocs):
                             fields={"tracking": [f"not an application of {caller.region}"]})
         return views.deliveries_of(self.db, tracking)
 
-    def notifier(self):
-        """What this worker's deliveries work with: its session, channels, templates, policy and metrics."""
-        return Notifier(self.db, self.channels, self.templates, self.policy, self.deliveries)
+    def unit_of_work(self):
+        """This worker's unit of work: its session, channels, templates, policy and delivery metrics."""
+        return NotificationsUnitOfWork(self.db, self.policy, self.channels, self.templates, self.deliveries)

@@ -1,19 +1,18 @@
 """Notifications' read side: an application's deliveries and the pending ones by channel."""
-from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from oss_common.events import rfc3339
-from services.notifications.domain import PENDING
-from services.notifications.models import Delivery
+from services.notifications.repository import Deliveries
 
 
-def deliveries_of(session, tracking_number: str) -> dict:
+def deliveries_of(session: Session, tracking_number: str) -> dict:
     """A tracking number's deliveries, oldest first."""
-    rows = session.scalars(select(Delivery).where(Delivery.tracking_number == tracking_number).order_by(Delivery.id)).all()
+    rows = Deliveries(session).of(tracking_number)
     session.rollback()
     return {"tracking_number": tracking_number, "items": [delivery_view(row) for row in rows]}
 
 
-def delivery_view(delivery):
+def delivery_view(delivery) -> dict:
     """A delivery as callers see it: no address, no message text."""
     return {
         "event_id": delivery.event_id,
@@ -30,10 +29,8 @@ def delivery_view(delivery):
     }
 
 
-def pending_by_channel(session):
+def pending_by_channel(session: Session) -> dict[str, int]:
     """Deliveries waiting to be sent, by channel."""
-    counts = dict(session.execute(
-        select(Delivery.channel, func.count()).where(Delivery.status == PENDING).group_by(Delivery.channel)
-    ).all())
+    counts = Deliveries(session).pending_by_channel()
     session.rollback()
     return counts

@@ -14,7 +14,9 @@ from oss_common.calendar import add_working_days, local_date
 from oss_common.config import ConfigurationError
 from oss_common.consumers import DeadLetter
 from oss_common.events import make_event, rfc3339, utc_now
-from services.notifications import deadlines, operations
+from services.notifications import use_cases
+from services.notifications.commands import WatchDeadlines
+from services.notifications.repository import Deliveries
 from services.notifications.dependencies import Channels, Policy
 from services.notifications.domain import DeliveryPolicy
 from services.notifications.exceptions import DeliveryDeferred, PermanentFailure, TemporaryFailure
@@ -210,8 +212,8 @@ def test_an_attempt_cut_off_mid_send_is_never_repeated(session):
     channels = FakeChannels()
     service = make_service(session, channels)
     event = application_event()
-    delivery, _ = operations.open_delivery(
-        session, tracking_number="JI-2026-000001", region="jizzakh", event_id=event["event_id"], event_type=event["type"],
+    delivery, _ = Deliveries(session).open(
+        tracking_number="JI-2026-000001", region="jizzakh", event_id=event["event_id"], event_type=event["type"],
         audience="citizen", channel="sms", language="uz")
     session.execute(update(Delivery).values(attempts=1, attempt_started_at=utc_now()))
     session.commit()
@@ -229,7 +231,7 @@ def test_an_attempt_cut_off_mid_send_is_never_repeated(session):
 def test_a_stale_claim_is_failed_by_the_deadline_watch(session):
     service = make_service(session)
     event = application_event()
-    operations.open_delivery(session, tracking_number="JI-2026-000001", region="jizzakh", event_id=event["event_id"],
+    Deliveries(session).open(tracking_number="JI-2026-000001", region="jizzakh", event_id=event["event_id"],
                              event_type=event["type"], audience="citizen", channel="sms", language="uz")
     session.execute(update(Delivery).values(attempts=1, attempt_started_at=utc_now() - timedelta(minutes=10)))
     session.commit()
@@ -280,7 +282,7 @@ def test_deadline_watch_tells_the_agency_once_per_threshold(session):
     # the far one are overdue: one notice each (the far one straight to overdue); the decided one never gets any.
     later = utc_now() + timedelta(days=30)
     for _ in range(2):
-        deadlines.watch_deadlines(service.notifier(), now=later)
+        use_cases.watch_deadlines(service.unit_of_work(), WatchDeadlines(now=later))
     assert sorted(message.subject for _, _, message, _ in channels.sent[2:]) == [
         f"Muddat o‘tdi: JI-2026-000011 ({today.strftime('%d.%m.%Y')})",
         f"Muddat o‘tdi: JI-2026-000012 ({add_working_days(today, 5).strftime('%d.%m.%Y')})",
@@ -297,7 +299,7 @@ def test_an_agency_notice_is_retried_with_back_off(session):
     assert (notice.status, notice.attempts) == ("pending", 1)
     service.watch_deadlines()  # within the back-off: not tried again yet
     assert channels.sent == [] and deliveries(session)[-1].attempts == 1
-    deadlines.watch_deadlines(service.notifier(), now=utc_now() + timedelta(seconds=31))
+    use_cases.watch_deadlines(service.unit_of_work(), WatchDeadlines(now=utc_now() + timedelta(seconds=31)))
     [notice] = [row for row in deliveries(session) if row.audience == "agency"]
     assert (notice.status, notice.attempts) == ("sent", 2) and len(channels.sent) == 1
 

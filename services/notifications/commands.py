@@ -1,0 +1,31 @@
+"""What notifications is asked to do, as plain data: entrypoints build these from the wire, use cases carry them out."""
+from dataclasses import dataclass
+from datetime import datetime
+
+from oss_common import application_events
+from services.notifications.domain import CITIZEN_EVENTS
+
+
+@dataclass(frozen=True)
+class NotifyCitizen:
+    """Tell the applicant about one application event."""
+
+    event_id: str
+    event_type: str
+    region: str
+    fact: dict  # the event's body as oss_common.application_events loads it
+
+
+@dataclass(frozen=True)
+class WatchDeadlines:
+    """One round of the deadline watch."""
+
+    now: datetime | None = None  # None: now
+
+
+def citizen_notice(envelope: dict) -> NotifyCitizen | None:
+    """The command for an application event a citizen hears about, None for the others; raises
+    marshmallow.ValidationError for a malformed body."""
+    if envelope["type"] not in CITIZEN_EVENTS:
+        return None
+    return NotifyCitizen(envelope["event_id"], envelope["type"], envelope["region"], application_events.load(envelope))
