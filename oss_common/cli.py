@@ -323,6 +323,52 @@ def cmd_broker_definitions(args):
     return 0
 
 
+REGION_ADD_HELP = """\
+Add an oblast to the deployment by one command: writes deploy/regions/<slug>.yml from the registry
+(its number, names; its districts and OSS centres stay in the registry) and then every artefact that
+follows from the region files (`oss deploy generate`): the broker's users, permissions and queues
+(rabbitmq/definitions.json), its compose services, PostgreSQL roles and databases, its Kubernetes overlay,
+Prometheus targets and Grafana row. Then import the definitions, set its three broker users' passwords,
+and start it: `oss run --region <slug>` (or `kubectl apply -k deploy/k8s/overlays/<slug>`)."""
+
+
+def _regenerate(deploy_dir):
+    from oss_common import artefacts
+
+    for path in artefacts.write(Path(deploy_dir)):
+        print(f"wrote {path}")
+    for path in artefacts.stale_overlays(deploy_dir, artefacts.deployed_slugs()):
+        print(f"{path} belongs to no region file: remove it", file=sys.stderr)
+
+
+def cmd_region_add(args):
+    from oss_common import artefacts
+    from oss_common.deployment import regions_dir
+    from oss_common.regions import _load_registry
+
+    slug = get_region(args.slug).slug
+    path = regions_dir() / f"{slug}.yml"
+    if path.exists() and not args.force:
+        raise ConfigurationError(f"{path} exists already (--force writes it again from the registry)")
+    path.write_text(artefacts.region_file(slug), encoding="utf-8")
+    _load_registry.cache_clear()
+    print(f"wrote {path}")
+    _regenerate(args.deploy_dir)
+    return 0
+
+
+def cmd_deploy_generate(args):
+    from oss_common import artefacts
+
+    if args.check:
+        stale = artefacts.stale(Path(args.deploy_dir))
+        for path in stale:
+            print(f"{path} is not what the region files generate", file=sys.stderr)
+        return 1 if stale else 0
+    _regenerate(args.deploy_dir)
+    return 0
+
+
 TOKEN_HELP = """\
 Print a bearer token (JWT, EdDSA) for one caller, signed with the issuer's private key. Roles:
   operator          --region R --centre C [--centre C2 ...]  files and reads applications at its centres
@@ -492,6 +538,26 @@ def build_parser():
                     "...; they have no password until then).")
     broker_definitions.add_argument("--regions", help="comma-separated slugs (default: every deploy/regions/<slug>.yml)")
     broker_definitions.set_defaults(func=cmd_broker_definitions)
+
+    region = commands.add_parser("region", help="the oblasts of the deployment")
+    region_commands = region.add_subparsers(dest="region_command", required=True)
+    region_add = region_commands.add_parser("add", help="a new oblast: its region file and every artefact from it",
+                                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                                            description=REGION_ADD_HELP)
+    region_add.add_argument("slug", help="the oblast's slug in the registry (oss_common/data/regions.yml), e.g. samarkand")
+    region_add.add_argument("--force", action="store_true", help="write its region file again when there is one")
+    region_add.add_argument("--deploy-dir", default=str(PROJECT_ROOT / "deploy"), help="where the artefacts go (default: %(default)s)")
+    region_add.set_defaults(func=cmd_region_add)
+
+    deploy = commands.add_parser("deploy", help="artefacts generated from the region files")
+    deploy_commands = deploy.add_subparsers(dest="deploy_command", required=True)
+    generate = deploy_commands.add_parser(
+        "generate", help="write definitions, compose, PostgreSQL roles, Kubernetes overlays, Prometheus and Grafana",
+        description="Write every artefact under deploy/ that follows from deploy/regions/*.yml (OSS_REGIONS_DIR); "
+                    "--check writes nothing and exits 1 when one is stale.")
+    generate.add_argument("--check", action="store_true", help="only say which artefacts are stale (exit 1 if any)")
+    generate.add_argument("--deploy-dir", default=str(PROJECT_ROOT / "deploy"), help="where the artefacts go (default: %(default)s)")
+    generate.set_defaults(func=cmd_deploy_generate)
 
     dead = commands.add_parser("dead-letters", help="list, show, replay or drop events consumers gave up on",
                                formatter_class=argparse.RawDescriptionHelpFormatter, description=DEAD_LETTERS_HELP)

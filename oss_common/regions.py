@@ -34,6 +34,7 @@ class Region:
     prefix: str
     names: dict
     soato: str = ""
+    population: int = 0  # inhabitants, as the registry gives them (the national bench spreads its load by it)
     main_centre: str | None = None
     districts: tuple = field(default_factory=tuple)
     centres: tuple = field(default_factory=tuple)
@@ -77,6 +78,7 @@ def _load_registry(path, deployment_dir):
             prefix=item["prefix"],
             names=dict(item["names"]),
             soato=str(item.get("soato", "")),
+            population=int(item.get("population", 0)),
             main_centre=item.get("main_centre"),
             districts=_districts(item.get("districts")),
             centres=_centres(item.get("centres")),

@@ -1,5 +1,6 @@
-"""deploy/ checked offline: Prometheus config and alert rules (promtool), the compose stack against
-the services and ports of ARCHITECTURE.md, Kubernetes overlays (kustomize + kubernetes-validate)."""
+"""deploy/ checked offline: every artefact generated from the region files and listing each of them,
+Prometheus config and alert rules (promtool), the compose stack against the services and ports of
+ARCHITECTURE.md, Kubernetes overlays (kustomize + kubernetes-validate)."""
 import json
 import os
 import re
@@ -12,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from oss_common import metrics
+from oss_common import artefacts, metrics
 from services.intake import metrics as intake_metrics
 from services.notifications import metrics as notifications_metrics
 from services.reporting import metrics as reporting_metrics
@@ -66,6 +67,89 @@ def test_every_metric_the_rules_and_dashboard_use_is_one_the_services_export():
     assert used and used <= exported, used - exported
 
 
+BROKER_NODES = ("rabbitmq-1", "rabbitmq-2", "rabbitmq-3")
+
+
+def test_every_artefact_is_what_the_region_files_generate():
+    """Nothing under deploy/ that follows from the region files is edited by hand."""
+    assert artefacts.stale() == [], "regenerate them: oss deploy generate"
+
+
+def regions_each_artefact_lists(deploy_dir):
+    """For each generated artefact, the regions it serves, read back from the file itself."""
+    deploy_dir = Path(deploy_dir)
+    definitions = json.loads((deploy_dir / "rabbitmq" / "definitions.json").read_text(encoding="utf-8"))
+    compose_services = yaml.safe_load((deploy_dir / "compose.yml").read_text(encoding="utf-8"))["services"]
+    prometheus = yaml.safe_load((deploy_dir / "monitoring" / "prometheus.yml").read_text(encoding="utf-8"))
+    dashboard = json.loads((deploy_dir / "monitoring" / "grafana" / "dashboards" / "oss-regions.json").read_text())
+    sql = (deploy_dir / "postgres" / "create-databases.sql").read_text(encoding="utf-8")
+    users = {user["name"] for user in definitions["users"]}
+    kinds = ("intake", "notifications", "reporting")
+
+    def every_kind(test):
+        return {slug for slug in get_region_slugs() if all(test(kind, slug) for kind in kinds)}
+
+    return {
+        "broker users": every_kind(lambda kind, slug: f"oss-{kind}-{slug}" in users),
+        "broker permissions": every_kind(lambda kind, slug: any(p["user"] == f"oss-{kind}-{slug}" for p in definitions["permissions"])),
+        "broker queues": {slug for slug in get_region_slugs()
+                          if {f"notifications_{slug}.applications", f"reporting_{slug}.applications", f"intake_{slug}.catalogue"}
+                          <= {queue["name"] for queue in definitions["queues"]}},
+        "compose services": every_kind(lambda kind, slug: f"{kind}-{slug}" in compose_services),
+        "postgres databases": every_kind(lambda kind, slug: f"CREATE DATABASE {kind}_{slug.replace('-', '_')} " in sql),
+        "kubernetes overlays": {path.name for path in (deploy_dir / "k8s" / "overlays").iterdir()
+                                if (path / "kustomization.yaml").is_file()} - {"national"},
+        "prometheus targets": {group["labels"]["region"] for job in prometheus["scrape_configs"]
+                               for group in job["static_configs"] if job["job_name"] in {f"oss-{kind}" for kind in kinds}},
+        "grafana rows": {slug for slug in get_region_slugs()
+                         if any(f'region="{slug}"' in target["expr"] for panel in dashboard["panels"]
+                                for target in panel.get("targets", []))},
+    }
+
+
+def get_region_slugs():
+    from oss_common.regions import all_regions
+
+    return [region.slug for region in all_regions()]
+
+
+def test_every_artefact_lists_every_region_file():
+    listed = regions_each_artefact_lists(DEPLOY)
+    assert listed == {artefact: set(deployed_slugs()) for artefact in listed}
+
+
+def test_region_add_puts_the_new_oblast_into_every_artefact(tmp_path):
+    regions_dir, deploy_dir = tmp_path / "regions", tmp_path / "deploy"
+    shutil.copytree(DEPLOY / "regions", regions_dir)
+    shutil.copytree(DEPLOY, deploy_dir, ignore=shutil.ignore_patterns("regions", "local"))
+    env = dict(os.environ, OSS_REGIONS_DIR=str(regions_dir))
+    for slug in ("samarkand", "tashkent-city"):
+        added = subprocess.run([sys.executable, "-m", "oss_common.cli", "region", "add", slug, "--deploy-dir", str(deploy_dir)],
+                               env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+        assert added.returncode == 0, added.stderr
+    expected = set(deployed_slugs()) | {"samarkand", "tashkent-city"}
+    listed = regions_each_artefact_lists(deploy_dir)
+    assert listed == {artefact: expected for artefact in listed}
+    compose_services = yaml.safe_load((deploy_dir / "compose.yml").read_text(encoding="utf-8"))["services"]
+    assert compose_services["intake-samarkand"]["ports"] == ["8109:8109", "9109:9109"]
+    assert compose_services["reporting-tashkent-city"]["environment"]["DATABASE_URL"].endswith("/reporting_tashkent_city")
+    rendered = subprocess.run([kubectl(), "kustomize", str(deploy_dir / "k8s" / "overlays" / "tashkent-city")],
+                              capture_output=True, text=True, timeout=120)
+    assert rendered.returncode == 0, rendered.stderr
+    assert "REGION: tashkent-city" in rendered.stdout
+
+
+def test_the_broker_cluster_is_described_for_kubernetes():
+    rendered = subprocess.run([kubectl(), "kustomize", str(DEPLOY / "k8s" / "rabbitmq")], capture_output=True, text=True, timeout=120)
+    assert rendered.returncode == 0, rendered.stderr
+    objects = {document["kind"]: document for document in yaml.safe_load_all(rendered.stdout) if document}
+    assert objects["RabbitmqCluster"]["spec"]["replicas"] == 3
+    definitions = json.loads(objects["ConfigMap"]["data"]["definitions.json"])
+    assert definitions == json.loads((DEPLOY / "rabbitmq" / "definitions.json").read_text(encoding="utf-8"))
+    cluster = (DEPLOY / "rabbitmq" / "cluster.conf").read_text(encoding="utf-8")
+    assert all(f"rabbit@{node}" in cluster for node in BROKER_NODES)
+
+
 def compose():
     return yaml.safe_load((DEPLOY / "compose.yml").read_text(encoding="utf-8"))["services"]
 
@@ -87,13 +171,17 @@ def test_compose_runs_every_service_of_every_region_on_its_architecture_ports():
         assert service["command"] == command
         assert set(service["ports"]) == {f"{http}:{http}", f"{metrics_port}:{metrics_port}"}, name
         user = name.removesuffix("-national")
-        assert f"amqp://oss-{user}:" in service["environment"]["AMQP_URI"], f"{name} must use the broker user oss-{user}"
+        uris = service["environment"]["AMQP_URI"].split(";")
+        assert all(uri.startswith(f"amqp://oss-{user}:") for uri in uris), f"{name} must use the broker user oss-{user}"
+        assert [uri.split("@")[1] for uri in uris] == [f"{node}:5672/oss" for node in BROKER_NODES], \
+            f"{name} must know every node of the broker cluster"
         database = user.replace("-", "_")
         assert service["environment"]["DATABASE_URL"].startswith(f"postgresql://{database}:"), \
             f"{name} must connect as its own role {database}, never as the superuser"
         assert service["environment"]["DATABASE_URL"].endswith("/" + database)
-    assert {"rabbitmq", "postgres", "prometheus", "grafana"} <= set(services)
-    assert set(services) == set(expected) | {"rabbitmq", "postgres", "prometheus", "grafana"}
+    infrastructure = set(BROKER_NODES) | {"postgres", "prometheus", "grafana"}
+    assert infrastructure <= set(services)
+    assert set(services) == set(expected) | infrastructure
 
 
 def test_compose_mounts_files_that_exist_and_creates_each_database():
@@ -169,3 +257,8 @@ def test_kubernetes_overlay_renders_to_valid_objects(overlay):
     if overlay != "national":
         settings = next(document for document in objects if document["kind"] == "ConfigMap")
         assert settings["data"]["REGION"] == overlay
+
+
+def test_region_add_writes_the_file_the_shipped_oblasts_have():
+    for slug in deployed_slugs():
+        assert artefacts.region_file(slug) == (DEPLOY / "regions" / f"{slug}.yml").read_text(encoding="utf-8"), slug
