@@ -10,6 +10,12 @@ Version 3 adds `version`: the application's own counter, 1 when submitted and on
 change (intake raises it under the application's row lock). Read models apply an application's
 events by it and never compare `changed_at`, which comes from the clock of whichever intake process
 made the change. Older bodies have none (`version` None, see `supersedes`).
+Version 4 adds fees: an application of a paid service carries its `invoice` (number, amount in
+tiyin, currency, due date, state, where to pay) in every event, and two events join the contract:
+`application.paid` (the fee was paid: the application left `awaiting_payment`) and
+`application.refunded` (the fee went back), each with the `payment` (amount in tiyin, method,
+receipt number, reason). They carry the application's snapshot and `version` like the others, so a
+reader of version 3 would read them as any other application event; older bodies have neither field.
 No PINFL and no name: the contact the applicant chose travels in the body, never in a routing key.
 """
 from datetime import timezone
@@ -18,10 +24,12 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 
 from oss_common.events import rfc3339
 
-VERSION = 3
+VERSION = 4
 SUBMITTED = "application.submitted"
 STATUS_CHANGED = "application.status_changed"
-TYPES = frozenset({SUBMITTED, STATUS_CHANGED})
+PAID = "application.paid"
+REFUNDED = "application.refunded"
+TYPES = frozenset({SUBMITTED, STATUS_CHANGED, PAID, REFUNDED})
 
 # Version 1's statuses by where they stand; later versions say it in the body.
 _V1_DECISIONS = frozenset({"approved", "rejected"})
@@ -44,6 +52,34 @@ class ContactSchema(Schema):
 
     phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
     email = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=254))
+
+
+class InvoiceSchema(Schema):
+    """A paid service's fee as invoiced at filing. Amounts are whole tiyin (strict integers)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    invoice_number = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    amount_tiyin = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    currency = fields.String(required=True, validate=validate.Length(equal=3))
+    due_date = fields.Date(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(("issued", "paid", "refunded", "cancelled")))
+    issued_at = Instant(required=True)
+    pay_url = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+
+
+class PaymentSchema(Schema):
+    """One movement of money: a payment (application.paid) or a refund (application.refunded)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    amount_tiyin = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    method = fields.String(required=True, validate=validate.OneOf(("cash", "card", "payme")))
+    receipt_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    reason = fields.String(load_default=None, allow_none=True)
+    at = Instant(required=True)
 
 
 class ApplicationEventSchema(Schema):
@@ -76,6 +112,9 @@ class ApplicationEventSchema(Schema):
     contact = fields.Nested(ContactSchema, load_default=dict)
     # Only in application.submitted, for the first message; event exports leave it out.
     status_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
+    # Version 4: a paid service's invoice (every event), the payment or refund (application.paid, .refunded).
+    invoice = fields.Nested(InvoiceSchema, load_default=None, allow_none=True)
+    payment = fields.Nested(PaymentSchema, load_default=None, allow_none=True)
 
 
 APPLICATION_EVENT = ApplicationEventSchema()

@@ -37,7 +37,7 @@ OUTLETS = {RPC_EXCHANGE: "rpc", EVENTS_EXCHANGE.name: "events", DEAD_LETTER_EXCH
 USER_PREFIX = "oss-"
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 CATALOGUE_READS = ("list_services", "get_service")
-CATALOGUE_WRITES = ("upsert_service", "publish_service", "retire_service", "load_catalogue")
+CATALOGUE_WRITES = ("upsert_service", "publish_service", "retire_service", "load_catalogue", "set_base_amount")
 # Each kind's event queues (`<service>.<suffix>`, oss_common.consumers.EventHandler's queue_suffix).
 EVENT_QUEUES = {"intake": ("catalogue",), "notifications": ("applications",), "reporting": ("applications",)}
 

@@ -17,5 +17,13 @@ class ChangeServiceState:
 
 @dataclass(frozen=True)
 class LoadCatalogue:
-    document: dict  # as CatalogueDocumentSchema loaded it: groups, agencies, services
+    document: dict  # as CatalogueDocumentSchema loaded it: groups, agencies, services, base amounts
+    actor: str
+
+
+@dataclass(frozen=True)
+class SetBaseAmount:
+    """A value of the base calculation amount (tiyin) from the day it takes effect."""
+
+    value: dict  # as BaseAmountSchema loaded it
     actor: str

@@ -1,6 +1,7 @@
 """The events the catalogue publishes (`national.catalogue.service_*`), declared once: their body is the
 service as the API shows it, which intake keeps a copy of."""
 from oss_common.events import rfc3339
+from services.catalogue.domain import fee_schedule
 
 PUBLISHED = "catalogue.service_published"
 RETIRED = "catalogue.service_retired"
@@ -8,8 +9,9 @@ DRAFTED = "catalogue.service_drafted"
 EVENT_FOR_STATE = {"published": PUBLISHED, "retired": RETIRED, "draft": DRAFTED}
 
 
-def service_data(row, agency_names: dict[str, dict]) -> dict:
-    """A service as its events carry it and the API shows it (without a chosen language)."""
+def service_data(row, agency_names: dict[str, dict], base_amounts: list[tuple] = ()) -> dict:
+    """A service as its events carry it and the API shows it (without a chosen language); `base_amounts`
+    ((day, tiyin), oldest first) give a paid service's fee in tiyin from each of those days."""
     definition = row.definition
     return {
         "code": row.code,
@@ -21,6 +23,7 @@ def service_data(row, agency_names: dict[str, dict]) -> dict:
         "required_documents": definition.get("required_documents", []),
         "attributes": definition.get("attributes", []),
         "fee": definition["fee"],
+        "fee_amounts": fee_schedule(definition["fee"], list(base_amounts)),
         "deadline_working_days": definition["deadline_working_days"],
         "regions": definition["regions"],
         "public_interest": row.public_interest,

@@ -1,7 +1,7 @@
-"""Catalogue tables: public services, their agencies and groups, the outbox."""
-from datetime import datetime
+"""Catalogue tables: public services, their agencies and groups, the base calculation amount, the outbox."""
+from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Integer, String, false
+from sqlalchemy import JSON, BigInteger, Boolean, Date, Integer, String, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from oss_common.database import UtcDateTime
@@ -52,6 +52,17 @@ class CatalogueChange(Base):
     state: Mapped[str] = mapped_column(String(16), nullable=False)
     actor: Mapped[str] = mapped_column(String(128), nullable=False)
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
+class BaseAmount(Base):
+    """The base calculation amount (bazaviy hisoblash miqdori, BHM) from the day it took effect, in tiyin."""
+
+    __tablename__ = "base_amounts"
+
+    effective_from: Mapped[date] = mapped_column(Date, primary_key=True)
+    amount_tiyin: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    actor: Mapped[str] = mapped_column(String(128), nullable=False)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
 
 
 class OutboxEvent(OutboxMixin, Base):

@@ -1,9 +1,10 @@
-"""Where the catalogue keeps its state: public services, their agencies and groups, the audit trail.
+"""Where the catalogue keeps its state: public services, their agencies and groups, the base calculation
+amount, the audit trail.
 Every query the use cases and views need lives here (the catalogue has no dialect branch)."""
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.catalogue.models import Agency, CatalogueChange, Group, PublicService
+from services.catalogue.models import Agency, BaseAmount, CatalogueChange, Group, PublicService
 
 
 class Services:
@@ -63,6 +64,33 @@ class NamedCodes:
                 changed += 1
             elif row.names != item["names"]:
                 row.names = item["names"]
+                changed += 1
+        self.session.flush()
+        return changed
+
+
+class BaseAmounts:
+    """The base calculation amount (BHM) in tiyin from each day it took effect."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def all(self) -> list[tuple]:
+        """(day it took effect, tiyin), oldest first."""
+        return [(row.effective_from, row.amount_tiyin)
+                for row in self.session.scalars(select(BaseAmount).order_by(BaseAmount.effective_from))]
+
+    def keep(self, values: list[dict], actor: str, now) -> int:
+        """Store the values not yet recorded as they are; returns how many changed."""
+        changed = 0
+        for value in values:
+            row = self.session.get(BaseAmount, value["effective_from"])
+            if row is None:
+                self.session.add(BaseAmount(effective_from=value["effective_from"], amount_tiyin=value["amount_tiyin"],
+                                            actor=actor, recorded_at=now))
+                changed += 1
+            elif row.amount_tiyin != value["amount_tiyin"]:
+                row.amount_tiyin, row.actor, row.recorded_at = value["amount_tiyin"], actor, now
                 changed += 1
         self.session.flush()
         return changed

@@ -7,6 +7,7 @@ from oss_common.schemas import CODE, Language, LocalizedText, RegionSlug, Strict
 DATATYPES = ("string", "number", "datetime", "text", "singlevaluelist", "multivaluelist")
 LIST_DATATYPES = ("singlevaluelist", "multivaluelist")
 STATES = ("draft", "published", "retired")
+COLLECTIONS = ("invoice", "desk")
 
 
 class DocumentSchema(StrictSchema):
@@ -44,26 +45,55 @@ class AttributeSchema(StrictSchema):
 
 
 class FeeSchema(StrictSchema):
-    """Free, or a multiple of the base calculation amount (BHM)."""
+    """Free, or a multiple of the base calculation amount (BHM) in force on the day, or a fixed amount in tiyin.
+
+    `collection` says how it is paid: `invoice` (the default: an invoice at filing, the application
+    waits for payment) or `desk` (the centre's own office services, sold at the desk on the spot).
+    """
 
     free = fields.Boolean(required=True)
     bca_multiple = fields.Decimal(load_default=None, allow_none=True, places=4, as_string=False,
                                   validate=validate.Range(min=0, min_inclusive=False, max=100000))
+    fixed_tiyin = fields.Integer(load_default=None, allow_none=True, strict=True,
+                                 validate=validate.Range(min=1, max=10**13))
+    collection = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(COLLECTIONS))
 
     @validates_schema
     def check_amount(self, data, **kwargs):
-        if not data.get("free") and data.get("bca_multiple") is None:
-            raise ValidationError("a paid service needs bca_multiple", "bca_multiple")
-        if data.get("free") and data.get("bca_multiple") is not None:
-            raise ValidationError("a free service has no bca_multiple", "bca_multiple")
+        amounts = [name for name in ("bca_multiple", "fixed_tiyin") if data.get(name) is not None]
+        if not data.get("free") and not amounts:
+            raise ValidationError("a paid service needs bca_multiple or fixed_tiyin", "bca_multiple")
+        if len(amounts) > 1:
+            raise ValidationError("bca_multiple or fixed_tiyin, not both", "fixed_tiyin")
+        if data.get("free") and amounts:
+            raise ValidationError(f"a free service has no {amounts[0]}", amounts[0])
+        if data.get("free") and data.get("collection"):
+            raise ValidationError("a free service has no collection", "collection")
 
     @post_load
     def as_number(self, data, **kwargs):
         if data.get("bca_multiple") is not None:
             data["bca_multiple"] = float(data["bca_multiple"])
-        else:
-            data.pop("bca_multiple", None)
+        for name in ("bca_multiple", "fixed_tiyin", "collection"):
+            if data.get(name) is None:
+                data.pop(name, None)
         return data
+
+
+class BaseAmountSchema(StrictSchema):
+    """One value of the base calculation amount and the day it took effect."""
+
+    effective_from = fields.Date(required=True)
+    amount_tiyin = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10**13))
+
+
+class BaseAmountListSchema(StrictSchema):
+    items = fields.List(fields.Nested(BaseAmountSchema), required=True)
+
+
+class FeeAmountSchema(StrictSchema):
+    effective_from = fields.Date(required=True)
+    amount_tiyin = fields.Integer(required=True)
 
 
 class ServiceDefinitionSchema(StrictSchema):
@@ -120,6 +150,7 @@ class CatalogueDocumentSchema(StrictSchema):
     groups = fields.List(fields.Nested(NamedCodeSchema), load_default=list)
     agencies = fields.List(fields.Nested(NamedCodeSchema), load_default=list)
     services = fields.List(fields.Nested(SeedServiceSchema), load_default=list)
+    base_amounts = fields.List(fields.Nested(BaseAmountSchema), load_default=list)
 
 
 class ServiceQuerySchema(StrictSchema):
@@ -154,6 +185,8 @@ class ServiceViewSchema(StrictSchema):
     required_documents = fields.List(fields.Nested(DocumentSchema), required=True)
     attributes = fields.List(fields.Nested(AttributeSchema), required=True)
     fee = fields.Nested(FeeSchema, required=True)
+    fee_amounts = fields.List(fields.Nested(FeeAmountSchema), required=True, metadata={
+        "description": "a paid service's fee in tiyin from each day the base calculation amount changed, oldest first"})
     deadline_working_days = fields.Integer(required=True)
     regions = fields.List(fields.String(), required=True)
     public_interest = fields.Boolean(required=True, metadata={

@@ -10,11 +10,12 @@ from oss_common.metrics import Metrics
 from oss_common.openapi import OpenApiDocs
 from oss_common.outbox import OutboxRelay
 from services.catalogue import use_cases, views
-from services.catalogue.commands import ChangeServiceState, LoadCatalogue, UpsertService
+from services.catalogue.commands import ChangeServiceState, LoadCatalogue, SetBaseAmount, UpsertService
 from services.catalogue.models import OutboxEvent
+from services.catalogue.repository import BaseAmounts
 from services.catalogue.unit_of_work import CatalogueUnitOfWork
 from services.catalogue.schemas import (
-    CatalogueDocumentSchema, ChangeListSchema, LanguageQuerySchema, NamedListSchema, ServiceDefinitionSchema, ServiceListSchema,
+    BaseAmountListSchema, BaseAmountSchema, CatalogueDocumentSchema, ChangeListSchema, LanguageQuerySchema, NamedListSchema, ServiceDefinitionSchema, ServiceListSchema,
     ServiceQuerySchema, ServiceViewSchema,
 )
 
@@ -22,6 +23,7 @@ DEFINITION = ServiceDefinitionSchema()
 DOCUMENT = CatalogueDocumentSchema()
 SERVICE_QUERY = ServiceQuerySchema()
 LANGUAGE_QUERY = LanguageQuerySchema()
+BASE_AMOUNT = BaseAmountSchema()
 
 
 class CatalogueService(HealthCheck, OpenApiDocs):
@@ -63,7 +65,25 @@ class CatalogueService(HealthCheck, OpenApiDocs):
         actor = self.caller.require(CATALOGUE_ADMIN).actor
         return use_cases.load_catalogue(CatalogueUnitOfWork(self.db), LoadCatalogue(DOCUMENT.load(document), actor))
 
+    @rpc
+    def list_base_amounts(self):
+        return views.base_amounts(self.db)
+
+    @rpc
+    def set_base_amount(self, value):
+        return self._set_base_amount(BASE_AMOUNT.load(value), self.caller.require(CATALOGUE_ADMIN).actor)
+
     # HTTP
+
+    @api("GET", "/api/v1/base-amounts", summary="The base calculation amount (BHM) in tiyin from each day it took effect",
+         response=BaseAmountListSchema)
+    def http_base_amounts(self, request):
+        return {"items": views.base_amounts(self.db)}
+
+    @api("POST", "/api/v1/base-amounts", summary="Record a new base calculation amount; paid services' fees follow it",
+         roles=(CATALOGUE_ADMIN,), body=BaseAmountSchema, response=BaseAmountListSchema, status=201)
+    def http_set_base_amount(self, request):
+        return 201, {"items": self._set_base_amount(BASE_AMOUNT.load(json_body(request)), principal(request).actor)}
 
     @api("GET", "/api/v1/services", summary="List public services", query=ServiceQuerySchema,
          response=ServiceListSchema)
@@ -113,8 +133,12 @@ class CatalogueService(HealthCheck, OpenApiDocs):
 
     def _upsert(self, definition, actor):
         row = use_cases.upsert(CatalogueUnitOfWork(self.db), UpsertService(definition, actor))
-        return views.service_view(row, views.agency_names(self.db))
+        return views.service_view(row, views.agency_names(self.db), base_amounts=BaseAmounts(self.db).all())
 
     def _set_state(self, code, state, actor):
         row = use_cases.set_state(CatalogueUnitOfWork(self.db), ChangeServiceState(code, state, actor))
-        return views.service_view(row, views.agency_names(self.db))
+        return views.service_view(row, views.agency_names(self.db), base_amounts=BaseAmounts(self.db).all())
+
+    def _set_base_amount(self, value, actor):
+        use_cases.set_base_amount(CatalogueUnitOfWork(self.db), SetBaseAmount(value, actor))
+        return views.base_amounts(self.db)

@@ -2,7 +2,7 @@
 or change a service, publish or retire it. Each commits once, with the events it raises; no SQL, no nameko."""
 from oss_common.events import utc_now
 from services.catalogue import events
-from services.catalogue.commands import ChangeServiceState, LoadCatalogue, UpsertService
+from services.catalogue.commands import ChangeServiceState, LoadCatalogue, SetBaseAmount, UpsertService
 from services.catalogue.exceptions import ServiceNotFound, UnknownReference
 from services.catalogue.unit_of_work import CatalogueUnitOfWork
 
@@ -34,12 +34,35 @@ def load_catalogue(uow: CatalogueUnitOfWork, command: LoadCatalogue) -> dict:
     document = command.document
     with uow:
         summary = {"groups": uow.groups.keep(document["groups"]), "agencies": uow.agencies.keep(document["agencies"]),
+                   "base_amounts": uow.base_amounts.keep(document.get("base_amounts", []), command.actor, utc_now()),
                    "services_changed": 0, "services_unchanged": 0}
+        announced = set()
         for service in document["services"]:
-            _, changed = _upsert_service(uow, service, command.actor, state=service["state"])
+            row, changed = _upsert_service(uow, service, command.actor, state=service["state"])
             summary["services_changed" if changed else "services_unchanged"] += 1
+            if changed:
+                announced.add(row.code)
+        if summary["base_amounts"]:
+            _announce_new_fees(uow, command.actor, skip=announced)
         uow.commit()
     return summary
+
+
+def set_base_amount(uow: CatalogueUnitOfWork, command: SetBaseAmount) -> None:
+    """Record a value of the base calculation amount from the day it takes effect (a value already
+    recorded for that day is replaced); every service whose fee follows it is announced again with its
+    new amounts, so the regions' copies invoice by it."""
+    with uow:
+        if uow.base_amounts.keep([command.value], command.actor, utc_now()):
+            _announce_new_fees(uow, command.actor)
+        uow.commit()
+
+
+def _announce_new_fees(uow, actor, skip=frozenset()):
+    """A new version of every service whose fee is a multiple of the base amount (its amounts changed)."""
+    for row in uow.services.listed(state="all"):
+        if row.code not in skip and row.definition["fee"].get("bca_multiple") is not None:
+            _change(uow, row, {}, actor)
 
 
 def service_not_found(code: str) -> ServiceNotFound:
@@ -77,7 +100,7 @@ def _change(uow, row, values, actor):
 
 def _announce(uow, row, actor):
     """Publish the change (through the outbox) and write it to the audit trail."""
-    uow.emit(events.EVENT_FOR_STATE[row.state], events.service_data(row, uow.agencies.names()))
+    uow.emit(events.EVENT_FOR_STATE[row.state], events.service_data(row, uow.agencies.names(), uow.base_amounts.all()))
     uow.changes.record(row, actor)
 
 

@@ -5,13 +5,13 @@ from oss_common.events import rfc3339
 from oss_common.schemas import localized
 from services.catalogue.events import service_data
 from services.catalogue.models import Agency, Group
-from services.catalogue.repository import Changes, NamedCodes, Services
+from services.catalogue.repository import BaseAmounts, Changes, NamedCodes, Services
 from services.catalogue.use_cases import service_not_found
 
 
-def service_view(row, agency_names: dict[str, dict], lang: str | None = None) -> dict:
+def service_view(row, agency_names: dict[str, dict], lang: str | None = None, base_amounts: list[tuple] = ()) -> dict:
     """A service as the API shows it; with `lang`, also its name and description in that language."""
-    view = service_data(row, agency_names)
+    view = service_data(row, agency_names, base_amounts)
     if lang:
         view["name"] = localized(row.definition["names"], lang)
         view["description"] = localized(row.definition["descriptions"], lang)
@@ -20,14 +20,15 @@ def service_view(row, agency_names: dict[str, dict], lang: str | None = None) ->
 
 def get_service(session: Session, code: str, lang: str | None = None) -> dict:
     """One service (404 for an unknown code)."""
-    return service_view(_existing(session, code), NamedCodes(session, Agency).names(), lang)
+    return service_view(_existing(session, code), NamedCodes(session, Agency).names(), lang, BaseAmounts(session).all())
 
 
 def list_services(session: Session, query: dict) -> list[dict]:
     """Services as ServiceQuerySchema asks for them (region, group, state, public_interest, lang)."""
     agencies = NamedCodes(session, Agency).names()
     rows = Services(session).listed(query["region"], query["group"], query["state"], query["public_interest"])
-    return [service_view(row, agencies, query["lang"]) for row in rows]
+    amounts = BaseAmounts(session).all()
+    return [service_view(row, agencies, query["lang"], amounts) for row in rows]
 
 
 def changes(session: Session, code: str) -> list[dict]:
@@ -59,3 +60,8 @@ def _named(rows, lang):
 
 def agency_names(session: Session) -> dict[str, dict]:
     return NamedCodes(session, Agency).names()
+
+
+def base_amounts(session: Session) -> list[dict]:
+    """The base calculation amount in tiyin from each day it took effect, oldest first."""
+    return [{"effective_from": day.isoformat(), "amount_tiyin": amount} for day, amount in BaseAmounts(session).all()]

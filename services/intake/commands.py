@@ -30,3 +30,40 @@ class ReissueStatusCode:
 
     tracking_number: str
     caller: Principal | None = None  # the operator, whose centres the application must be in; None over RPC
+
+
+@dataclass(frozen=True)
+class PayAtDesk:
+    """The desk took an application's fee in cash or by card; the receipt is the till's or terminal's."""
+
+    tracking_number: str
+    method: str  # cash or card
+    receipt_number: str
+    amount_tiyin: int
+    actor: str
+    caller: Principal | None = None  # the operator, whose centres the application must be in
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RefundFee:
+    """The agency got a refusal wrong: the fee goes back (an officer of its agency says why)."""
+
+    tracking_number: str
+    reason: str
+    actor: str
+    caller: Principal | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SellOfficeService:
+    """One of the centre's own office services sold at the desk: no applicant, a receipt."""
+
+    service_code: str
+    quantity: int
+    method: str  # cash or card
+    centre: str | None
+    actor: str
+    caller: Principal | None = None
+    at: datetime | None = None

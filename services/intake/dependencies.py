@@ -172,3 +172,16 @@ class Clock(DependencyProvider):
 
     def now(self):
         return utc_now() + self.offset
+
+
+class Payments(DependencyProvider):
+    """The region's payment provider settings: Payme's merchant id (PAYME_MERCHANT_ID), the merchant
+    key Payme signs its calls with (PAYME_KEY, a secret) and its checkout (PAYME_CHECKOUT_URL)."""
+
+    def setup(self):
+        from services.intake.payme import PaymeSettings
+
+        self.payme = PaymeSettings.from_config(self.container.config)
+
+    def get_dependency(self, worker_ctx):
+        return self.payme

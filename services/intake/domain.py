@@ -10,6 +10,7 @@ from services.intake.exceptions import ApplicationInvalid, ServiceNotAvailable
 
 
 class Status(StrEnum):
+    AWAITING_PAYMENT = "awaiting_payment"
     SUBMITTED = "submitted"
     ACCEPTED = "accepted"
     IN_REVIEW = "in_review"
@@ -22,6 +23,8 @@ class Status(StrEnum):
 
 
 TRANSITIONS = {
+    # Paid by the desk or the payment provider (ApplicationWorkflow.pay), never moved on by an officer.
+    Status.AWAITING_PAYMENT: {Status.WITHDRAWN},
     Status.SUBMITTED: {Status.ACCEPTED, Status.RETURNED_FOR_CORRECTION, Status.WITHDRAWN},
     Status.ACCEPTED: {Status.IN_REVIEW, Status.RETURNED_FOR_CORRECTION, Status.WITHDRAWN},
     Status.IN_REVIEW: {Status.APPROVED, Status.REJECTED, Status.RETURNED_FOR_CORRECTION, Status.WITHDRAWN},
@@ -35,8 +38,9 @@ TRANSITIONS = {
 }
 DECISIONS = frozenset({Status.APPROVED, Status.REJECTED})
 FINAL = frozenset(status for status, targets in TRANSITIONS.items() if not targets)
-# Still awaiting a decision: what reports count as open and the deadline watch follows.
-AWAITING_DECISION = frozenset(Status) - DECISIONS - FINAL
+# Still awaiting a decision: what reports count as open and the deadline watch follows (the legal
+# clock of a paid service starts when it is paid).
+AWAITING_DECISION = frozenset(Status) - DECISIONS - FINAL - {Status.AWAITING_PAYMENT}
 # The applicant is owed an explanation for these.
 REASON_REQUIRED = frozenset({Status.REJECTED, Status.RETURNED_FOR_CORRECTION, Status.WITHDRAWN})
 
@@ -74,6 +78,64 @@ class ApplicationWorkflow:
             raise ReasonRequired(target)
         previous, self.status = self.status, target
         return previous
+
+    def pay(self):
+        """The fee is paid: the application is filed with the agency. Returns the status left."""
+        if self.status is not Status.AWAITING_PAYMENT:
+            raise TransitionNotAllowed(self.status, Status.SUBMITTED)
+        previous, self.status = self.status, Status.SUBMITTED
+        return previous
+
+    def payment_reversed(self):
+        """The payment provider took a payment back before work started: waiting for payment again."""
+        if self.status is not Status.SUBMITTED:
+            raise TransitionNotAllowed(self.status, Status.AWAITING_PAYMENT)
+        previous, self.status = self.status, Status.AWAITING_PAYMENT
+        return previous
+
+
+# Fees. Amounts are whole tiyin (1 so'm = 100 tiyin) everywhere; the catalogue gives a paid
+# service's fee from each day the base calculation amount changed (`fee_amounts`).
+CURRENCY = "UZS"
+INVOICE_DUE_WORKING_DAYS = 5
+# Work has not started while the agency has not accepted the application: a withdrawal refunds the fee.
+WORK_NOT_STARTED = frozenset({Status.SUBMITTED})
+
+
+class InvoiceState(StrEnum):
+    ISSUED = "issued"  # outstanding
+    PAID = "paid"
+    REFUNDED = "refunded"
+    CANCELLED = "cancelled"  # withdrawn before it was paid
+
+
+def fee_on(definition, day):
+    """The fee in tiyin of a catalogue service on `day` (a Tashkent date): the amount from the last
+    change of the base calculation amount on or before it; None for a free service. Raises 422
+    when the catalogue knows no amount for that day."""
+    fee = definition.get("fee") or {}
+    if fee.get("free", True):
+        return None
+    in_force = [entry for entry in definition.get("fee_amounts") or [] if entry["effective_from"] <= day.isoformat()]
+    if not in_force:
+        raise ServiceNotAvailable(f"no fee of service {definition['code']!r} is in force on {day.isoformat()}",
+                                  fields={"service_code": ["no base calculation amount in force"]})
+    return int(in_force[-1]["amount_tiyin"])
+
+
+def invoiced_at_filing(definition):
+    """Whether filing an application for this service issues an invoice it waits for (the centre's
+    own office services are sold at the desk instead)."""
+    fee = definition.get("fee") or {}
+    return not fee.get("free", True) and fee.get("collection", "invoice") == "invoice"
+
+
+def invoice_number(region_number, tracking):
+    """Digits only, as payment terminals and providers take them: the region's number, the year and
+    the sequence of the application's tracking number (one invoice per application): JI-2026-000123
+    -> 042026000123."""
+    _, year, sequence = tracking.split("-")
+    return f"{region_number:02d}{year}{sequence}"
 
 
 def tracking_number(prefix, year, sequence):

@@ -24,3 +24,17 @@ class IdempotencyKeyReused(InvalidInput):
 
 class TransitionRejected(Conflict):
     code = "transition_not_allowed"
+
+
+class InvoicePaid(Conflict):
+    """An invoice is paid once: a second payment is refused, whoever offers it."""
+
+    code = "invoice_already_paid"
+
+
+class NoInvoice(InvalidInput):
+    code = "no_invoice"
+
+
+class RefundRefused(Conflict):
+    code = "refund_not_allowed"

@@ -1,7 +1,8 @@
-"""Intake tables: applications, their status history, tracking sequences, the catalogue copy, the outbox."""
+"""Intake tables: applications, their status history, tracking sequences, invoices and payments, the
+centre's office sales, the catalogue copy, the outbox."""
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from oss_common.database import UtcDateTime
@@ -53,6 +54,9 @@ class Application(Base):
     history: Mapped[list["StatusChange"]] = relationship(
         back_populates="application", order_by="StatusChange.id", cascade="all, delete-orphan"
     )
+    # A paid service's invoice (None for a free one), by the tracking number both carry.
+    invoice: Mapped["Invoice | None"] = relationship(
+        primaryjoin="foreign(Invoice.tracking_number) == Application.tracking_number", uselist=False, viewonly=True)
 
 
 class StatusChange(Base):
@@ -69,6 +73,71 @@ class StatusChange(Base):
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
 
     application: Mapped[Application] = relationship(back_populates="history")
+
+
+class Invoice(Base):
+    """The fee of one application, in tiyin, and how it was paid or refunded."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("centre", "receipt_number", name="uq_invoices_receipt"),
+        Index("ix_invoices_centre_paid", "centre", "paid_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    invoice_number: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
+    tracking_number: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
+    service_code: Mapped[str] = mapped_column(String(64), nullable=False)
+    centre: Mapped[str] = mapped_column(String(64), nullable=False)
+    amount_tiyin: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    due_date: Mapped[date] = mapped_column(Date, nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    method: Mapped[str | None] = mapped_column(String(16), nullable=True)  # cash, card, payme
+    receipt_number: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    paid_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    refunded_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    refund_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class PaymeTransaction(Base):
+    """A Payme merchant API transaction (its id, its `time` in ms), and its state 1, 2, -1 or -2."""
+
+    __tablename__ = "payme_transactions"
+    __table_args__ = (Index("ix_payme_transactions_invoice", "invoice_number", "state"),
+                      Index("ix_payme_transactions_time", "payme_time"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payme_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    payme_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    invoice_number: Mapped[str] = mapped_column(String(32), nullable=False)
+    amount_tiyin: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    state: Mapped[int] = mapped_column(Integer, nullable=False)
+    reason: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    create_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    perform_time: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    cancel_time: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class OfficeSale(Base):
+    """A sale of one of the centre's own office services at the desk: no applicant, a receipt."""
+
+    __tablename__ = "office_sales"
+    __table_args__ = (Index("ix_office_sales_centre_day", "centre", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    receipt_number: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
+    centre: Mapped[str] = mapped_column(String(64), nullable=False)
+    service_code: Mapped[str] = mapped_column(String(64), nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    unit_tiyin: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    amount_tiyin: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    method: Mapped[str] = mapped_column(String(16), nullable=False)
+    sold_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    day: Mapped[date] = mapped_column(Date, nullable=False)  # the Tashkent day of the sale: the day's takings
+    actor: Mapped[str] = mapped_column(String(128), nullable=False)
 
 
 class TrackingSequence(Base):

@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 from oss_common.database import UNSYNCED_COMMIT, PreparedStatement
 from oss_common.consumers import first_delivery
 from oss_common.events import utc_now
-from services.intake.models import Application, CatalogueEntry, OutboxEvent, ProcessedEvent, StatusChange
+from services.intake.models import (
+    Application, CatalogueEntry, Invoice, OfficeSale, OutboxEvent, PaymeTransaction, ProcessedEvent, StatusChange,
+)
 
 
 class IdempotencyKeyTaken(Exception):
@@ -135,6 +137,7 @@ def _insert(table, prefix):
 _INSERT_APPLICATION = _insert(_APPLICATIONS, "a_").returning(_APPLICATIONS.c.id)
 _INSERT_HISTORY = _insert(_HISTORY, "h_")
 _INSERT_OUTBOX = _insert(_OUTBOX, "o_")
+_INSERT_INVOICE = insert(Invoice.__table__)
 _new_application = _INSERT_APPLICATION.cte("new_application")
 _SUBMIT_IN_ONE_STATEMENT = select(_new_application.c.id).add_cte(
     insert(_HISTORY).from_select(
@@ -183,11 +186,13 @@ class Applications:
             return _prepare(_KEY_TAKEN, bind.dialect).first(bind, {"key": key}) is not None
         return self.session.connection().execute(_KEY_TAKEN, {"key": key}).first() is not None
 
-    def add(self, values: dict, first_change: dict) -> SimpleNamespace:
-        """Stage a new application (its column values) and its first history entry; returns it as the
-        views and events read it (attribute access, like a stored Application; `id` once flushed)."""
-        application = SimpleNamespace(**values, id=None, history=[SimpleNamespace(**first_change)])
-        self._new = (application, values, first_change)
+    def add(self, values: dict, first_change: dict, invoice: dict | None = None) -> SimpleNamespace:
+        """Stage a new application (its column values), its first history entry and, for a paid
+        service, its invoice; returns it as the views and events read it (attribute access, like a
+        stored Application; `id` once flushed; `invoice` None for a free service)."""
+        application = SimpleNamespace(**values, id=None, history=[SimpleNamespace(**first_change)],
+                                      invoice=SimpleNamespace(**invoice) if invoice else None)
+        self._new = (application, values, first_change, invoice)
         return application
 
     def append_history(self, application: Application, **change) -> None:
@@ -199,10 +204,16 @@ class Applications:
         if self._new is None:
             self.session.add_all(OutboxEvent(**row) for row in outbox_rows)
             return
-        application, values, first_change = self._new
-        (outbox_row,) = outbox_rows
+        application, values, first_change, invoice = self._new
         try:
-            application.id = self._store(values, first_change, outbox_row)
+            if invoice is None and len(outbox_rows) == 1:
+                application.id = self._store(values, first_change, outbox_rows[0])
+            else:
+                # A paid service's filing also writes its invoice: every row in the session's transaction.
+                application.id = self._store_in_transaction(values, first_change, outbox_rows[0])
+                if invoice is not None:
+                    self.session.connection().execute(_INSERT_INVOICE, invoice)
+                self.session.add_all(OutboxEvent(**row) for row in outbox_rows[1:])
         except IntegrityError:
             # Only the idempotency key can collide: another request with the same key won the race.
             self.session.rollback()
@@ -219,11 +230,75 @@ class Applications:
         dialect = bind.dialect
         if dialect.name == "postgresql":
             return _prepare(_SUBMIT_IN_ONE_STATEMENT, dialect).first(bind, parameters)[0]
+        return self._store_in_transaction(values, first_change, outbox_row)
+
+    def _store_in_transaction(self, values, first_change, outbox_row):
+        parameters = {**{"a_" + name: value for name, value in values.items()},
+                      **{"h_" + name: value for name, value in first_change.items()},
+                      **{"o_" + name: value for name, value in outbox_row.items()}}
+        dialect = self.session.get_bind().dialect
         connection = self.session.connection()  # the transaction that holds SQLite's write lock (and took the number)
         application_id = _prepare(_INSERT_APPLICATION, dialect).first_in(connection, parameters)[0]
         _prepare(_INSERT_HISTORY, dialect).first_in(connection, {**parameters, "h_application_id": application_id})
         _prepare(_INSERT_OUTBOX, dialect).first_in(connection, parameters)
         return application_id
+
+
+class Invoices:
+    """Applications' invoices and their Payme transactions, in one unit of work's session."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def of_application(self, tracking_number: str, for_update: bool = False) -> Invoice | None:
+        query = select(Invoice).where(Invoice.tracking_number == tracking_number)
+        if for_update:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return self.session.scalar(query)
+
+    def by_number(self, invoice_number: str, for_update: bool = False) -> Invoice | None:
+        query = select(Invoice).where(Invoice.invoice_number == invoice_number)
+        if for_update:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return self.session.scalar(query)
+
+    def receipt_taken(self, centre: str, receipt_number: str) -> bool:
+        return self.session.scalar(select(Invoice.id).where(Invoice.centre == centre,
+                                                            Invoice.receipt_number == receipt_number)) is not None
+
+    def transaction(self, payme_id: str, for_update: bool = False) -> PaymeTransaction | None:
+        query = select(PaymeTransaction).where(PaymeTransaction.payme_id == payme_id)
+        if for_update:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return self.session.scalar(query)
+
+    def active_transaction(self, invoice_number: str) -> PaymeTransaction | None:
+        """A Payme transaction of the invoice that is created (1) or performed (2), if any."""
+        return self.session.scalar(select(PaymeTransaction).where(
+            PaymeTransaction.invoice_number == invoice_number, PaymeTransaction.state.in_((1, 2))))
+
+    def add_transaction(self, **values) -> PaymeTransaction:
+        transaction = PaymeTransaction(**values)
+        self.session.add(transaction)
+        self.session.flush()
+        return transaction
+
+    def transactions_between(self, start_ms: int, end_ms: int) -> list[PaymeTransaction]:
+        return list(self.session.scalars(select(PaymeTransaction).where(
+            PaymeTransaction.payme_time >= start_ms, PaymeTransaction.payme_time <= end_ms).order_by(PaymeTransaction.payme_time)))
+
+
+class OfficeSales:
+    """The centre's office sales, in one unit of work's session."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def add(self, **values) -> OfficeSale:
+        sale = OfficeSale(**values)
+        self.session.add(sale)
+        self.session.flush()
+        return sale
 
 
 class CatalogueCopy:

@@ -124,6 +124,8 @@ class ApplicationViewSchema(StrictSchema):
     updated_at = fields.AwareDateTime(required=True)
     due_date = fields.Date(required=True)
     history = fields.List(fields.Nested(StatusChangeViewSchema), metadata={"description": "not in lists"})
+    invoice = fields.Nested(lambda: InvoiceViewSchema(), allow_none=True, metadata={
+        "description": "a paid service's invoice (amounts in tiyin); none for a free service"})
     status_code = fields.String(metadata={
         "description": "the citizen's status code, only in the answer that filed the application (201): print it "
                        "on the receipt; it cannot be shown again, only reissued"})
@@ -184,6 +186,7 @@ class ServiceFormSchema(StrictSchema):
     agency = fields.Nested(ServiceAgencySchema, required=True)
     deadline_working_days = fields.Integer(required=True)
     fee = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True, allow_none=True)
+    fee_today_tiyin = fields.Integer(allow_none=True, metadata={"description": "a paid service's fee in force today"})
     required_documents = fields.List(fields.Nested(ServiceDocumentSchema), required=True)
     attributes = fields.List(fields.Nested(ServiceAttributeSchema), required=True)
 
@@ -222,3 +225,106 @@ class PublicStatusSchema(StrictSchema):
     submitted_on = fields.Date(required=True)
     due_date = fields.Date(required=True)
     history = fields.List(fields.Nested(PublicStatusChangeSchema), required=True)
+
+
+PAYMENT_METHODS = ("cash", "card")
+RECEIPT = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}$", error="1 to 64 letters, digits, / _ . -")
+
+
+class InvoiceViewSchema(StrictSchema):
+    invoice_number = fields.String(required=True)
+    amount_tiyin = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    due_date = fields.Date(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(("issued", "paid", "refunded", "cancelled")))
+    issued_at = fields.AwareDateTime(required=True)
+    method = fields.String(allow_none=True)
+    receipt_number = fields.String(allow_none=True)
+    paid_at = fields.AwareDateTime(allow_none=True)
+    refunded_at = fields.AwareDateTime(allow_none=True)
+    refund_reason = fields.String(allow_none=True)
+
+
+class DeskPaymentSchema(StrictSchema):
+    """The fee taken at the desk: the method, the till's or card terminal's receipt number, and the
+    amount in tiyin (it must be the invoice's)."""
+
+    method = fields.String(required=True, validate=validate.OneOf(PAYMENT_METHODS))
+    receipt_number = fields.String(required=True, validate=RECEIPT)
+    amount_tiyin = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+
+
+class RefundRequestSchema(StrictSchema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class ReceiptSchema(StrictSchema):
+    """What the desk prints: the application, the service, the centre and the invoice."""
+
+    region = fields.String(required=True)
+    tracking_number = fields.String(required=True)
+    service_code = fields.String(required=True)
+    service_name = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
+    centre = fields.String(required=True)
+    invoice = fields.Nested(InvoiceViewSchema, required=True)
+
+
+class OfficeSaleRequestSchema(StrictSchema):
+    service_code = fields.String(required=True, validate=CODE)
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10000))
+    method = fields.String(required=True, validate=validate.OneOf(PAYMENT_METHODS))
+    centre = fields.String(load_default=None, allow_none=True, validate=CODE)
+
+
+class OfficeSaleViewSchema(StrictSchema):
+    receipt_number = fields.String(required=True)
+    centre = fields.String(required=True)
+    service_code = fields.String(required=True)
+    service_name = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
+    quantity = fields.Integer(required=True)
+    unit_tiyin = fields.Integer(required=True)
+    amount_tiyin = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    method = fields.String(required=True)
+    sold_at = fields.AwareDateTime(required=True)
+
+
+class TakingsQuerySchema(StrictSchema):
+    centre = fields.String(load_default=None, validate=CODE)
+    day = Day(load_default=None, metadata={"description": "a Tashkent day; today by default"})
+
+
+class TakingsLineSchema(StrictSchema):
+    service_code = fields.String(required=True)
+    method = fields.String(required=True)
+    sales = fields.Integer(required=True)
+    amount_tiyin = fields.Integer(required=True)
+
+
+class TakingsSchema(StrictSchema):
+    """A centre's takings of a day: office sales and application fees taken at its desks, in tiyin."""
+
+    centre = fields.String(required=True)
+    day = fields.Date(required=True)
+    office_sales = fields.List(fields.Nested(TakingsLineSchema), required=True)
+    fees = fields.List(fields.Nested(TakingsLineSchema), required=True)
+    total_tiyin = fields.Integer(required=True)
+
+
+class PaymeRequestSchema(StrictSchema):
+    """A JSON-RPC 2.0 call from Payme (CheckPerformTransaction, CreateTransaction, PerformTransaction,
+    CancelTransaction, CheckTransaction, GetStatement); account field `invoice`, amounts in tiyin."""
+
+    jsonrpc = fields.String(load_default="2.0")
+    id = fields.Raw(required=True)
+    method = fields.String(required=True)
+    params = fields.Dict(required=True)
+
+
+class PaymeAnswerSchema(StrictSchema):
+    """Always HTTP 200: `result`, or `error` with Payme's code, a message in ru/uz/en and the field it concerns."""
+
+    jsonrpc = fields.String(required=True)
+    id = fields.Raw(required=True, allow_none=True)
+    result = fields.Dict()
+    error = fields.Dict()

@@ -1,8 +1,11 @@
 """Regional intake's nameko service: RPC `intake_<region>` and the HTTP API on port 8100 + n."""
+import json
+
 from nameko.rpc import rpc
 
 from oss_common.auth import OFFICER, OPERATOR, REGION_ADMIN
 from oss_common.callers import RpcCaller
+from oss_common.calendar import local_date
 from oss_common.consumers import event_handler
 from oss_common.database import Database
 from oss_common.errors import BadRequest
@@ -11,17 +14,20 @@ from oss_common.metrics import Metrics
 from oss_common.openapi import OpenApiDocs
 from oss_common.outbox import OutboxRelay
 from oss_common.schemas import localized
-from services.intake import use_cases, views
-from services.intake.commands import SubmitApplication, Transition
-from services.intake.dependencies import CatalogueCache, Clock
+from services.intake import payme, use_cases, views
+from services.intake.commands import PayAtDesk, RefundFee, SellOfficeService, SubmitApplication, Transition
+from services.intake.dependencies import CatalogueCache, Clock, Payments
 from services.intake.models import OutboxEvent
 from services.intake.open311 import Open311
 from services.intake.web import IntakeWebPages
-from services.intake.scope import list_limits, require_scope
+from services.intake.exceptions import NoInvoice
+from services.intake.scope import filing_centre, list_limits, require_centre, require_scope
 from services.intake.unit_of_work import IntakeUnitOfWork
 from services.intake.schemas import (
-    ApplicationPageSchema, ApplicationQuerySchema, ApplicationViewSchema, DistrictListSchema, ExportQuerySchema,
-    SubmissionHeadersSchema, SubmissionSchema, TransitionRequestSchema, TransitionSchema,
+    ApplicationPageSchema, ApplicationQuerySchema, ApplicationViewSchema, DeskPaymentSchema, DistrictListSchema,
+    ExportQuerySchema, OfficeSaleRequestSchema, PaymeAnswerSchema, PaymeRequestSchema, OfficeSaleViewSchema, ReceiptSchema, RefundRequestSchema,
+    SubmissionHeadersSchema, SubmissionSchema, TakingsQuerySchema, TakingsSchema, TransitionRequestSchema,
+    TransitionSchema,
 )
 
 SUBMISSION = SubmissionSchema()
@@ -29,6 +35,10 @@ TRANSITION = TransitionSchema()
 TRANSITION_REQUEST = TransitionRequestSchema()
 APPLICATION_QUERY = ApplicationQuerySchema()
 EXPORT_QUERY = ExportQuerySchema()
+DESK_PAYMENT = DeskPaymentSchema()
+REFUND_REQUEST = RefundRequestSchema()
+OFFICE_SALE = OfficeSaleRequestSchema()
+TAKINGS_QUERY = TakingsQuerySchema()
 MAX_IDEMPOTENCY_KEY = 128
 
 
@@ -41,6 +51,7 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
     outbox_relay = OutboxRelay(OutboxEvent)
     catalogue = CatalogueCache()
     clock = Clock()
+    payments = Payments()
     metrics = Metrics()
     caller = RpcCaller()
 
@@ -150,11 +161,73 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
         command = Transition(tracking_number, body["to"], caller.actor, body["reason"], caller=caller, at=self.clock())
         return views.application_view(use_cases.transition(self.unit_of_work(), command))
 
+    # Fees
+
+    @api("POST", "/api/v1/applications/<string:tracking_number>/payments", roles=(OPERATOR,),
+         summary="The desk takes an application's fee in cash or by card (an invoice is paid once: 409 after)",
+         body=DeskPaymentSchema, response=ApplicationViewSchema, status=201, errors=(404, 409, 422))
+    def http_pay_at_desk(self, request, tracking_number):
+        caller = principal(request)
+        body = DESK_PAYMENT.load(json_body(request))
+        command = PayAtDesk(tracking_number, body["method"], body["receipt_number"], body["amount_tiyin"], caller.actor,
+                            caller=caller, at=self.clock())
+        application, _invoice = use_cases.pay_at_desk(self.unit_of_work(), command)
+        return 201, views.application_view(views.get_application(self.db, application.tracking_number))
+
+    @api("POST", "/api/v1/applications/<string:tracking_number>/refund", roles=(OFFICER,),
+         summary="Refund the fee of a refusal the agency got wrong", body=RefundRequestSchema,
+         response=ApplicationViewSchema, errors=(404, 409, 422))
+    def http_refund(self, request, tracking_number):
+        caller = principal(request)
+        body = REFUND_REQUEST.load(json_body(request))
+        command = RefundFee(tracking_number, body["reason"], caller.actor, caller=caller, at=self.clock())
+        application, _invoice = use_cases.refund_fee(self.unit_of_work(), command)
+        return views.application_view(views.get_application(self.db, application.tracking_number))
+
+    @api("GET", "/api/v1/applications/<string:tracking_number>/receipt", roles=(OPERATOR, OFFICER),
+         summary="What the desk prints for an application's fee", response=ReceiptSchema, errors=(404, 422))
+    def http_receipt(self, request, tracking_number):
+        application = views.get_application(self.db, tracking_number)
+        require_scope(principal(request), application)
+        if application.invoice is None:
+            raise NoInvoice("this application has no invoice", fields={"tracking_number": ["no invoice"]})
+        return views.receipt_view(self.region.slug, application, self.catalogue.get(application.service_code))
+
+    @api("POST", "/api/v1/office-sales", roles=(OPERATOR,), summary="Sell one of the centre's office services at the desk",
+         body=OfficeSaleRequestSchema, response=OfficeSaleViewSchema, status=201, errors=(403, 422))
+    def http_sell(self, request):
+        caller = principal(request)
+        body = OFFICE_SALE.load(json_body(request))
+        command = SellOfficeService(body["service_code"], body["quantity"], body["method"], body["centre"], caller.actor,
+                                    caller=caller, at=self.clock())
+        sale = use_cases.sell_office_service(self.unit_of_work(), command)
+        return 201, views.sale_view(sale, self.catalogue.get(sale.service_code))
+
+    @api("GET", "/api/v1/office-sales/takings", roles=(OPERATOR,), query=TakingsQuerySchema, response=TakingsSchema,
+         summary="A centre's takings of a day (office sales and fees taken at its desks), in tiyin", errors=(403,))
+    def http_takings(self, request):
+        caller = principal(request)
+        query = query_params(request, TAKINGS_QUERY)
+        centre = filing_centre(self.region, query["centre"], caller)
+        require_centre(caller, centre)
+        return views.takings(self.db, centre, query["day"] or local_date(self.clock()))
+
+    @api("POST", "/api/v1/payme", public=True, summary="Payme's merchant API (JSON-RPC 2.0; Basic auth with the merchant key)",
+         body=PaymeRequestSchema, response=PaymeAnswerSchema)
+    def http_payme(self, request):
+        """Always HTTP 200 with a JSON-RPC answer, as Payme expects; errors are its codes."""
+        try:
+            payload = json.loads(request.get_data(cache=False) or b"null")
+        except ValueError:
+            return payme.answer(None, error=payme.PaymeError(-32700, "Ошибка разбора JSON", "JSON tahlil xatosi", "Parse error"))
+        return payme.handle(self.unit_of_work, self.payments, request.headers.get("Authorization"), payload,
+                            int(self.clock().timestamp() * 1000))
+
     # helpers shared by the RPC, HTTP, Open311 and web faces
 
     def unit_of_work(self):
         """This worker's unit of work: its session, the region's catalogue copy and the region."""
-        return IntakeUnitOfWork(self.db, self.catalogue, self.region)
+        return IntakeUnitOfWork(self.db, self.catalogue, self.region, self.payments.pay_url)
 
     def _districts(self, lang):
         return [

@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 from oss_common.regions import Region
 from oss_common.unit_of_work import SqlUnitOfWork
 from services.intake.models import OutboxEvent
-from services.intake.repository import Applications, CatalogueCopy, ProcessedEvents, TrackingNumberCounter
+from services.intake.repository import (
+    Applications, CatalogueCopy, Invoices, OfficeSales, ProcessedEvents, TrackingNumberCounter,
+)
 
 PRODUCER_PREFIX = "intake"
 
@@ -25,10 +27,14 @@ class Catalogue(Protocol):
 
 
 class IntakeUnitOfWork(SqlUnitOfWork):
-    def __init__(self, session: Session, catalogue: Catalogue, region: Region):
+    def __init__(self, session: Session, catalogue: Catalogue, region: Region, pay_url=None):
         super().__init__(session, OutboxEvent, region.slug, f"{PRODUCER_PREFIX}_{region.slug}")
         self.catalogue = catalogue
         self.region = region
+        # invoice -> where the citizen pays it online (the payment provider's checkout), or None
+        self.pay_url = pay_url or (lambda invoice: None)
+        self.invoices = Invoices(session)
+        self.office_sales = OfficeSales(session)
         self.applications = Applications(session)
         self.tracking_numbers = TrackingNumberCounter(session)
         self.catalogue_copy = CatalogueCopy(session)

@@ -2,16 +2,24 @@
 Every face (RPC, the HTTP API, Open311, the desk) calls these."""
 import hashlib
 import json
+import secrets
 
 from oss_common.calendar import add_working_days, local_date
 from oss_common.events import utc_now
 from services.intake import events
-from services.intake.commands import ReissueStatusCode, SubmitApplication, Transition
-from services.intake.domain import (
-    DECISIONS, ApplicationWorkflow, ReasonRequired, Status, TransitionNotAllowed, check_against_catalogue,
-    new_status_code, status_code_digest, tracking_number,
+from services.intake.commands import (
+    PayAtDesk, RefundFee, ReissueStatusCode, SellOfficeService, SubmitApplication, Transition,
 )
-from services.intake.exceptions import ApplicationInvalid, IdempotencyKeyReused, TransitionRejected, application_not_found
+from services.intake.domain import (
+    CURRENCY, DECISIONS, INVOICE_DUE_WORKING_DAYS, WORK_NOT_STARTED, ApplicationWorkflow, InvoiceState, ReasonRequired,
+    Status, TransitionNotAllowed, check_against_catalogue, fee_on, invoice_number, invoiced_at_filing, new_status_code,
+    status_code_digest, tracking_number,
+)
+from services.intake.events import invoice_data
+from services.intake.exceptions import (
+    ApplicationInvalid, IdempotencyKeyReused, InvoicePaid, NoInvoice, RefundRefused, ServiceNotAvailable,
+    TransitionRejected, application_not_found,
+)
 from services.intake.metrics import count_decision, count_submission
 from services.intake.repository import IdempotencyKeyTaken
 from services.intake.scope import filing_centre, require_centre, require_scope
@@ -37,14 +45,17 @@ def submit(uow: IntakeUnitOfWork, command: SubmitApplication):
         year = local_date(now).year
         number = tracking_number(uow.region.prefix, year, uow.tracking_numbers.take(year))
         status_code = new_status_code()
+        invoice = _invoice_values(uow, definition, number, centre, now) if invoiced_at_filing(definition) else None
+        status = Status.AWAITING_PAYMENT if invoice else Status.SUBMITTED
         application = uow.applications.add(
             {**_application_values(submission, definition, centre, attributes, number, key, fingerprint, now),
-             "status_code_digest": status_code_digest(number, status_code)},
-            {"from_status": None, "to_status": Status.SUBMITTED.value, "actor": actor, "reason": None, "occurred_at": now},
+             "status": status.value, "status_code_digest": status_code_digest(number, status_code)},
+            {"from_status": None, "to_status": status.value, "actor": actor, "reason": None, "occurred_at": now},
+            invoice,
         )
         # The code travels to notifications, which sends it with the first message (in the body, as the contact does).
-        uow.emit(events.SUBMITTED, events.event_data(application, definition, actor=actor, status_code=status_code), now,
-                 events.VERSION)
+        uow.emit(events.SUBMITTED, events.event_data(application, definition, actor=actor, status_code=status_code,
+                                                     invoice=_priced(uow, application.invoice)), now, events.VERSION)
         try:
             uow.commit()
         except IdempotencyKeyTaken:
@@ -69,11 +80,162 @@ def transition(uow: IntakeUnitOfWork, command: Transition):
         uow.applications.append_history(application, from_status=previous.value, to_status=workflow.status.value,
                                         actor=command.actor, reason=command.reason, occurred_at=now)
         definition = uow.catalogue.get(application.service_code)
-        data = events.event_data(application, definition, command.actor, previous.value, command.reason)
+        invoice = uow.invoices.of_application(application.tracking_number, for_update=True)
+        refund = None
+        if invoice is not None and workflow.status is Status.WITHDRAWN:
+            if invoice.state == InvoiceState.ISSUED:
+                invoice.state = InvoiceState.CANCELLED.value  # withdrawn before it was paid: nothing is owed
+            elif invoice.state == InvoiceState.PAID and previous in WORK_NOT_STARTED:
+                refund = invoice
+        data = events.event_data(application, definition, command.actor, previous.value, command.reason,
+                                 invoice=_priced(uow, invoice))
         uow.emit(events.STATUS_CHANGED, data, now, events.VERSION)
+        if refund is not None:
+            _refund(uow, application, refund, definition, f"withdrawn before work started: {command.reason}",
+                    command.actor, now)
         uow.commit()
     count_decision(uow.region.slug, application)
     return application
+
+
+def pay_at_desk(uow: IntakeUnitOfWork, command: PayAtDesk):
+    """The desk records an application's fee paid in cash or by card (its receipt number); returns
+    the application and its invoice. An invoice is paid once (409), for its exact amount (422)."""
+    with uow:
+        application = _in_scope(uow, command.tracking_number, command.caller)
+        invoice = _invoice_of(uow, application)
+        if invoice.amount_tiyin != command.amount_tiyin:
+            raise ApplicationInvalid(f"the invoice is for {invoice.amount_tiyin} tiyin",
+                                     fields={"amount_tiyin": [f"must be {invoice.amount_tiyin}"]})
+        if invoice.state == InvoiceState.ISSUED and uow.invoices.receipt_taken(invoice.centre, command.receipt_number):
+            raise ApplicationInvalid("this receipt number was already recorded at the centre",
+                                     fields={"receipt_number": ["already recorded at this centre"]})
+        mark_paid(uow, application, invoice, command.method, command.receipt_number, command.actor, command.at or utc_now())
+        uow.commit()
+    return application, invoice
+
+
+def refund_fee(uow: IntakeUnitOfWork, command: RefundFee):
+    """Refund the fee of a refusal the agency got wrong (the application was rejected); returns the
+    application and its invoice. 409 when there is nothing paid to refund or it was not refused."""
+    with uow:
+        application = _in_scope(uow, command.tracking_number, command.caller)
+        invoice = _invoice_of(uow, application)
+        refused = any(change.to_status == Status.REJECTED for change in application.history)
+        if not refused:
+            raise RefundRefused("only a refused application's fee is refunded this way (a withdrawal refunds its own)",
+                                fields={"tracking_number": [f"not refused (status {application.status})"]})
+        if invoice.state != InvoiceState.PAID:
+            raise RefundRefused(f"the invoice is {invoice.state}, not paid", fields={"tracking_number": [f"invoice {invoice.state}"]})
+        if not (command.reason or "").strip():
+            raise ApplicationInvalid("a reason is required for a refund", fields={"reason": ["required"]})
+        definition = uow.catalogue.get(application.service_code)
+        _refund(uow, application, invoice, definition, command.reason, command.actor, command.at or utc_now())
+        uow.commit()
+    return application, invoice
+
+
+def sell_office_service(uow: IntakeUnitOfWork, command: SellOfficeService):
+    """Sell one of the centre's office services (photocopying, printing, computer use): the fee in
+    force today times the quantity, a receipt; no applicant."""
+    with uow:
+        centre = filing_centre(uow.region, command.centre, command.caller)
+        if uow.region.centre(centre) is None:
+            raise ApplicationInvalid(f"not an OSS centre of {uow.region.slug}", fields={"centre": [f"not an OSS centre of {uow.region.slug}"]})
+        if command.caller is not None:
+            require_centre(command.caller, centre)
+        definition = uow.catalogue.get(command.service_code)
+        if (definition is None or definition["state"] != "published" or uow.region.slug not in definition["regions"]
+                or (definition.get("fee") or {}).get("collection") != "desk"):
+            raise ServiceNotAvailable(f"{command.service_code!r} is not an office service sold at this region's desks",
+                                      fields={"service_code": ["not an office service sold at the desk"]})
+        now = command.at or utc_now()
+        day = local_date(now)
+        unit = fee_on(definition, day)
+        sale = uow.office_sales.add(
+            receipt_number=f"{uow.region.prefix}-{day:%Y%m%d}-{secrets.token_hex(4).upper()}", centre=centre,
+            service_code=command.service_code, quantity=command.quantity, unit_tiyin=unit,
+            amount_tiyin=unit * command.quantity, method=command.method, sold_at=now, day=day, actor=command.actor)
+        uow.commit()
+    return sale
+
+
+def mark_paid(uow, application, invoice, method, receipt_number, actor, now):
+    """The invoice is paid (by the desk or the payment provider): the application leaves
+    `awaiting_payment` and its legal clock starts today. 409 when the invoice is not outstanding."""
+    if invoice.state != InvoiceState.ISSUED:
+        raise InvoicePaid(f"invoice {invoice.invoice_number} is {invoice.state}; it is not paid again",
+                          fields={"invoice_number": [f"already {invoice.state}"]})
+    workflow = ApplicationWorkflow(application.status)
+    previous = workflow.pay()
+    definition = uow.catalogue.get(application.service_code)
+    invoice.state, invoice.method, invoice.receipt_number = InvoiceState.PAID.value, method, receipt_number
+    invoice.paid_at, invoice.paid_by = now, actor
+    application.status = workflow.status.value
+    application.updated_at = now
+    application.version += 1
+    if definition is not None:
+        application.due_date = add_working_days(local_date(now), definition["deadline_working_days"])
+    uow.applications.append_history(application, from_status=previous.value, to_status=workflow.status.value,
+                                    actor=actor, reason=f"fee paid ({method}, receipt {receipt_number})", occurred_at=now)
+    payment = {"amount_tiyin": invoice.amount_tiyin, "method": method, "receipt_number": receipt_number, "reason": None,
+               "at": now}
+    uow.emit(events.PAID, events.event_data(application, definition, actor, previous.value, None,
+                                            invoice=_priced(uow, invoice), payment=payment), now, events.VERSION)
+
+
+def reverse_payment(uow, application, invoice, reason, actor, now):
+    """The payment provider took a payment back before work started: the fee is refunded and the
+    application waits for payment again (its invoice outstanding)."""
+    workflow = ApplicationWorkflow(application.status)
+    previous = workflow.payment_reversed()
+    application.status = workflow.status.value
+    uow.applications.append_history(application, from_status=previous.value, to_status=workflow.status.value,
+                                    actor=actor, reason=reason, occurred_at=now)
+    _refund(uow, application, invoice, uow.catalogue.get(application.service_code), reason, actor, now, reopen=True)
+
+
+def _refund(uow, application, invoice, definition, reason, actor, now, reopen=False):
+    """The fee goes back: `application.refunded` with the payment it undoes."""
+    payment = {"amount_tiyin": invoice.amount_tiyin, "method": invoice.method, "receipt_number": invoice.receipt_number,
+               "reason": reason, "at": now}
+    if reopen:
+        invoice.state, invoice.method, invoice.receipt_number, invoice.paid_at, invoice.paid_by = (
+            InvoiceState.ISSUED.value, None, None, None, None)
+    else:
+        invoice.state = InvoiceState.REFUNDED.value
+    invoice.refunded_at, invoice.refund_reason = now, reason
+    application.updated_at = now
+    application.version += 1
+    uow.emit(events.REFUNDED, events.event_data(application, definition, actor, None, reason,
+                                                invoice=_priced(uow, invoice), payment=payment), now, events.VERSION)
+
+
+def _invoice_of(uow, application):
+    invoice = uow.invoices.of_application(application.tracking_number, for_update=True)
+    if invoice is None:
+        raise NoInvoice("this application has no invoice (its service is free or sold at the desk)",
+                        fields={"tracking_number": ["no invoice"]})
+    return invoice
+
+
+def _invoice_values(uow, definition, number, centre, now):
+    """A paid service's invoice at filing: the fee in force on the day, due in a few working days."""
+    day = local_date(now)
+    return {"invoice_number": invoice_number(uow.region.n, number), "tracking_number": number,
+            "service_code": definition["code"], "centre": centre, "amount_tiyin": fee_on(definition, day),
+            "currency": CURRENCY, "issued_at": now, "due_date": add_working_days(day, INVOICE_DUE_WORKING_DAYS),
+            "state": InvoiceState.ISSUED.value}
+
+
+def _priced(uow, invoice):
+    """The invoice as events carry it, with where to pay it online while it is outstanding."""
+    if invoice is None:
+        return None
+    data = invoice_data(invoice)
+    if invoice.state == InvoiceState.ISSUED:
+        data["pay_url"] = uow.pay_url(invoice)
+    return data
 
 
 def reissue_status_code(uow: IntakeUnitOfWork, command: ReissueStatusCode) -> str:

@@ -8,9 +8,10 @@ from sqlalchemy import func, select
 
 from oss_common.calendar import TASHKENT, local_date
 from oss_common.events import rfc3339
-from services.intake.domain import FINAL, ApplicationWorkflow, status_code_digest
+from services.intake.domain import CURRENCY, FINAL, ApplicationWorkflow, fee_on, status_code_digest
+from oss_common.errors import ApiError
 from services.intake.exceptions import application_not_found
-from services.intake.models import Application, CatalogueEntry, OutboxEvent
+from services.intake.models import Application, CatalogueEntry, Invoice, OfficeSale, OutboxEvent
 from services.intake.schemas import mask_phone, mask_pinfl
 
 
@@ -53,6 +54,8 @@ def application_view(application, with_history=True, reveal_personal_data=True):
         "updated_at": rfc3339(application.updated_at),
         "due_date": application.due_date.isoformat(),
     }
+    invoice = getattr(application, "invoice", None)
+    view["invoice"] = invoice_view(invoice) if invoice is not None else None
     if with_history:
         view["history"] = [
             {"from": change.from_status, "to": change.to_status, "actor": change.actor,
@@ -60,6 +63,57 @@ def application_view(application, with_history=True, reveal_personal_data=True):
             for change in application.history
         ]
     return view
+
+
+def invoice_view(invoice):
+    """An invoice as the API shows it: amounts in tiyin."""
+    return {
+        "invoice_number": invoice.invoice_number, "amount_tiyin": invoice.amount_tiyin, "currency": invoice.currency,
+        "due_date": invoice.due_date.isoformat(), "state": invoice.state, "issued_at": rfc3339(invoice.issued_at),
+        "method": getattr(invoice, "method", None), "receipt_number": getattr(invoice, "receipt_number", None),
+        "paid_at": rfc3339(invoice.paid_at) if getattr(invoice, "paid_at", None) else None,
+        "refunded_at": rfc3339(invoice.refunded_at) if getattr(invoice, "refunded_at", None) else None,
+        "refund_reason": getattr(invoice, "refund_reason", None),
+    }
+
+
+def receipt_view(region_slug, application, definition):
+    """What the desk prints for an application's fee (no applicant data: the receipt stays with the citizen anyway)."""
+    return {"region": region_slug, "tracking_number": application.tracking_number,
+            "service_code": application.service_code,
+            "service_name": definition["names"] if definition is not None else None,
+            "centre": application.centre, "invoice": invoice_view(application.invoice)}
+
+
+def sale_view(sale, definition):
+    return {"receipt_number": sale.receipt_number, "centre": sale.centre, "service_code": sale.service_code,
+            "service_name": definition["names"] if definition is not None else None, "quantity": sale.quantity,
+            "unit_tiyin": sale.unit_tiyin, "amount_tiyin": sale.amount_tiyin, "currency": CURRENCY,
+            "method": sale.method, "sold_at": rfc3339(sale.sold_at)}
+
+
+def takings(session, centre, day):
+    """A centre's takings of a Tashkent day: its office sales and the application fees its desks took
+    (cash and card; Payme pays the region's account, not the till), by service and method, in tiyin."""
+    sales = session.execute(
+        select(OfficeSale.service_code, OfficeSale.method, func.count(), func.sum(OfficeSale.amount_tiyin))
+        .where(OfficeSale.centre == centre, OfficeSale.day == day)
+        .group_by(OfficeSale.service_code, OfficeSale.method).order_by(OfficeSale.service_code, OfficeSale.method)
+    ).all()
+    fees = session.execute(
+        select(Invoice.service_code, Invoice.method, func.count(), func.sum(Invoice.amount_tiyin))
+        .where(Invoice.centre == centre, Invoice.method.in_(("cash", "card")), Invoice.state.in_(("paid", "refunded")),
+               Invoice.paid_at >= _start_of(day), Invoice.paid_at < _start_of(day, days=1))
+        .group_by(Invoice.service_code, Invoice.method).order_by(Invoice.service_code, Invoice.method)
+    ).all()
+
+    def lines(rows):
+        return [{"service_code": code, "method": method, "sales": count, "amount_tiyin": int(total or 0)}
+                for code, method, count, total in rows]
+
+    office, paid = lines(sales), lines(fees)
+    return {"centre": centre, "day": day.isoformat(), "office_sales": office, "fees": paid,
+            "total_tiyin": sum(line["amount_tiyin"] for line in office + paid)}
 
 
 def filed_view(application, created):
@@ -190,6 +244,7 @@ def service_form(definition):
         "agency": definition["agency"],
         "deadline_working_days": definition["deadline_working_days"],
         "fee": definition.get("fee"),
+        "fee_today_tiyin": _fee_today(definition),
         "required_documents": [{"code": document["code"], "names": document["names"]}
                                for document in definition["required_documents"]],
         "attributes": [
@@ -199,6 +254,13 @@ def service_form(definition):
             for attribute in attributes
         ],
     }
+
+
+def _fee_today(definition):
+    try:
+        return fee_on(definition, local_date(datetime.now(timezone.utc)))
+    except ApiError:
+        return None
 
 
 def application_for_status(session, tracking_number, code):

@@ -19,6 +19,7 @@ from tests.conftest import TEST_JWKS, as_caller, auth, free_port, fresh_vhost  #
 
 SEED = Path(os.environ.get("OSS_SEED_FILE") or PROJECT_ROOT / "services" / "catalogue" / "seed" / "services.yml")
 REGIONS = ("jizzakh", "namangan", "fergana")
+PAYME_MERCHANT_ID, PAYME_KEY = "5e730e8e0b852a417aa49ceb", "test-merchant-key-&Q9x"
 
 
 class Stack:
@@ -45,6 +46,8 @@ class Stack:
             "AUTH_JWKS_MAX_AGE_SECONDS": "2",
             # The tests make thousands of anonymous calls from one address; tests of the limits set their own.
             "ANONYMOUS_RATE_LIMIT": "1000000/1",
+            "PAYME_MERCHANT_ID": PAYME_MERCHANT_ID,
+            "PAYME_KEY": PAYME_KEY,
         }
         env.update({key: str(value) for key, value in extra.items()})
         return env

@@ -16,7 +16,7 @@ from tests.conftest import TEST_SIGNING_KEY, forged_token, missing_tool
 pytestmark = pytest.mark.integration
 
 # What anyone may call: health, Open311 (its POST checks a partner's api_key instead), the
-# citizen's status page's lookup, and open data.
+# citizen's status page's lookup, open data, and Payme (which checks its merchant key itself).
 PUBLIC = {
     ("catalogue", "GET", "/health"),
     ("intake", "GET", "/health"),
@@ -28,6 +28,7 @@ PUBLIC = {
     ("intake", "POST", "/open311/v2/requests.{format}"),
     ("intake", "GET", "/open311/v2/requests/{service_request_id}.{format}"),
     ("intake", "GET", "/open311/v2/tokens/{token}.{format}"),
+    ("intake", "POST", "/api/v1/payme"),  # Payme's merchant API: Basic auth with the region's merchant key instead
     ("notifications", "GET", "/health"),
     ("reporting", "GET", "/health"),
     ("reporting", "GET", "/api/v1/open-data/summary"),

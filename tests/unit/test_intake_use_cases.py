@@ -35,8 +35,9 @@ class FakeApplications:
     def key_taken(self, key):
         return self.by_idempotency_key(key) is not None
 
-    def add(self, values, first_change):
-        self.staged = SimpleNamespace(**values, id=None, history=[SimpleNamespace(**first_change)])
+    def add(self, values, first_change, invoice=None):
+        self.staged = SimpleNamespace(**values, id=None, history=[SimpleNamespace(**first_change)],
+                                      invoice=SimpleNamespace(**invoice) if invoice else None)
         return self.staged
 
     def append_history(self, application, **change):
@@ -70,6 +71,8 @@ class FakeUnitOfWork(UnitOfWork):
         self.catalogue = SimpleNamespace(get={d["code"]: d for d in definitions or (DEFINITION,)}.get)
         self.applications = FakeApplications()
         self.tracking_numbers = FakeTrackingNumbers()
+        self.invoices = SimpleNamespace(of_application=lambda tracking_number, for_update=False: None)
+        self.pay_url = lambda invoice: None
         self.published = []  # what reached the outbox
         self.commits = 0
 
