@@ -1,11 +1,13 @@
 """The catalogue's use cases with a fake unit of work (as cosmicpython tests its handlers): no database, no broker."""
 from types import SimpleNamespace
 
+from datetime import date
+
 import pytest
 
 from oss_common.unit_of_work import UnitOfWork
 from services.catalogue import use_cases
-from services.catalogue.commands import ChangeServiceState, LoadCatalogue, UpsertService
+from services.catalogue.commands import SetBaseAmount, ChangeServiceState, LoadCatalogue, UpsertService
 from services.catalogue.exceptions import ServiceNotFound, UnknownReference
 
 L = {"uz": "x", "ru": "x", "en": "x"}
@@ -18,6 +20,9 @@ class FakeServices:
 
     def get(self, code):
         return self.rows.get(code)
+
+    def listed(self, state="published"):
+        return [row for code, row in sorted(self.rows.items()) if state == "all" or row.state == state]
 
     def add(self, values):
         self.rows[values["code"]] = SimpleNamespace(**values)
@@ -51,6 +56,19 @@ class FakeChanges:
         self.trail.append((row.code, row.version, row.state, actor))
 
 
+class FakeBaseAmounts:
+    def __init__(self):
+        self.values = {}
+
+    def all(self):
+        return sorted(self.values.items())
+
+    def keep(self, values, actor, now):
+        changed = [value for value in values if self.values.get(value["effective_from"]) != value["amount_tiyin"]]
+        self.values.update((value["effective_from"], value["amount_tiyin"]) for value in changed)
+        return len(changed)
+
+
 class FakeUnitOfWork(UnitOfWork):
     def __init__(self):
         super().__init__("national", "catalogue")
@@ -58,6 +76,7 @@ class FakeUnitOfWork(UnitOfWork):
         self.agencies = FakeNamedCodes(**{"oss-centre": L})
         self.groups = FakeNamedCodes(**{"office-services": L})
         self.changes = FakeChanges()
+        self.base_amounts = FakeBaseAmounts()
         self.published = []
         self.commits = 0
 
@@ -134,6 +153,24 @@ def test_a_catalogue_file_loads_once_and_again_changes_nothing():
                 "services": [definition(state="published"), definition("notary", state="retired")]}
     first = use_cases.load_catalogue(uow, LoadCatalogue(document, ADMIN))
     again = use_cases.load_catalogue(uow.again(), LoadCatalogue(document, ADMIN))
-    assert first == {"groups": 1, "agencies": 0, "services_changed": 2, "services_unchanged": 0}
-    assert again == {"groups": 0, "agencies": 0, "services_changed": 0, "services_unchanged": 2}
+    assert first == {"groups": 1, "agencies": 0, "base_amounts": 0, "services_changed": 2, "services_unchanged": 0}
+    assert again == {"groups": 0, "agencies": 0, "base_amounts": 0, "services_changed": 0, "services_unchanged": 2}
     assert [event["type"] for event in uow.published] == ["catalogue.service_published", "catalogue.service_retired"]
+
+
+def test_a_new_base_amount_announces_every_service_whose_fee_follows_it_with_its_amounts_in_tiyin():
+    uow = FakeUnitOfWork()
+    document = {"groups": [], "agencies": [], "services": [
+        definition("copying", state="published", fee={"free": False, "bca_multiple": 0.002, "collection": "desk"}),
+        definition("notary", state="published", fee={"free": False, "fixed_tiyin": 500_000}),
+        definition("free-one", state="published")],
+        "base_amounts": [{"effective_from": date(2024, 10, 1), "amount_tiyin": 37_500_000}]}
+    use_cases.load_catalogue(uow, LoadCatalogue(document, ADMIN))
+    before = len(uow.published)
+    use_cases.set_base_amount(uow.again(), SetBaseAmount({"effective_from": date(2025, 8, 1), "amount_tiyin": 41_200_000}, ADMIN))
+    (announced,) = uow.published[before:]  # the fixed and the free fee do not follow the base amount
+    assert announced["data"]["code"] == "copying" and announced["data"]["version"] == 2
+    assert announced["data"]["fee_amounts"] == [{"effective_from": "2024-10-01", "amount_tiyin": 75_000},
+                                                {"effective_from": "2025-08-01", "amount_tiyin": 82_400}]
+    use_cases.set_base_amount(uow.again(), SetBaseAmount({"effective_from": date(2025, 8, 1), "amount_tiyin": 41_200_000}, ADMIN))
+    assert len(uow.published) == before + 1  # the same value again changes nothing
