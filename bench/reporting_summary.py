@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 
 from oss_common.config import PROJECT_ROOT
 from oss_common.database import dispose_engines, session_factory, upgrade
-from services.reporting import operations
+from services.reporting import views
 from services.intake.domain import AWAITING_DECISION
 
 POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -171,12 +171,12 @@ def run_backend(backend, url, rows, queries):
     Session = session_factory(url, read_only=True)
     with Session() as session:
         full_year = periods(1)[0]
-        projected = operations.summary(session, *full_year)
+        projected = views.summary(session, *full_year)
         raw = raw_summary(session, *full_year)
         assert projected["totals"]["applications"] == raw["total"] == rows
         assert {row["service_code"]: row["applications"] for row in projected["by_service"]} == dict(raw["service_code"])
-        timed(operations.summary, session, periods(10, seed=3))  # warm caches alike for both
-        projection = timed(operations.summary, session, periods(queries))
+        timed(views.summary, session, periods(10, seed=3))  # warm caches alike for both
+        projection = timed(views.summary, session, periods(queries))
         group_by = timed(raw_summary, session, periods(max(5, queries // 30)))
     dispose_engines()
     return [(backend, "projection (daily buckets)", projection), (backend, "GROUP BY over raw applications", group_by)]

@@ -237,8 +237,8 @@ def cmd_reporting_rebuild(args):
     migrate(kind, config)
     from oss_common.auth import REGION_ADMIN
 
-    projections = importlib.import_module(f"{kind.package}.projections")
-    result = projections.rebuild_from_intake(config, caller_token(REGION_ADMIN, region.slug), page_size=args.page_size)
+    dependencies = importlib.import_module(f"{kind.package}.dependencies")
+    result = dependencies.rebuild_from_intake(config, caller_token(REGION_ADMIN, region.slug), page_size=args.page_size)
     print(f"{process_name(kind, region)} rebuilt from intake_{region.slug}: "
           f"{result['events_read']} events read, {result['events_applied']} applied")
     return 0

@@ -1,4 +1,5 @@
-"""How reporting reaches the outside world: other services over RPC, and who may read reports."""
+"""How reporting reaches the outside world: other services over RPC (every region's reports, a region's
+intake history for a rebuild), and sessions for answering questions."""
 import logging
 import time
 
@@ -6,9 +7,13 @@ import eventlet
 from nameko.exceptions import UnknownService
 from nameko.extensions import DependencyProvider
 from nameko.rpc import ReplyListener, ServiceProxy
+from nameko.standalone.rpc import ClusterRpcProxy
 
-from oss_common.database import Database, session_factory
+from oss_common.callers import caller_context
+from oss_common.database import Database, DatabaseSettings, session_factory
 from oss_common.regions import deployment_regions
+from services.reporting import use_cases
+from services.reporting.unit_of_work import ReportingUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +70,15 @@ class ReadOnlyDatabase(Database):
     def setup(self):
         super().setup()
         self.Session = session_factory(self.url, read_only=True, settings=self.settings)
+
+
+def rebuild_from_intake(config: dict, token: str, page_size: int = 1000) -> dict:
+    """`oss reporting rebuild --region <slug>`: replay the region's intake history into the
+    DATABASE_URL of `config` (the regional reporting service's own settings), asking intake as the
+    region administrator whose `token` is given."""
+    with ClusterRpcProxy(config, timeout=float(config.get("INTAKE_RPC_TIMEOUT") or 60),
+                         context_data=caller_context(token)) as cluster:
+        intake = getattr(cluster, f"intake_{config['REGION']}")
+        Session = session_factory(config["DATABASE_URL"], settings=DatabaseSettings.from_config(config))
+        with Session() as session:
+            return use_cases.rebuild(ReportingUnitOfWork(session), intake.export_events, page_size)

@@ -4,7 +4,7 @@ import io
 
 from openpyxl import Workbook
 
-from services.reporting.operations import BREAKDOWN_KEYS
+from services.reporting.views import BREAKDOWN_KEYS
 
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

@@ -13,12 +13,13 @@ from oss_common.http import HealthCheck, HealthSchema, api, query_params
 from oss_common.metrics import Metrics
 from oss_common.openapi import OpenApiDocs
 from oss_common.database import Database
-from services.reporting import exports, operations, projections
+from services.reporting import exports, use_cases, views
+from services.reporting.commands import record_event
 from services.reporting.dependencies import ReadOnlyDatabase, RegionalReports
 from services.reporting.metrics import REPORTING_REGIONS_MISSING
 from services.reporting.unit_of_work import ReportingUnitOfWork
 from services.reporting.domain import merge_regions
-from services.reporting.operations import iso_date
+from services.reporting.views import iso_date
 from services.reporting.web import DashboardPages
 from services.reporting.schemas import (
     NationalSummarySchema, OpenDataQuerySchema, OpenDataReportSchema, OverdueQuerySchema, OverdueReportSchema,
@@ -66,39 +67,41 @@ class ReportingService(HealthCheck, OpenApiDocs):
     @event_handler("{region}.application.*", queue_suffix="applications")
     def on_application_event(self, event):
         try:
-            projections.record_event(ReportingUnitOfWork(self.db), event)
+            command = record_event(event)
         except ValidationError as exc:
             raise DeadLetter(f"application event body invalid: {', '.join(sorted(exc.messages))}") from exc
+        if command is not None:
+            use_cases.record_event(ReportingUnitOfWork(self.db), command)
 
     # RPC: the same readers as HTTP (the national view asks with its analyst's token)
 
     @rpc
     def summary(self, start=None, end=None):
         self.caller.require(*REGIONAL_READERS)
-        return operations.summary(self.reader, *period(start, end))
+        return views.summary(self.reader, *period(start, end))
 
     @rpc
     def sla(self, start=None, end=None):
         self.caller.require(*REGIONAL_READERS)
-        return operations.sla(self.reader, *period(start, end))
+        return views.sla(self.reader, *period(start, end))
 
     @rpc
     def overdue(self, limit=1000, offset=0):
         self.caller.require(*REGIONAL_READERS)
         query = OVERDUE_QUERY.load({"limit": limit, "offset": offset})
-        return operations.overdue(self.reader, local_date(utc_now()), query["limit"], query["offset"])
+        return views.overdue(self.reader, local_date(utc_now()), query["limit"], query["offset"])
 
     @rpc
     def monthly(self, start=None, end=None):
         """The region's months for the national dashboard."""
         self.caller.require(*REGIONAL_READERS)
-        return operations.monthly(self.reader, *period(start, end), today=local_date(utc_now()))
+        return views.monthly(self.reader, *period(start, end), today=local_date(utc_now()))
 
     @rpc
     def regional_summary(self, start=None, end=None):
         """The region's part of the national view."""
         self.caller.require(*REGIONAL_READERS)
-        return operations.regional_summary(self.reader, *period(start, end))
+        return views.regional_summary(self.reader, *period(start, end))
 
     # HTTP
 
@@ -106,28 +109,28 @@ class ReportingService(HealthCheck, OpenApiDocs):
          response=SummaryReportSchema, content=DOWNLOADS, roles=REGIONAL_READERS)
     def http_summary(self, request):
         query = query_params(request, REPORT_QUERY)
-        report = operations.summary(self.reader, query["start"], query["end"])
+        report = views.summary(self.reader, query["start"], query["end"])
         return formatted("summary", report, query["format"], f"{self.name}-summary")
 
     @api("GET", "/api/v1/reports/sla", summary="Decisions within the legal deadline and late", query=REPORT_QUERY,
          response=SlaReportSchema, content=DOWNLOADS, roles=REGIONAL_READERS)
     def http_sla(self, request):
         query = query_params(request, REPORT_QUERY)
-        report = operations.sla(self.reader, query["start"], query["end"])
+        report = views.sla(self.reader, query["start"], query["end"])
         return formatted("sla", report, query["format"], f"{self.name}-sla")
 
     @api("GET", "/api/v1/reports/overdue", summary="Open applications past their due date", query=OVERDUE_QUERY,
          response=OverdueReportSchema, content=DOWNLOADS, roles=REGIONAL_READERS)
     def http_overdue(self, request):
         query = query_params(request, OVERDUE_QUERY)
-        report = operations.overdue(self.reader, local_date(utc_now()), query["limit"], query["offset"])
+        report = views.overdue(self.reader, local_date(utc_now()), query["limit"], query["offset"])
         return formatted("overdue", report, query["format"], f"{self.name}-overdue")
 
     @api("GET", "/api/v1/open-data/summary", summary="Open data: aggregates with small counts withheld",
          query=OPEN_DATA_QUERY, response=OpenDataReportSchema, public=True)
     def http_open_data(self, request):
         query = query_params(request, OPEN_DATA_QUERY)
-        return operations.open_data(self.reader, query["month"], query["start"], query["end"])
+        return views.open_data(self.reader, query["month"], query["start"], query["end"])
 
 
 class NationalReportingService(OpenApiDocs, DashboardPages):

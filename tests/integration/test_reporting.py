@@ -24,7 +24,7 @@ from oss_common.config import PROJECT_ROOT
 from oss_common.database import session_factory
 from oss_common.events import EVENTS_EXCHANGE, routing_key, utc_now
 from oss_common.regions import get_region
-from services.reporting import operations
+from services.reporting import views
 from services.intake.domain import AWAITING_DECISION
 from services.reporting.domain import percentile
 from tests.conftest import as_caller, token
@@ -275,7 +275,7 @@ def test_open_data_needs_no_credentials_and_answers_only_months_that_have_ended(
     assert (body["month"], body["from"]) == (last_month.strftime("%Y-%m"), last_month.isoformat())
     # What the HTTP face publishes is the read model's own figures with the small cells withheld.
     with session_factory(reporting["databases"]["fergana"], read_only=True)() as session:
-        expected = operations.open_data(session, body["month"], date.fromisoformat(body["from"]),
+        expected = views.open_data(session, body["month"], date.fromisoformat(body["from"]),
                                         date.fromisoformat(body["to"]))
     assert body == json.loads(json.dumps(expected))
     for name in ("by_service", "by_district", "by_channel", "by_status"):
@@ -314,8 +314,8 @@ def test_rebuild_gives_the_live_figures(stack, reporting):
 
     def figures(url):
         with session_factory(url, read_only=True)() as session:
-            return (operations.summary(session), operations.sla(session), operations.regional_summary(session),
-                    operations.overdue(session, local_date(utc_now())))
+            return (views.summary(session), views.sla(session), views.regional_summary(session),
+                    views.overdue(session, local_date(utc_now())))
 
     assert figures(rebuilt) == figures(reporting["databases"][region])
 

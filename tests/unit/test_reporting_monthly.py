@@ -2,7 +2,7 @@
 processing time and the backlog at each month's end, per region and summed nationally."""
 from datetime import date, datetime, timedelta, timezone
 
-from services.reporting import operations
+from services.reporting import views
 from services.reporting.domain import merge_monthly, months_between
 from tests.unit.test_reporting_projection import Session, apply_all, event  # noqa: F401 - fixture
 
@@ -29,7 +29,7 @@ def test_each_month_counts_its_submissions_decisions_and_backlog(Session):  # no
         event("JI-2026-000004", "withdrawn", MAR, "submitted", submitted_at=FEB, version=2),
     ])
     with Session() as session:
-        series = operations.monthly(session, None, None, today=date(2026, 3, 20))
+        series = views.monthly(session, None, None, today=date(2026, 3, 20))
     assert [row["month"] for row in series] == ["2026-01", "2026-02", "2026-03"]
     january, february, march = series
     assert (january["submitted"], january["decided"], january["on_time"], january["late"]) == (2, 1, 1, 0)
@@ -48,8 +48,8 @@ def test_a_period_limits_the_months_but_the_backlog_counts_everything_before(Ses
     apply_all(Session, [event("JI-2026-000001", "submitted", JAN, submitted_at=JAN),
                         event("JI-2026-000002", "submitted", FEB, submitted_at=FEB)])
     with Session() as session:
-        series = operations.monthly(session, date(2026, 2, 1), date(2026, 6, 30), today=date(2026, 3, 5))
-        empty = operations.monthly(session, date(2026, 4, 1), None, today=date(2026, 3, 5))
+        series = views.monthly(session, date(2026, 2, 1), date(2026, 6, 30), today=date(2026, 3, 5))
+        empty = views.monthly(session, date(2026, 4, 1), None, today=date(2026, 3, 5))
     assert [(row["month"], row["submitted"], row["backlog"]) for row in series] == [("2026-02", 1, 2), ("2026-03", 0, 2)]
     assert empty == []
 

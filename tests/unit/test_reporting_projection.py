@@ -7,7 +7,8 @@ import pytest
 
 from oss_common.database import session_factory, upgrade
 from oss_common.config import PROJECT_ROOT
-from services.reporting import operations, projections
+from services.reporting import commands, use_cases, views
+from services.reporting.unit_of_work import ReportingUnitOfWork
 
 MIGRATIONS = PROJECT_ROOT / "services" / "reporting" / "migrations"
 START = datetime(2026, 3, 2, 5, 0, tzinfo=timezone.utc)  # 10:00 in Tashkent, a Monday
@@ -49,14 +50,21 @@ def history(tracking, *statuses, step=timedelta(hours=1), **kwargs):
 
 
 def apply_all(Session, events):
-    with Session() as session, session.begin():
-        return [projections.apply_event(session, envelope) for envelope in events]
+    with Session() as session, ReportingUnitOfWork(session) as uow:
+        applied = [use_cases.apply_event(uow, commands.record_event(envelope)) for envelope in events]
+        uow.commit()
+    return applied
+
+
+def rebuild(Session, export_page, **kwargs):
+    with Session() as session:
+        return use_cases.rebuild(ReportingUnitOfWork(session), export_page, **kwargs)
 
 
 def figures(Session):
     with Session() as session:
-        summary = operations.summary(session)
-        sla = operations.sla(session)
+        summary = views.summary(session)
+        sla = views.sla(session)
     summary.pop("from"), summary.pop("to"), sla.pop("from"), sla.pop("to")
     return summary, sla
 
@@ -86,8 +94,9 @@ def test_the_higher_version_wins_whatever_the_clocks_say(Session):
     accepted = event("JI-2026-000009", "accepted", START + timedelta(seconds=5), "submitted", version=2)
     in_review = event("JI-2026-000009", "in_review", START + timedelta(seconds=2), "accepted", version=3)
     for order in ([submitted, accepted, in_review], [in_review, accepted, submitted]):
-        with Session() as session, session.begin():
-            projections.reset(session)
+        with Session() as session, ReportingUnitOfWork(session) as uow:
+            uow.read_model.reset()
+            uow.commit()
         apply_all(Session, order)
         summary, _ = figures(Session)
         assert summary["by_status"] == [{"status": "in_review", "applications": 1}], order
@@ -106,7 +115,7 @@ def test_a_late_decision_counts_against_the_sla_of_its_service_and_district(Sess
 def test_overdue_lists_open_applications_past_due_without_personal_data(Session):
     apply_all(Session, history("JI-2026-000004", "submitted", "accepted") + history("JI-2026-000005", "submitted", "withdrawn"))
     with Session() as session:
-        report = operations.overdue(session, today=date(2026, 3, 10))
+        report = views.overdue(session, today=date(2026, 3, 10))
     assert report["overdue"] == 1 and report["open_backlog"] == 1
     assert report["items"] == [{"tracking_number": "JI-2026-000004", "service_code": "photocopying", "district": "1708401",
                                 "centre": "jizzakh-city", "status": "accepted", "due_date": "2026-03-06", "days_overdue": 4}]
@@ -136,7 +145,7 @@ def test_shuffled_duplicated_stream_and_rebuild_give_the_in_order_figures(Sessio
     def export_page(after_id, limit):
         return {"items": pages[after_id], "next_after_id": after_id + 1, "more": after_id + 1 < len(pages)}
 
-    result = projections.rebuild(Session, export_page, page_size=64)
+    result = rebuild(Session, export_page, page_size=64)
     assert result == {"events_read": len(shuffled), "events_applied": len(stream)}
     assert figures(Session) == figures(ordered_session)
 
@@ -146,18 +155,18 @@ def test_a_rebuild_page_that_meets_a_deadlock_is_tried_again_and_counts_each_eve
     from sqlalchemy.exc import OperationalError
 
     stream = history("JI-2026-000001", "submitted", "accepted") + history("JI-2026-000002", "submitted")
-    real_apply, failures = projections.apply_event, []
+    real_apply, failures = use_cases.apply_event, []
 
-    def apply_event(session, envelope):
-        applied = real_apply(session, envelope)
-        if envelope is stream[-1] and not failures:
-            failures.append(envelope)
+    def apply_event(uow, command):
+        applied = real_apply(uow, command)
+        if command.event_id == stream[-1]["event_id"] and not failures:
+            failures.append(command)
             raise OperationalError("INSERT INTO processed_events", {}, Exception("deadlock detected"))
         return applied
 
-    monkeypatch.setattr(projections, "apply_event", apply_event)
-    monkeypatch.setattr(projections, "retry_delay", lambda *args, **kwargs: 0)
-    result = projections.rebuild(Session, lambda after_id, limit: {"items": stream, "next_after_id": 1, "more": False})
+    monkeypatch.setattr(use_cases, "apply_event", apply_event)
+    monkeypatch.setattr(use_cases, "retry_delay", lambda *args, **kwargs: 0)
+    result = rebuild(Session, lambda after_id, limit: {"items": stream, "next_after_id": 1, "more": False})
     assert failures and result == {"events_read": 3, "events_applied": 3}
     summary, _sla = figures(Session)
     assert summary["totals"]["applications"] == 2, summary
@@ -166,13 +175,13 @@ def test_a_rebuild_page_that_meets_a_deadlock_is_tried_again_and_counts_each_eve
 def test_a_rebuild_page_with_a_poison_event_fails_at_once(Session, monkeypatch):
     calls = []
 
-    def apply_event(session, envelope):
-        calls.append(envelope)
+    def apply_event(uow, command):
+        calls.append(command)
         raise KeyError("service_code")
 
-    monkeypatch.setattr(projections, "apply_event", apply_event)
+    monkeypatch.setattr(use_cases, "apply_event", apply_event)
     with pytest.raises(KeyError):
-        projections.rebuild(Session, lambda after_id, limit: {"items": history("JI-2026-000001", "submitted"),
+        rebuild(Session, lambda after_id, limit: {"items": history("JI-2026-000001", "submitted"),
                                                               "next_after_id": 1, "more": False})
     assert len(calls) == 1
 
@@ -186,8 +195,8 @@ def test_open_data_hides_small_cells(Session):
         events += history(f"JI-2026-2{number:05d}", "submitted", service="small", submitted_at=april)
     apply_all(Session, events)
     with Session() as session:
-        report = operations.open_data(session, "2026-03", date(2026, 3, 1), date(2026, 3, 31))
-        april_report = operations.open_data(session, "2026-04", date(2026, 4, 1), date(2026, 4, 30))
+        report = views.open_data(session, "2026-03", date(2026, 3, 1), date(2026, 3, 31))
+        april_report = views.open_data(session, "2026-04", date(2026, 4, 1), date(2026, 4, 30))
     assert (report["month"], report["from"], report["to"]) == ("2026-03", "2026-03-01", "2026-03-31")
     assert report["totals"] == {"applications": 12}
     assert april_report["totals"] == {"applications": 7}

@@ -8,7 +8,7 @@ from oss_common.regions import get_region
 from oss_common.web import static_pages
 from services.reporting.domain import merge_monthly
 from services.reporting.metrics import REPORTING_REGIONS_MISSING
-from services.reporting.operations import iso_date
+from services.reporting.views import iso_date
 from services.reporting.schemas import NationalMonthlySchema, PeriodSchema
 
 PAGES = Path(__file__).resolve().parent

@@ -1,5 +1,5 @@
-"""Reporting's questions to its read model: the summary, SLA compliance, overdue applications,
-open data and the compact answer a region gives the national aggregator."""
+"""Reporting's read side: its questions to the read model (the summary, SLA compliance, overdue
+applications, open data, the months) and the compact answer a region gives the national aggregator."""
 from collections import defaultdict
 from datetime import date, timedelta
 
