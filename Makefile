@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 REGIONS ?= jizzakh,namangan,fergana
 
-.PHONY: run test lint venv broker tools oidc migrate unit integration bench bench-reporting openapi clean
+.PHONY: run test lint venv broker tools oidc migrate unit integration bench bench-national bench-reporting openapi clean
 
 run: venv broker oidc
 	REGIONS=$(REGIONS) $(PY) -m oss_common.cli demo
@@ -37,6 +37,10 @@ oidc:
 
 bench: venv broker
 	$(PY) -m bench.pipeline
+
+# All 14 divisions on this machine at a national peak hour (bench/national.py).
+bench-national: venv broker
+	$(PY) -m bench.national
 
 bench-reporting: venv
 	$(PY) -m bench.reporting_summary

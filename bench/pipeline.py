@@ -368,9 +368,9 @@ def relay_throughput(stack, region, count):
     return first_seen[1] / elapsed, elapsed
 
 
-def event_lag(stack, rate, seconds, service):
-    """Submissions at `rate`/s across the regions over HTTP; returns (achieved rate, submission
-    latencies, lag to the bus, lag to regional reporting).
+def event_lag(stack, rate, seconds, service, regions=REGIONS, weights=None):
+    """Submissions at `rate`/s across `regions` over HTTP (in turn, or spread in proportion to
+    `weights`); returns (achieved rate, submission latencies, lag to the bus, lag to regional reporting).
 
     Lag to the bus: from the submit call to the event's arrival at a consumer of
     `*.application.submitted`. Lag to reporting: from the submit call to the moment
@@ -402,10 +402,11 @@ def event_lag(stack, rate, seconds, service):
     ready = eventlet.event.Event()
     listener = eventlet.spawn(listen)
     ready.wait()
-    sessions = {region: requests.Session() for region in REGIONS}
-    for region in REGIONS:
+    sessions = {region: requests.Session() for region in regions}
+    for region in regions:
         sessions[region].headers.update(stack.operator_headers(region))
-    bodies = {region: sample_submission(region, service) for region in REGIONS}
+    bodies = {region: sample_submission(region, service) for region in regions}
+    order = spread(regions, weights or [1] * len(regions), int(rate * seconds))
     pool = eventlet.GreenPool(64)
 
     def one(region):
@@ -423,7 +424,7 @@ def event_lag(stack, rate, seconds, service):
         delay = target - time.perf_counter()
         if delay > 0:
             eventlet.sleep(delay)
-        pool.spawn(one, REGIONS[index % len(REGIONS)])
+        pool.spawn(one, order[index])
     pool.waitall()
     achieved = len(submission_latencies) / (time.perf_counter() - start)
     reporting_lags = wait_counted_in_reporting(stack, submitted_at, event_of)
@@ -431,6 +432,20 @@ def event_lag(stack, rate, seconds, service):
     listener.wait()
     lags = [arrived_at[number] - started for number, (started, _wall) in submitted_at.items() if number in arrived_at]
     return achieved, submission_latencies, lags, reporting_lags
+
+
+def spread(regions, weights, count):
+    """`count` regions in a fixed interleaved order, each in proportion to its weight (the region
+    furthest behind its share goes next), so any stretch of the run carries every region's share."""
+    total = sum(weights)
+    taken = [0] * len(regions)
+    order = []
+    for index in range(1, count + 1):
+        lag = [index * weight / total - done for weight, done in zip(weights, taken)]
+        chosen = lag.index(max(lag))
+        taken[chosen] += 1
+        order.append(regions[chosen])
+    return order
 
 
 def wait_counted_in_reporting(stack, submitted_at, event_of, timeout=60.0):
