@@ -18,7 +18,8 @@ FINISHED = frozenset({SENT, FAILED, SKIPPED})
 CITIZEN, AGENCY = "citizen", "agency"
 
 # The application events a citizen hears about (and the deadline watch follows); others are ignored.
-CITIZEN_EVENTS = frozenset({"application.submitted", "application.status_changed"})
+CITIZEN_EVENTS = frozenset({"application.submitted", "application.status_changed", "application.paid",
+                            "application.refunded"})
 
 DEFAULT_LANGUAGE = "uz"
 DUE_SOON, OVERDUE = "due_soon", "overdue"

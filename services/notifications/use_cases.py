@@ -128,6 +128,29 @@ def citizen_values(fact: dict, language: str) -> dict:
         "due_date": fact["due_date"].strftime("%d.%m.%Y"),
         "due_date_iso": fact["due_date"].isoformat(),
         "status_code": fact["status_code"],
+        **fee_values(fact),
+    }
+
+
+def so_m(tiyin: int) -> str:
+    """An amount in tiyin as citizens read it: so'm with thin groups, tiyin only when there are any (82 400,
+    1 250,50); integer arithmetic, no float."""
+    whole, part = divmod(int(tiyin), 100)
+    grouped = f"{whole:,}".replace(",", "\u00a0")
+    return f"{grouped},{part:02d}" if part else grouped
+
+
+def fee_values(fact: dict) -> dict:
+    """A paid application's invoice and payment for the templates: `invoice` (number, amount, due date,
+    pay_url: Payme's checkout) and `payment` (amount, method, receipt), or None."""
+    invoice, payment = fact.get("invoice"), fact.get("payment")
+    return {
+        "invoice": None if invoice is None else {
+            "number": invoice["invoice_number"], "amount": so_m(invoice["amount_tiyin"]), "currency": invoice["currency"],
+            "due_date": invoice["due_date"].strftime("%d.%m.%Y"), "pay_url": invoice["pay_url"], "state": invoice["state"]},
+        "payment": None if payment is None else {
+            "amount": so_m(payment["amount_tiyin"]), "method": payment["method"], "receipt_number": payment["receipt_number"],
+            "reason": payment["reason"]},
     }
 
 

@@ -54,3 +54,25 @@ def test_payment_moves_an_application_on_and_a_reversal_back():
     with pytest.raises(TransitionNotAllowed):
         workflow.pay()
     assert workflow.payment_reversed() is Status.SUBMITTED and workflow.status is Status.AWAITING_PAYMENT
+
+
+@pytest.mark.parametrize("language", ["uz", "ru", "en"])
+def test_citizens_are_told_the_invoice_and_the_payment_in_their_language(language):
+    from services.notifications.messages import TemplateBook
+    from services.notifications.use_cases import citizen_values, so_m
+
+    assert so_m(8_240_000) == "82\u00a0400" and so_m(125_050) == "1\u00a0250,50"
+    invoice = {"invoice_number": "042026000123", "amount_tiyin": 8_240_000, "currency": "UZS", "due_date": date(2026, 12, 11),
+               "state": "issued", "pay_url": "https://checkout.paycom.uz/bT0x"}
+    fact = {"tracking_number": "JI-2026-000123", "service_code": "apostille", "service_name": {language: "Apostil"},
+            "status": "awaiting_payment", "previous_status": None, "reason": None, "open": False,
+            "due_date": date(2026, 12, 20), "status_code": "ABCD-EFGH", "invoice": invoice, "payment": None}
+    book = TemplateBook()
+    filed = book.render("application.submitted", language, **citizen_values(fact, language))
+    assert "82\u00a0400" in filed.body and "042026000123" in filed.body and invoice["pay_url"] in filed.body
+    paid = {**fact, "status": "submitted", "invoice": {**invoice, "state": "paid", "pay_url": None},
+            "payment": {"amount_tiyin": 8_240_000, "method": "cash", "receipt_number": "R-77", "reason": None}}
+    message = book.render("application.paid", language, **citizen_values(paid, language))
+    assert "82\u00a0400" in message.body and "R-77" in message.body and "JI-2026-000123" in message.subject
+    refunded = {**paid, "reason": "withdrawn", "payment": {**paid["payment"], "reason": "withdrawn"}}
+    assert "82\u00a0400" in book.render("application.refunded", language, **citizen_values(refunded, language)).body
