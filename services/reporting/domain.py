@@ -53,6 +53,7 @@ def merge_regions(answers, missing, asked):
     by_service, by_status = {}, {}
     regions = []
     by_region_service_month = []
+    fees = {"totals": {}, "by_region": [], "rows": []}
     for slug in asked:
         answer = answers.get(slug)
         if answer is None:
@@ -65,6 +66,11 @@ def merge_regions(answers, missing, asked):
             by_status[status] = by_status.get(status, 0) + count
         regions.append({"region": slug, **answer["totals"], **answer["sla"]})
         by_region_service_month.extend({"region": slug, **row} for row in answer["by_service_month"])
+        if answer.get("fees"):  # a region not yet upgraded answers without them
+            for key, value in answer["fees"]["totals"].items():
+                fees["totals"][key] = fees["totals"].get(key, 0) + value
+            fees["by_region"].append({"region": slug, **answer["fees"]["totals"]})
+            fees["rows"].extend({"region": slug, **row} for row in answer["fees"]["rows"])
     totals.setdefault("applications", 0)
     totals["sla_compliance"] = compliance(totals.get("on_time", 0), totals.get("late", 0))
     return {
@@ -76,6 +82,7 @@ def merge_regions(answers, missing, asked):
         "by_status": ranked(by_status, "status"),
         "regions": regions,
         "by_region_service_month": by_region_service_month,
+        "fees": fees,
     }
 
 

@@ -9,6 +9,9 @@ from services.reporting.views import BREAKDOWN_KEYS
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+FEE_COLUMNS = ["invoices", "invoiced_tiyin", "paid_tiyin", "refunded_tiyin", "outstanding_tiyin"]
+
+
 def report_tables(kind, report):
     """[(sheet title, headers, rows)] of a summary, sla or overdue report."""
     if kind == "summary":
@@ -37,9 +40,14 @@ def report_tables(kind, report):
         headers = ["region", "applications", "open", "decided", "on_time", "late", "approved", "rejected",
                    "sla_compliance", "median_processing_seconds", "p90_processing_seconds"]
         month_headers = ["region", "service_code", "month", "applications"]
+        fee_headers = ["region", "month", "centre", "service_code", *FEE_COLUMNS]
         return [("regions", headers, [[row.get(h) for h in headers] for row in report["regions"]]),
                 ("by_region_service_month", month_headers,
-                 [[row[h] for h in month_headers] for row in report["by_region_service_month"]])]
+                 [[row[h] for h in month_headers] for row in report["by_region_service_month"]]),
+                ("fees", fee_headers, [[row[h] for h in fee_headers] for row in report["fees"]["rows"]])]
+    if kind == "fees":
+        headers = ["month", "centre", "service_code", *FEE_COLUMNS]
+        return [("fees", headers, [[row[h] for h in headers] for row in report["rows"]])]
     raise ValueError(f"no table layout for {kind!r}")
 
 

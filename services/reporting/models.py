@@ -4,7 +4,7 @@ Nothing personal is kept: no applicant name, PINFL or contact ever reaches these
 """
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, Float, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Date, Float, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from oss_common.database import UtcDateTime
@@ -75,6 +75,25 @@ class DailyDecision(Base):
     rejected: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     on_time: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     late: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class FeeState(Base):
+    """One invoice: the month it was issued (Tashkent), where, what for, and the money in tiyin: invoiced,
+    paid (every payment), refunded (every refund); outstanding while its state is `issued`."""
+
+    __tablename__ = "fee_states"
+    __table_args__ = (Index("ix_fee_states_month", "month", "centre", "service_code"),)
+
+    invoice_number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tracking_number: Mapped[str] = mapped_column(String(32), nullable=False)
+    service_code: Mapped[str] = mapped_column(String(64), nullable=False)
+    centre: Mapped[str] = mapped_column(String(64), nullable=False)
+    month: Mapped[str] = mapped_column(String(7), nullable=False)
+    invoiced_tiyin: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    paid_tiyin: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    refunded_tiyin: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
 
 class ProcessedEvent(ProcessedEventMixin, Base):

@@ -1,10 +1,11 @@
 """Reporting's read model as the consumer writes it: applied events, one row per application, daily buckets.
 Every statement of the write side lives here (the read side's queries are views.py's)."""
-from sqlalchemy import bindparam, delete, select, text
+from sqlalchemy import bindparam, delete, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from oss_common.consumers import first_delivery
-from services.reporting.models import ApplicationState, DailyCount, DailyDecision, ProcessedEvent
+from services.reporting.models import ApplicationState, DailyCount, DailyDecision, FeeState, ProcessedEvent
 
 _DECISION_COLUMNS = frozenset({"decision", "decided_at", "decided_day", "decided_on_time", "processing_seconds"})
 _DECISION_SUMS = ("approved", "rejected", "on_time", "late")
@@ -42,12 +43,29 @@ class ReadModel:
         rows = [{"day": day, "dimension": dimension, "value": value, **deltas} for dimension, value in values.items()]
         _upsert(self.session.connection(), "decide", sorted(rows, key=_bucket_order))
 
+    def keep_fee(self, values: dict) -> None:
+        """The invoice's row as an event describes it: inserted when new (yielding to a concurrent
+        insert), its state moved when the event is newer (a higher application version)."""
+        table = FeeState.__table__
+        dialect = postgresql if self.session.connection().dialect.name == "postgresql" else sqlite
+        self.session.connection().execute(dialect.insert(table).values(**values).on_conflict_do_nothing(
+            index_elements=[table.c.invoice_number]))
+        self.session.connection().execute(update(table).where(
+            table.c.invoice_number == values["invoice_number"], table.c.version < values["version"]).values(
+            state=values["state"], version=values["version"]))
+
+    def add_money(self, invoice_number: str, paid: int = 0, refunded: int = 0) -> None:
+        """Count a payment or a refund of the invoice (each event once: the caller applies it once)."""
+        table = FeeState.__table__
+        self.session.connection().execute(update(table).where(table.c.invoice_number == invoice_number).values(
+            paid_tiyin=table.c.paid_tiyin + paid, refunded_tiyin=table.c.refunded_tiyin + refunded))
+
     def flush(self) -> None:
         self.session.flush()
 
     def reset(self) -> None:
         """Empty the read model and the record of applied events."""
-        for model in (DailyCount, DailyDecision, ApplicationState, ProcessedEvent):
+        for model in (DailyCount, DailyDecision, ApplicationState, FeeState, ProcessedEvent):
             self.session.execute(delete(model))
 
 

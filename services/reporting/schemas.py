@@ -191,6 +191,41 @@ class OpenDataStatusSchema(StrictSchema):
     suppressed = fields.Boolean(required=True)
 
 
+class FeeFiguresSchema(StrictSchema):
+    """Money in tiyin (integers) of the invoices issued in the period's months."""
+
+    invoices = fields.Integer()
+    invoiced_tiyin = fields.Integer(required=True, allow_none=True)
+    paid_tiyin = fields.Integer(required=True, allow_none=True, metadata={"description": "every payment"})
+    refunded_tiyin = fields.Integer(required=True, allow_none=True, metadata={"description": "every refund"})
+    outstanding_tiyin = fields.Integer(required=True, allow_none=True, metadata={"description": "invoices still unpaid"})
+
+
+class FeeLineSchema(FeeFiguresSchema):
+    region = fields.String()
+    month = fields.String(required=True, metadata={"description": "YYYY-MM of the invoice"})
+    centre = fields.String(required=True)
+    service_code = fields.String(required=True)
+
+
+class FeeRegionSchema(FeeFiguresSchema):
+    region = fields.String(required=True)
+
+
+class FeeReportSchema(StrictSchema):
+    start = fields.Date(data_key="from", required=True, allow_none=True)
+    end = fields.Date(data_key="to", required=True, allow_none=True)
+    currency = fields.String(required=True)
+    totals = fields.Nested(FeeFiguresSchema, required=True)
+    rows = fields.List(fields.Nested(FeeLineSchema), required=True)
+
+
+class NationalFeesSchema(StrictSchema):
+    totals = fields.Nested(FeeFiguresSchema, required=True)
+    by_region = fields.List(fields.Nested(FeeRegionSchema), required=True)
+    rows = fields.List(fields.Nested(FeeLineSchema), required=True)
+
+
 class OpenDataReportSchema(StrictSchema):
     """Counts under `suppressed_below` are withheld: `applications` null and `suppressed` true."""
 
@@ -203,6 +238,8 @@ class OpenDataReportSchema(StrictSchema):
     by_district = fields.List(fields.Nested(OpenDataDistrictSchema), required=True)
     by_channel = fields.List(fields.Nested(OpenDataChannelSchema), required=True)
     by_status = fields.List(fields.Nested(OpenDataStatusSchema), required=True)
+    fees = fields.Nested(FeeFiguresSchema, required=True, metadata={
+        "description": "the month's totals only (null under 5 invoices); never per centre or service"})
 
 
 class NationalTotalsSchema(StrictSchema):
@@ -250,6 +287,7 @@ class NationalSummarySchema(StrictSchema):
     by_status = fields.List(fields.Nested(StatusCountSchema), required=True)
     regions = fields.List(fields.Nested(RegionFiguresSchema), required=True)
     by_region_service_month = fields.List(fields.Nested(RegionServiceMonthSchema), required=True)
+    fees = fields.Nested(NationalFeesSchema, required=True)
 
 
 class MonthFiguresSchema(StrictSchema):

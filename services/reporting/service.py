@@ -22,7 +22,7 @@ from services.reporting.domain import merge_regions
 from services.reporting.views import iso_date
 from services.reporting.web import DashboardPages
 from services.reporting.schemas import (
-    NationalSummarySchema, OpenDataQuerySchema, OpenDataReportSchema, OverdueQuerySchema, OverdueReportSchema,
+    FeeReportSchema, NationalSummarySchema, OpenDataQuerySchema, OpenDataReportSchema, OverdueQuerySchema, OverdueReportSchema,
     PeriodSchema, ReportQuerySchema, SlaReportSchema, SummaryReportSchema,
 )
 
@@ -98,6 +98,11 @@ class ReportingService(HealthCheck, OpenApiDocs):
         return views.monthly(self.reader, *period(start, end), today=local_date(utc_now()))
 
     @rpc
+    def fees(self, start=None, end=None):
+        self.caller.require(*REGIONAL_READERS)
+        return views.fees(self.reader, *period(start, end))
+
+    @rpc
     def regional_summary(self, start=None, end=None):
         """The region's part of the national view."""
         self.caller.require(*REGIONAL_READERS)
@@ -125,6 +130,13 @@ class ReportingService(HealthCheck, OpenApiDocs):
         query = query_params(request, OVERDUE_QUERY)
         report = views.overdue(self.reader, local_date(utc_now()), query["limit"], query["offset"])
         return formatted("overdue", report, query["format"], f"{self.name}-overdue")
+
+    @api("GET", "/api/v1/reports/fees", summary="Invoiced, paid, refunded and outstanding amounts (tiyin) by month, "
+         "centre and service", query=REPORT_QUERY, response=FeeReportSchema, content=DOWNLOADS, roles=REGIONAL_READERS)
+    def http_fees(self, request):
+        query = query_params(request, REPORT_QUERY)
+        report = views.fees(self.reader, query["start"], query["end"])
+        return formatted("fees", report, query["format"], f"{self.name}-fees")
 
     @api("GET", "/api/v1/open-data/summary", summary="Open data: aggregates with small counts withheld",
          query=OPEN_DATA_QUERY, response=OpenDataReportSchema, public=True)

@@ -13,7 +13,7 @@ from oss_common.calendar import local_date
 from oss_common.failures import is_transient, retry_delay
 from services.reporting import commands
 from services.reporting.commands import RecordEvent
-from services.reporting.domain import COUNT_DIMENSIONS, DECISION_DIMENSIONS
+from services.reporting.domain import COUNT_DIMENSIONS, DECISION_DIMENSIONS, month_of
 from services.reporting.unit_of_work import ReportingUnitOfWork
 
 PAGE_ATTEMPTS = 8
@@ -34,6 +34,8 @@ def apply_event(uow: ReportingUnitOfWork, command: RecordEvent) -> bool:
     fact = command.fact
     if not uow.read_model.first_delivery(command.event_id, command.event_type):
         return False
+    if fact.get("invoice") is not None:
+        _record_fee(uow, command.event_type, fact)
     values = _snapshot(fact)
     created = uow.read_model.claim(values)
     if created:
@@ -94,6 +96,21 @@ def _apply_page(uow, envelopes, attempts=PAGE_ATTEMPTS):
             if attempt == attempts or not is_transient(exc):
                 raise
             time.sleep(retry_delay(attempt, base=0.2, ceiling=5.0))
+
+
+def _record_fee(uow, event_type, fact):
+    """A paid application's invoice, and the money an `application.paid` or `.refunded` event moved."""
+    invoice = fact["invoice"]
+    uow.read_model.keep_fee({
+        "invoice_number": invoice["invoice_number"], "tracking_number": fact["tracking_number"],
+        "service_code": fact["service_code"], "centre": fact["centre"],
+        "month": month_of(local_date(invoice["issued_at"])), "invoiced_tiyin": invoice["amount_tiyin"],
+        "paid_tiyin": 0, "refunded_tiyin": 0, "state": invoice["state"], "version": application_events.stored_version(fact)})
+    payment = fact.get("payment")
+    if payment is not None and event_type == application_events.PAID:
+        uow.read_model.add_money(invoice["invoice_number"], paid=payment["amount_tiyin"])
+    elif payment is not None and event_type == application_events.REFUNDED:
+        uow.read_model.add_money(invoice["invoice_number"], refunded=payment["amount_tiyin"])
 
 
 def _snapshot(fact):

@@ -3,13 +3,13 @@ applications, open data, the months) and the compact answer a region gives the n
 from collections import defaultdict
 from datetime import date, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from oss_common.calendar import local_date
 from services.reporting.domain import (
     COUNT_DIMENSIONS, compliance, month_of, months_between, processing_figures, ranked, suppress,
 )
-from services.reporting.models import ApplicationState, DailyCount, DailyDecision
+from services.reporting.models import ApplicationState, DailyCount, DailyDecision, FeeState
 
 BREAKDOWN_KEYS = {"service": "service_code", "district": "district", "centre": "centre",
                   "channel": "channel", "status": "status"}
@@ -141,13 +141,44 @@ def overdue(session, today, limit=1000, offset=0):
     }
 
 
+FEE_FIGURES = ("invoiced_tiyin", "paid_tiyin", "refunded_tiyin", "outstanding_tiyin")
+
+
+def fees(session, start=None, end=None):
+    """Invoiced, paid, refunded and outstanding amounts in tiyin of the invoices issued in the months of
+    the period, by month, centre and service, and their totals. Paid counts every payment and refunded
+    every refund (an invoice paid, refunded by the provider and paid again is paid twice, refunded
+    once); outstanding is what invoices still unpaid ask for."""
+    conditions = []
+    if start is not None:
+        conditions.append(FeeState.month >= month_of(start))
+    if end is not None:
+        conditions.append(FeeState.month <= month_of(end))
+    rows = session.execute(
+        select(FeeState.month, FeeState.centre, FeeState.service_code, func.count(),
+               func.sum(FeeState.invoiced_tiyin), func.sum(FeeState.paid_tiyin), func.sum(FeeState.refunded_tiyin),
+               func.sum(case((FeeState.state == "issued", FeeState.invoiced_tiyin), else_=0)))
+        .where(*conditions).group_by(FeeState.month, FeeState.centre, FeeState.service_code)
+        .order_by(FeeState.month, FeeState.centre, FeeState.service_code)
+    ).all()
+    lines = [{"month": month, "centre": centre, "service_code": code, "invoices": count,
+              **dict(zip(FEE_FIGURES, (int(value or 0) for value in sums)))}
+             for month, centre, code, count, *sums in rows]
+    totals = {figure: sum(line[figure] for line in lines) for figure in FEE_FIGURES}
+    totals["invoices"] = sum(line["invoices"] for line in lines)
+    return {"from": iso_date(start), "to": iso_date(end), "currency": "UZS", "totals": totals, "rows": lines}
+
+
 def open_data(session, month, start, end):
     """Aggregates anyone may read, of one whole month: every cell under the suppression threshold is withheld."""
     counts = submission_counts(session, start, end)
     total = counts["all"].get("", 0)
     published_total = suppress({"": total})[""]
+    fee_totals = fees(session, start, end)["totals"]
+    # Money only as the month's totals: one invoice's amount would tell what one person paid for.
     report = {"month": month, "from": iso_date(start), "to": iso_date(end), "suppressed_below": 5,
-              "totals": {"applications": published_total}}
+              "totals": {"applications": published_total},
+              "fees": {figure: fee_totals[figure] if fee_totals["invoices"] >= 5 else None for figure in FEE_FIGURES}}
     for dimension in ("service", "district", "channel", "status"):
         cells = suppress(counts[dimension]) if published_total is not None else dict.fromkeys(counts[dimension])
         report[f"by_{dimension}"] = [
@@ -180,6 +211,7 @@ def regional_summary(session, start=None, end=None):
         "by_status": counts["status"],
         "by_service_month": [{"service_code": code, "month": month, "applications": count}
                              for (code, month), count in sorted(months.items()) if count],
+        "fees": fees(session, start, end),
         "sla": {
             "sla_compliance": compliance(decisions["on_time"], decisions["late"]),
             "median_processing_seconds": processing["median_seconds"],

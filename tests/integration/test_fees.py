@@ -51,8 +51,8 @@ def now_ms():
     return int(time.time() * 1000)
 
 
-def file_paid(stack, service=PAID_SERVICE):
-    answer = post(f"{stack.urls[REGION]}/api/v1/applications", valid_submission(REGION, service),
+def file_paid(stack, service=PAID_SERVICE, **overrides):
+    answer = post(f"{stack.urls[REGION]}/api/v1/applications", valid_submission(REGION, service, **overrides),
                   **auth(OPERATOR, REGION), **{"Idempotency-Key": uuid.uuid4().hex})
     assert answer.status_code == 201, answer.text
     return answer.json()
@@ -230,3 +230,36 @@ def test_refunds_a_withdrawal_before_work_and_a_wrong_refusal(stack):
     unpaid = file_paid(stack)["tracking_number"]
     assert move(stack, unpaid, "withdrawn", "not needed").status_code == 200
     assert application(stack, unpaid)["invoice"]["state"] == "cancelled"
+
+
+def test_reporting_counts_invoiced_paid_refunded_and_outstanding_per_centre_service_and_month(stack):
+    centre = "yangiobod"  # a centre no other test files at: its figures are this test's alone
+    reporting = stack.start("reporting", region=REGION, database_url=stack.databases.new("fees-reporting"))
+    try:
+        unpaid = file_paid(stack, centre=centre)
+        paid = file_paid(stack, centre=centre)
+        refunded = file_paid(stack, centre=centre)
+        month = paid["submitted_at"][:7]
+        assert pay_at_desk(stack, paid["tracking_number"]).status_code == 201
+        assert pay_at_desk(stack, refunded["tracking_number"], method="card").status_code == 201
+        assert move(stack, refunded["tracking_number"], "withdrawn", "changed their mind").status_code == 200
+        assert unpaid["invoice"]["state"] == "issued"
+        expected = {"invoices": 3, "invoiced_tiyin": 3 * FEE, "paid_tiyin": 2 * FEE, "refunded_tiyin": FEE,
+                    "outstanding_tiyin": FEE}
+        deadline, line = time.monotonic() + 60, None
+        while time.monotonic() < deadline:
+            report = requests.get(f"{reporting.url}/api/v1/reports/fees", headers=auth("analyst"), timeout=30).json()
+            line = next((row for row in report["rows"]
+                         if (row["month"], row["centre"], row["service_code"]) == (month, centre, PAID_SERVICE)), None)
+            if line is not None and {key: line[key] for key in expected} == expected:
+                break
+            time.sleep(0.5)
+        assert line is not None and {key: line[key] for key in expected} == expected, line
+        assert all(isinstance(value, int) for value in report["totals"].values())
+        csv = requests.get(f"{reporting.url}/api/v1/reports/fees", params={"format": "csv"}, headers=auth("analyst"), timeout=30)
+        assert csv.status_code == 200 and f"{month},{centre},{PAID_SERVICE},3,{3 * FEE}" in csv.text
+        public = requests.get(f"{reporting.url}/api/v1/open-data/summary", timeout=30).json()  # last month: totals only
+        assert set(public["fees"]) == {"invoiced_tiyin", "paid_tiyin", "refunded_tiyin", "outstanding_tiyin"}
+        assert "centre" not in str(public["fees"]) and "rows" not in public["fees"]
+    finally:
+        reporting.stop()

@@ -204,3 +204,34 @@ def test_open_data_hides_small_cells(Session):
     by_service = {row["service_code"]: row for row in report["by_service"]}
     assert by_service["small"]["applications"] is None and by_service["small"]["suppressed"]
     assert by_service["big"]["applications"] is None  # else 12 - 9 would give `small` away
+
+
+def _fee_event(kind, version, status, state, payment=None, tracking="JI-2026-000777"):
+    envelope = event(tracking, status, START + timedelta(minutes=version), service="apostille", version=version)
+    envelope["type"], envelope["schema_version"] = f"application.{kind}", 4
+    envelope["data"].update(open=status == "submitted", decided=False, final=False, invoice={
+        "invoice_number": "042026000777", "amount_tiyin": 8_240_000, "currency": "UZS", "due_date": "2026-03-09",
+        "state": state, "issued_at": _z(START), "pay_url": None})
+    if payment:
+        envelope["data"]["payment"] = {"amount_tiyin": 8_240_000, "method": payment, "receipt_number": "x", "reason": None,
+                                       "at": _z(START)}
+    return envelope
+
+
+def test_fees_are_counted_in_tiyin_once_per_event_in_any_order(Session):
+    events = [_fee_event("submitted", 1, "awaiting_payment", "issued"),
+              _fee_event("paid", 2, "submitted", "paid", "payme"),
+              _fee_event("refunded", 3, "awaiting_payment", "issued", "payme"),  # Payme took the payment back
+              _fee_event("paid", 4, "submitted", "paid", "cash")]
+    shuffled = events[::-1] + events  # newest first, then every event again
+    apply_all(Session, shuffled)
+    with Session() as session:
+        report = views.fees(session, date(2026, 3, 1), date(2026, 3, 31))
+    (line,) = report["rows"]
+    assert (line["month"], line["centre"], line["service_code"]) == ("2026-03", "jizzakh-city", "apostille")
+    assert (line["invoiced_tiyin"], line["paid_tiyin"], line["refunded_tiyin"], line["outstanding_tiyin"]) == \
+        (8_240_000, 16_480_000, 8_240_000, 0)
+    assert report["totals"]["invoices"] == 1 and all(isinstance(value, int) for value in report["totals"].values())
+    with Session() as session:
+        assert views.fees(session, date(2026, 4, 1), date(2026, 4, 30))["rows"] == []
+        assert views.open_data(session, "2026-03", date(2026, 3, 1), date(2026, 3, 31))["fees"]["paid_tiyin"] is None
