@@ -50,6 +50,21 @@ def amqp_user(amqp_uri):
     return unquote(urlparse(amqp_uri).username or "guest")
 
 
+def ensure_connected(connection):
+    """Connect to the first node that answers, trying each node the AMQP_URI names once and without a
+    pause between them: a cluster's clients name every node (`amqp://...@node1/oss;amqp://...@node2/oss;...`,
+    kombu's failover list), so losing one node costs a reconnection, not an outage."""
+    connection.ensure_connection(max_retries=max(1, len(connection.alt)), interval_start=0, interval_step=0)
+    return connection
+
+
+def sanitized(amqp_uri):
+    """The AMQP_URI for a log line: every node's password masked (nameko's own masks the first only)."""
+    from nameko.utils import sanitize_url
+
+    return ";".join(sanitize_url(part) for part in str(amqp_uri).split(";"))
+
+
 def outlet(amqp_uri, exchange_name):
     """Where a process publishes what is meant for a shared exchange: a definitions user (`oss-*`)
     through its own outlet, any other (a development broker's guest) to the exchange itself."""

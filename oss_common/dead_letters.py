@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from amqp.exceptions import NotFound
 from kombu import Connection, Producer, Queue
 
-from oss_common.broker import outlet
+from oss_common.broker import ensure_connected, outlet
 from oss_common.events import DEAD_LETTER_EXCHANGE, requeue_key, utc_now
 
 DEAD_SUFFIX = ".dead"
@@ -87,7 +87,7 @@ class DeadLetters:
         self.connection = Connection(amqp_uri, transport_options={"confirm_publish": True})
 
     def __enter__(self):
-        self.connection.ensure_connection(max_retries=1)
+        ensure_connected(self.connection)
         return self
 
     def __exit__(self, *exc_info):

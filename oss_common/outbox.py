@@ -20,7 +20,7 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, bindparam, cast, func, or_, select, update
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from oss_common.broker import outlet
+from oss_common.broker import ensure_connected, outlet
 from oss_common.database import READ_ONLY, UNSYNCED_COMMIT, DatabaseSettings, UtcDateTime, get_engine
 from oss_common.events import EVENTS_EXCHANGE, routing_key, utc_now
 from oss_common.metrics import (
@@ -195,7 +195,7 @@ class OutboxRelay(DependencyProvider):
     def _ensure_producer(self):
         if self._producer is None:
             self._connection = Connection(self.amqp_uri, heartbeat=0)
-            self._connection.ensure_connection(max_retries=1)
+            ensure_connected(self._connection)
             channel = self._connection.channel()
             EVENTS_EXCHANGE(channel).declare()
             # Confirms are collected per batch, not waited for one message at a time.

@@ -10,6 +10,7 @@ from amqp.exceptions import NotFound
 from kombu import Connection
 from prometheus_client.parser import text_string_to_metric_families
 
+from oss_common.broker import ensure_connected
 from oss_common.consumers import event_handlers
 from oss_common.service_kinds import service_class
 from oss_common.supervisor import service_process
@@ -98,7 +99,7 @@ def deployment_status(members, amqp_uri, host="127.0.0.1", timeout=2.0):
     """Statuses of the (kind, region) processes; the broker's part is left out when it is away."""
     connection = Connection(amqp_uri, connect_timeout=timeout)
     try:
-        connection.ensure_connection(max_retries=1)
+        ensure_connected(connection)
     except Exception:  # noqa: BLE001 - status still reports the processes without the broker
         connection = None
     try:

@@ -1,0 +1,142 @@
+"""A steady load of submissions over HTTP, spread over regions by weight, and what it left behind:
+used by the cluster fault test (tests/cluster/).
+
+Every submission is recorded (region, when it was sent, how long it took, its answer); the event lag
+is read back from the databases afterwards: from the outbox row intake committed with the
+application (`outbox.created_at`) to the moment the region's reporting applied its event
+(`processed_events.processed_at`), both on this machine's clock.
+"""
+import socket
+import time
+from dataclasses import dataclass
+
+import eventlet
+import requests
+from sqlalchemy import create_engine, text
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
+
+
+@dataclass
+class Submission:
+    region: str
+    sent_at: float  # time.monotonic() when it was sent
+    latency: float  # seconds until its answer (or its failure)
+    status: int  # HTTP status; 0 when no answer came (connection refused, timeout)
+    tracking_number: str | None = None
+
+
+@dataclass
+class Desk:
+    """Where one region's submissions go: its intake's URL, an operator's headers, a valid body."""
+    url: str
+    headers: dict
+    body: dict
+
+
+def spread(rate, weights):
+    """A deterministic, smooth order of regions in which each appears in proportion to its weight
+    (the largest remainder first): `rate` slots a second."""
+    total = sum(weights.values())
+    credit = dict.fromkeys(weights, 0.0)
+    order = []
+    for _ in range(max(1, round(rate))):
+        for region, weight in weights.items():
+            credit[region] += weight / total
+        region = max(credit, key=credit.get)
+        credit[region] -= 1.0
+        order.append(region)
+    return order
+
+
+def drive(desks, rate, seconds, weights=None, concurrency=128, timeout=30.0):
+    """Submit at `rate` per second for `seconds`, regions in proportion to `weights` (equal by default);
+    returns every Submission, in the order sent."""
+    weights = weights or dict.fromkeys(desks, 1)
+    order = spread(rate, weights)
+    sessions = {}
+    records = []
+    pool = eventlet.GreenPool(concurrency)
+
+    def one(region, sent_at):
+        session = sessions.get(region)
+        if session is None:
+            session = sessions[region] = requests.Session()
+            session.headers.update(desks[region].headers)
+        status, number = 0, None
+        try:
+            response = session.post(desks[region].url, json=desks[region].body, timeout=timeout)
+            status = response.status_code
+            if status == 201:
+                number = response.json()["tracking_number"]
+        except requests.RequestException:
+            pass
+        records.append(Submission(region, sent_at, time.monotonic() - sent_at, status, number))
+
+    interval = 1.0 / rate
+    start = time.monotonic()
+    for index in range(int(rate * seconds)):
+        delay = start + index * interval - time.monotonic()
+        if delay > 0:
+            eventlet.sleep(delay)
+        pool.spawn(one, order[index % len(order)], time.monotonic())
+    pool.waitall()
+    for session in sessions.values():
+        session.close()
+    return sorted(records, key=lambda record: record.sent_at)
+
+
+def count(database_url, statement):
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text(statement)).scalar()
+    finally:
+        engine.dispose()
+
+
+def event_lags(intake_url, reporting_url):
+    """Seconds from each submission's commit in intake (its outbox row) to its event applied by reporting."""
+    committed, applied = {}, {}
+    for url, statement, into in (
+            (intake_url, "SELECT event_id, created_at FROM outbox WHERE event_type = 'application.submitted'", committed),
+            (reporting_url, "SELECT event_id, processed_at FROM processed_events WHERE event_type = 'application.submitted'", applied)):
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                into.update(connection.execute(text(statement)).all())
+        finally:
+            engine.dispose()
+    return [(_instant(applied[event_id]) - _instant(created)) for event_id, created in committed.items() if event_id in applied]
+
+
+def _instant(value):
+    from datetime import datetime, timezone
+
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+def wait_until(predicate, timeout, what, interval=0.5):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f}s for {what}")
+        time.sleep(interval)
