@@ -1,12 +1,6 @@
-"""A steady load of submissions over HTTP, spread over regions by weight, and what it left behind:
-used by the cluster fault test (tests/cluster/).
-
-Every submission is recorded (region, when it was sent, how long it took, its answer); the event lag
-is read back from the databases afterwards: from the outbox row intake committed with the
-application (`outbox.created_at`) to the moment the region's reporting applied its event
-(`processed_events.processed_at`), both on this machine's clock.
-"""
-import socket
+"""A steady load of submissions over HTTP, spread over regions by weight, every one recorded (region,
+when it was sent, how long it took, its answer): what the cluster fault test (tests/cluster/) drives
+while a broker node goes away."""
 import time
 from dataclasses import dataclass
 
@@ -14,18 +8,7 @@ import eventlet
 import requests
 from sqlalchemy import create_engine, text
 
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
+from bench.pipeline import percentile  # noqa: F401 - the benches' one percentile, for the callers of this module
 
 
 @dataclass
@@ -104,31 +87,6 @@ def count(database_url, statement):
             return connection.execute(text(statement)).scalar()
     finally:
         engine.dispose()
-
-
-def event_lags(intake_url, reporting_url):
-    """Seconds from each submission's commit in intake (its outbox row) to its event applied by reporting."""
-    committed, applied = {}, {}
-    for url, statement, into in (
-            (intake_url, "SELECT event_id, created_at FROM outbox WHERE event_type = 'application.submitted'", committed),
-            (reporting_url, "SELECT event_id, processed_at FROM processed_events WHERE event_type = 'application.submitted'", applied)):
-        engine = create_engine(url)
-        try:
-            with engine.connect() as connection:
-                into.update(connection.execute(text(statement)).all())
-        finally:
-            engine.dispose()
-    return [(_instant(applied[event_id]) - _instant(created)) for event_id, created in committed.items() if event_id in applied]
-
-
-def _instant(value):
-    from datetime import datetime, timezone
-
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.timestamp()
 
 
 def wait_until(predicate, timeout, what, interval=0.5):
