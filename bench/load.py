@@ -8,7 +8,7 @@ import eventlet
 import requests
 from sqlalchemy import create_engine, text
 
-from bench.pipeline import percentile  # noqa: F401 - the benches' one percentile, for the callers of this module
+from bench.pipeline import percentile, spread  # noqa: F401 - percentile: the benches' one, for this module's callers
 
 
 @dataclass
@@ -28,26 +28,12 @@ class Desk:
     body: dict
 
 
-def spread(rate, weights):
-    """A deterministic, smooth order of regions in which each appears in proportion to its weight
-    (the largest remainder first): `rate` slots a second."""
-    total = sum(weights.values())
-    credit = dict.fromkeys(weights, 0.0)
-    order = []
-    for _ in range(max(1, round(rate))):
-        for region, weight in weights.items():
-            credit[region] += weight / total
-        region = max(credit, key=credit.get)
-        credit[region] -= 1.0
-        order.append(region)
-    return order
-
-
 def drive(desks, rate, seconds, weights=None, concurrency=128, timeout=30.0):
     """Submit at `rate` per second for `seconds`, regions in proportion to `weights` (equal by default);
     returns every Submission, in the order sent."""
     weights = weights or dict.fromkeys(desks, 1)
-    order = spread(rate, weights)
+    total = int(rate * seconds)
+    order = spread(list(weights), list(weights.values()), total)
     sessions = {}
     records = []
     pool = eventlet.GreenPool(concurrency)
@@ -69,11 +55,11 @@ def drive(desks, rate, seconds, weights=None, concurrency=128, timeout=30.0):
 
     interval = 1.0 / rate
     start = time.monotonic()
-    for index in range(int(rate * seconds)):
+    for index in range(total):
         delay = start + index * interval - time.monotonic()
         if delay > 0:
             eventlet.sleep(delay)
-        pool.spawn(one, order[index % len(order)], time.monotonic())
+        pool.spawn(one, order[index], time.monotonic())
     pool.waitall()
     for session in sessions.values():
         session.close()
