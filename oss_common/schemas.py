@@ -1,9 +1,10 @@
 """marshmallow building blocks more than one service's wire format uses."""
 import re
-from datetime import date
+from datetime import date, datetime
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
+from oss_common.events import rfc3339
 from oss_common.regions import load_registry
 
 LANGUAGES = ("uz", "ru", "en")
@@ -78,6 +79,13 @@ class RegionSlug(fields.String):
 class Language(fields.String):
     def __init__(self, **kwargs):
         super().__init__(validate=validate.OneOf(LANGUAGES), **kwargs)
+
+
+class Timestamp(fields.AwareDateTime):
+    """A moment as every answer shows it: RFC 3339 in UTC with a Z suffix, to the microsecond."""
+
+    def _serialize(self, value: datetime | None, attr, obj, **kwargs) -> str | None:
+        return None if value is None else rfc3339(value)
 
 
 class Day(fields.Date):

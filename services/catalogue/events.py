@@ -1,17 +1,24 @@
 """The events the catalogue publishes (`national.catalogue.service_*`), declared once: their body is the
 service as the API shows it, which intake keeps a copy of."""
-from oss_common.events import rfc3339
 from services.catalogue.domain import fee_schedule
+from services.catalogue.schemas import ServiceViewSchema
 
 PUBLISHED = "catalogue.service_published"
 RETIRED = "catalogue.service_retired"
 DRAFTED = "catalogue.service_drafted"
 EVENT_FOR_STATE = {"published": PUBLISHED, "retired": RETIRED, "draft": DRAFTED}
+SERVICE_VIEW = ServiceViewSchema()
 
 
 def service_data(row, agency_names: dict[str, dict], base_amounts: list[tuple] = ()) -> dict:
-    """A service as its events carry it and the API shows it (without a chosen language); `base_amounts`
-    ((day, tiyin), oldest first) give a paid service's fee in tiyin from each of those days."""
+    """A service as its events carry it and the API shows it (without a chosen language), dumped by
+    ServiceViewSchema; `base_amounts` ((day, tiyin), oldest first) give a paid service's fee in tiyin from
+    each of those days."""
+    return SERVICE_VIEW.dump(service_values(row, agency_names, base_amounts))
+
+
+def service_values(row, agency_names: dict[str, dict], base_amounts: list[tuple] = ()) -> dict:
+    """What ServiceViewSchema dumps of a service."""
     definition = row.definition
     return {
         "code": row.code,
@@ -29,5 +36,5 @@ def service_data(row, agency_names: dict[str, dict], base_amounts: list[tuple] =
         "public_interest": row.public_interest,
         "state": row.state,
         "version": row.version,
-        "updated_at": rfc3339(row.updated_at),
+        "updated_at": row.updated_at,
     }

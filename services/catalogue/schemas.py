@@ -2,7 +2,7 @@
 from marshmallow import ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from oss_common.regions import load_registry
-from oss_common.schemas import CODE, Language, LocalizedText, RegionSlug, StrictSchema
+from oss_common.schemas import CODE, Language, LocalizedText, RegionSlug, StrictSchema, Timestamp
 
 DATATYPES = ("string", "number", "datetime", "text", "singlevaluelist", "multivaluelist")
 LIST_DATATYPES = ("singlevaluelist", "multivaluelist")
@@ -92,7 +92,8 @@ class BaseAmountListSchema(StrictSchema):
 
 
 class FeeAmountSchema(StrictSchema):
-    effective_from = fields.Date(required=True)
+    # An ISO day as domain.fee_schedule gives it (and intake's copy keeps it).
+    effective_from = fields.String(required=True, metadata={"format": "date"})
     amount_tiyin = fields.Integer(required=True)
 
 
@@ -166,11 +167,21 @@ class LanguageQuerySchema(StrictSchema):
     lang = Language(load_default=None)
 
 
-# What the HTTP API answers (documentation for the OpenAPI document; the views are built in operations).
+# What the HTTP API answers: views.py dumps these (a service's view is its events' body, events.py), and the OpenAPI
+# document is built from them.
 
 class AgencyViewSchema(StrictSchema):
     code = fields.String(required=True)
     names = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+class FeeViewSchema(StrictSchema):
+    """A fee as the API and the events show it (FeeSchema reads it; its amounts are numbers here)."""
+
+    free = fields.Boolean(required=True)
+    bca_multiple = fields.Float()
+    fixed_tiyin = fields.Integer()
+    collection = fields.String(validate=validate.OneOf(COLLECTIONS))
 
 
 class ServiceViewSchema(StrictSchema):
@@ -184,7 +195,7 @@ class ServiceViewSchema(StrictSchema):
     keywords = fields.List(fields.String(), required=True)
     required_documents = fields.List(fields.Nested(DocumentSchema), required=True)
     attributes = fields.List(fields.Nested(AttributeSchema), required=True)
-    fee = fields.Nested(FeeSchema, required=True)
+    fee = fields.Nested(FeeViewSchema, required=True)
     fee_amounts = fields.List(fields.Nested(FeeAmountSchema), required=True, metadata={
         "description": "a paid service's fee in tiyin from each day the base calculation amount changed, oldest first"})
     deadline_working_days = fields.Integer(required=True)
@@ -193,7 +204,7 @@ class ServiceViewSchema(StrictSchema):
         "description": "its applications are listed on the anonymous Open311 face"})
     state = fields.String(required=True, validate=validate.OneOf(STATES))
     version = fields.Integer(required=True)
-    updated_at = fields.AwareDateTime(required=True)
+    updated_at = Timestamp(required=True)
     name = fields.String(metadata={"description": "in the language asked for with `lang`"})
     description = fields.String(metadata={"description": "in the language asked for with `lang`"})
 
@@ -217,7 +228,7 @@ class ChangeViewSchema(StrictSchema):
     version = fields.Integer(required=True)
     state = fields.String(required=True, validate=validate.OneOf(STATES))
     actor = fields.String(required=True, metadata={"description": "`role:subject` of the token that made the change"})
-    at = fields.AwareDateTime(required=True)
+    at = Timestamp(required=True, attribute="occurred_at")
 
 
 class ChangeListSchema(StrictSchema):

@@ -1,21 +1,25 @@
 """The catalogue's read side: services, groups and agencies as the API shows them, and a service's audit trail."""
 from sqlalchemy.orm import Session
 
-from oss_common.events import rfc3339
 from oss_common.schemas import localized
-from services.catalogue.events import service_data
+from services.catalogue.events import SERVICE_VIEW, service_values
 from services.catalogue.models import Agency, Group
 from services.catalogue.repository import BaseAmounts, Changes, NamedCodes, Services
+from services.catalogue.schemas import BaseAmountSchema, ChangeViewSchema, NamedViewSchema
 from services.catalogue.use_cases import service_not_found
+
+CHANGES = ChangeViewSchema(many=True)
+NAMED = NamedViewSchema(many=True)
+BASE_AMOUNTS = BaseAmountSchema(many=True)
 
 
 def service_view(row, agency_names: dict[str, dict], lang: str | None = None, base_amounts: list[tuple] = ()) -> dict:
     """A service as the API shows it; with `lang`, also its name and description in that language."""
-    view = service_data(row, agency_names, base_amounts)
+    values = service_values(row, agency_names, base_amounts)
     if lang:
-        view["name"] = localized(row.definition["names"], lang)
-        view["description"] = localized(row.definition["descriptions"], lang)
-    return view
+        values["name"] = localized(row.definition["names"], lang)
+        values["description"] = localized(row.definition["descriptions"], lang)
+    return SERVICE_VIEW.dump(values)
 
 
 def get_service(session: Session, code: str, lang: str | None = None) -> dict:
@@ -34,8 +38,7 @@ def list_services(session: Session, query: dict) -> list[dict]:
 def changes(session: Session, code: str) -> list[dict]:
     """The service's audit trail, oldest first (404 for an unknown service)."""
     _existing(session, code)
-    return [{"version": row.version, "state": row.state, "actor": row.actor, "at": rfc3339(row.occurred_at)}
-            for row in Changes(session).of(code)]
+    return CHANGES.dump(Changes(session).of(code))
 
 
 def groups(session: Session, lang: str | None = None) -> list[dict]:
@@ -54,8 +57,8 @@ def _existing(session, code):
 
 
 def _named(rows, lang):
-    return [{"code": row.code, "names": row.names, **({"name": localized(row.names, lang)} if lang else {})}
-            for row in rows]
+    return NAMED.dump([{"code": row.code, "names": row.names, **({"name": localized(row.names, lang)} if lang else {})}
+                       for row in rows])
 
 
 def agency_names(session: Session) -> dict[str, dict]:
@@ -64,4 +67,4 @@ def agency_names(session: Session) -> dict[str, dict]:
 
 def base_amounts(session: Session) -> list[dict]:
     """The base calculation amount in tiyin from each day it took effect, oldest first."""
-    return [{"effective_from": day.isoformat(), "amount_tiyin": amount} for day, amount in BaseAmounts(session).all()]
+    return BASE_AMOUNTS.dump([{"effective_from": day, "amount_tiyin": amount} for day, amount in BaseAmounts(session).all()])

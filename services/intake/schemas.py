@@ -1,7 +1,7 @@
 """What crosses intake's wire: submissions, transitions, queries and application views."""
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from oss_common.schemas import CODE, Day, Language, StrictSchema
+from oss_common.schemas import CODE, Day, Language, StrictSchema, Timestamp
 from services.intake.domain import Status
 
 PINFL = validate.Regexp(r"^\d{14}$", error="must be exactly 14 digits")
@@ -87,7 +87,8 @@ def mask_phone(phone):
     return f"{phone[:4]}*****{phone[-4:]}"
 
 
-# What the HTTP API answers (documentation for the OpenAPI document; the views are built in operations).
+# What the HTTP API answers: views.py dumps the applications' views with these, and the OpenAPI document is built
+# from them.
 
 class ApplicantViewSchema(StrictSchema):
     """The applicant; in lists the PINFL and phone are masked and the name left out."""
@@ -105,7 +106,7 @@ class StatusChangeViewSchema(StrictSchema):
     to_status = fields.String(data_key="to", required=True)
     actor = fields.String(required=True)
     reason = fields.String(required=True, allow_none=True)
-    at = fields.AwareDateTime(required=True)
+    at = Timestamp(required=True, attribute="occurred_at")
 
 
 class ApplicationViewSchema(StrictSchema):
@@ -120,8 +121,8 @@ class ApplicationViewSchema(StrictSchema):
     applicant = fields.Nested(ApplicantViewSchema, required=True)
     documents = fields.List(fields.String(), required=True)
     attributes = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
-    submitted_at = fields.AwareDateTime(required=True)
-    updated_at = fields.AwareDateTime(required=True)
+    submitted_at = Timestamp(required=True)
+    updated_at = Timestamp(required=True)
     due_date = fields.Date(required=True)
     history = fields.List(fields.Nested(StatusChangeViewSchema), metadata={"description": "not in lists"})
     invoice = fields.Nested(lambda: InvoiceViewSchema(), allow_none=True, metadata={
@@ -237,11 +238,11 @@ class InvoiceViewSchema(StrictSchema):
     currency = fields.String(required=True)
     due_date = fields.Date(required=True)
     state = fields.String(required=True, validate=validate.OneOf(("issued", "paid", "refunded", "cancelled")))
-    issued_at = fields.AwareDateTime(required=True)
+    issued_at = Timestamp(required=True)
     method = fields.String(allow_none=True)
     receipt_number = fields.String(allow_none=True)
-    paid_at = fields.AwareDateTime(allow_none=True)
-    refunded_at = fields.AwareDateTime(allow_none=True)
+    paid_at = Timestamp(allow_none=True)
+    refunded_at = Timestamp(allow_none=True)
     refund_reason = fields.String(allow_none=True)
 
 

@@ -12,7 +12,10 @@ from services.intake.domain import CURRENCY, FINAL, ApplicationWorkflow, fee_on,
 from oss_common.errors import ApiError
 from services.intake.exceptions import application_not_found
 from services.intake.models import Application, CatalogueEntry, Invoice, OfficeSale, OutboxEvent
-from services.intake.schemas import mask_phone, mask_pinfl
+from services.intake.schemas import ApplicationViewSchema, InvoiceViewSchema, mask_phone, mask_pinfl
+
+APPLICATION_VIEW = ApplicationViewSchema()
+INVOICE_VIEW = InvoiceViewSchema()
 
 
 def get_application(session, tracking):
@@ -28,7 +31,13 @@ def find_by_key(session, key):
     return session.scalar(select(Application).where(Application.idempotency_key == key))
 
 
-def application_view(application, with_history=True, reveal_personal_data=True):
+def application_view(application, with_history: bool = True, reveal_personal_data: bool = True) -> dict:
+    """An application as ApplicationViewSchema shows it; in lists without its history and with the
+    applicant's data masked."""
+    return APPLICATION_VIEW.dump(_application_values(application, with_history, reveal_personal_data))
+
+
+def _application_values(application, with_history=True, reveal_personal_data=True):
     applicant = {
         "pinfl": application.applicant_pinfl if reveal_personal_data else mask_pinfl(application.applicant_pinfl),
         "full_name": application.applicant_name if reveal_personal_data else None,
@@ -50,29 +59,28 @@ def application_view(application, with_history=True, reveal_personal_data=True):
         "applicant": applicant,
         "documents": application.documents,
         "attributes": application.attributes,
-        "submitted_at": rfc3339(application.submitted_at),
-        "updated_at": rfc3339(application.updated_at),
-        "due_date": application.due_date.isoformat(),
+        "submitted_at": application.submitted_at,
+        "updated_at": application.updated_at,
+        "due_date": application.due_date,
     }
     invoice = getattr(application, "invoice", None)
-    view["invoice"] = invoice_view(invoice) if invoice is not None else None
+    view["invoice"] = _invoice_values(invoice) if invoice is not None else None
     if with_history:
-        view["history"] = [
-            {"from": change.from_status, "to": change.to_status, "actor": change.actor,
-             "reason": change.reason, "at": rfc3339(change.occurred_at)}
-            for change in application.history
-        ]
+        view["history"] = application.history
     return view
 
 
-def invoice_view(invoice):
+def invoice_view(invoice) -> dict:
     """An invoice as the API shows it: amounts in tiyin."""
+    return INVOICE_VIEW.dump(_invoice_values(invoice))
+
+
+def _invoice_values(invoice):
     return {
         "invoice_number": invoice.invoice_number, "amount_tiyin": invoice.amount_tiyin, "currency": invoice.currency,
-        "due_date": invoice.due_date.isoformat(), "state": invoice.state, "issued_at": rfc3339(invoice.issued_at),
+        "due_date": invoice.due_date, "state": invoice.state, "issued_at": invoice.issued_at,
         "method": getattr(invoice, "method", None), "receipt_number": getattr(invoice, "receipt_number", None),
-        "paid_at": rfc3339(invoice.paid_at) if getattr(invoice, "paid_at", None) else None,
-        "refunded_at": rfc3339(invoice.refunded_at) if getattr(invoice, "refunded_at", None) else None,
+        "paid_at": getattr(invoice, "paid_at", None), "refunded_at": getattr(invoice, "refunded_at", None),
         "refund_reason": getattr(invoice, "refund_reason", None),
     }
 
@@ -118,10 +126,10 @@ def takings(session, centre, day):
 
 def filed_view(application, created):
     """The answer to a filing: the application, with the citizen's status code when this call created it."""
-    view = application_view(application)
+    values = _application_values(application)
     if created:
-        view["status_code"] = application.status_code
-    return view
+        values["status_code"] = application.status_code
+    return APPLICATION_VIEW.dump(values)
 
 
 def list_applications(session, query):

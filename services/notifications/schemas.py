@@ -2,7 +2,7 @@
 are read by their contract, oss_common.application_events)."""
 from marshmallow import fields, validate
 
-from oss_common.schemas import StrictSchema
+from oss_common.schemas import StrictSchema, Timestamp
 
 TRACKING_NUMBER = validate.Regexp(r"^[A-Z]{2}-\d{4}-\d{6,}$", error="must be a tracking number such as JI-2026-000123")
 
@@ -11,8 +11,7 @@ class DeliveryQuerySchema(StrictSchema):
     tracking = fields.String(required=True, validate=TRACKING_NUMBER)
 
 
-
-# What the HTTP API answers (documentation for the OpenAPI document; the views are built in operations).
+# What the HTTP API answers: views.py dumps these, and the OpenAPI document is built from them.
 
 class DeliveryViewSchema(StrictSchema):
     """One delivery: no address and no message text."""
@@ -25,9 +24,9 @@ class DeliveryViewSchema(StrictSchema):
     status = fields.String(required=True, validate=validate.OneOf(["pending", "sent", "failed", "skipped"]))
     attempts = fields.Integer(required=True)
     last_error = fields.String(required=True, allow_none=True)
-    created_at = fields.String(required=True, metadata={"format": "date-time"})
-    updated_at = fields.String(required=True, metadata={"format": "date-time"})
-    sent_at = fields.String(required=True, allow_none=True, metadata={"format": "date-time"})
+    created_at = Timestamp(required=True)
+    updated_at = Timestamp(required=True)
+    sent_at = Timestamp(required=True, allow_none=True)
 
 
 class DeliveryListSchema(StrictSchema):

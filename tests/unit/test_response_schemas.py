@@ -1,0 +1,122 @@
+"""What the main endpoints answer agrees with their OpenAPI document: each entrypoint is called as HTTP calls it
+(single workers on SQLite, as test_services_with_worker_factory.py builds them) and its JSON answer is checked
+against the response schema the document gives for that path, method and status (the schemas views.py dumps with)."""
+import json
+
+import pytest
+from jsonschema import Draft202012Validator
+from nameko.testing.services import worker_factory
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+from oss_common.auth import ANALYST, CATALOGUE_ADMIN, Principal
+from oss_common.database import session_factory, upgrade
+from oss_common.events import utc_now
+from oss_common.http import PRINCIPAL_KEY
+from oss_common.openapi import openapi_document
+from services.catalogue.models import Base as CatalogueBase
+from services.catalogue.service import CatalogueService
+from services.intake.service import IntakeService
+from services.notifications.models import Base as NotificationsBase
+from services.notifications.service import NotificationService
+from services.reporting.service import ReportingService
+from tests.conftest import CallerAs
+from tests.unit.test_notifications_service import application_event, make_service
+from tests.unit.test_reporting_projection import MIGRATIONS, apply_all, history
+from tests.unit.test_services_with_worker_factory import (
+    DEFINITION, L, OFFICER_ALIYEV, OPERATOR_AT_DESK as DESK, FakeCatalogue, IntakeBase, memory_session, submission,
+)
+
+ADMIN = Principal("editor", CATALOGUE_ADMIN)
+
+
+def request(caller, method="GET", query=None, body=None):
+    environ = EnvironBuilder(method=method, query_string=query, json=body).get_environ()
+    environ[PRINCIPAL_KEY] = caller
+    return Request(environ)
+
+
+def agrees(service_cls, method, path, answer):
+    """`answer` (what the entrypoint returned) as JSON, checked against the document's schema for it."""
+    status, payload = (answer[0], answer[-1]) if isinstance(answer, tuple) else (200, answer)
+    document = openapi_document(service_cls)
+    schema = document["paths"][path][method.lower()]["responses"][str(status)]["content"]["application/json"]["schema"]
+    body = json.loads(json.dumps(payload, default=str))
+    validator = Draft202012Validator({**_json_schema(schema), "components": _json_schema(document["components"])})
+    problems = [f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(body)]
+    assert problems == [], f"{method} {path}"
+    return body
+
+
+def _json_schema(node):
+    """OpenAPI 3.0's `nullable` as JSON Schema's null type."""
+    if isinstance(node, list):
+        return [_json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    converted = {key: _json_schema(value) for key, value in node.items() if key != "nullable"}
+    return {"anyOf": [converted, {"type": "null"}]} if node.get("nullable") else converted
+
+
+@pytest.fixture
+def catalogue():
+    service = worker_factory(CatalogueService, db=memory_session(CatalogueBase), caller=CallerAs(ADMIN))
+    service.load_catalogue({
+        "groups": [{"code": "office-services", "names": L}], "agencies": [{"code": "oss-centre", "names": L}],
+        "base_amounts": [{"effective_from": "2025-08-01", "amount_tiyin": 41_200_000}],
+        "services": [{"code": "photocopying", "group": "office-services", "agency": "oss-centre", "names": L,
+                      "descriptions": L, "fee": {"free": False, "bca_multiple": 0.002, "collection": "desk"},
+                      "deadline_working_days": 1, "regions": "all"}],
+    })
+    return service
+
+
+def test_the_catalogues_answers_are_what_its_document_says(catalogue):
+    listed = agrees(CatalogueService, "GET", "/api/v1/services",
+                    catalogue.http_list_services(request(None, query="lang=ru")))
+    assert listed["items"][0]["name"] == "x" and listed["items"][0]["updated_at"].endswith("Z")
+    agrees(CatalogueService, "GET", "/api/v1/services/{code}", catalogue.http_get_service(request(None), "photocopying"))
+    agrees(CatalogueService, "POST", "/api/v1/services/{code}/retire",
+           catalogue.http_retire(request(ADMIN, "POST"), "photocopying"))
+    changes = agrees(CatalogueService, "GET", "/api/v1/services/{code}/changes",
+                     catalogue.http_changes(request(ADMIN), "photocopying"))
+    assert [change["state"] for change in changes["items"]] == ["published", "retired"]
+    agrees(CatalogueService, "GET", "/api/v1/groups", catalogue.http_groups(request(None, query="lang=en")))
+    agrees(CatalogueService, "GET", "/api/v1/agencies", catalogue.http_agencies(request(None)))
+
+
+def test_intakes_answers_are_what_its_document_says():
+    intake = worker_factory(IntakeService, db=memory_session(IntakeBase), catalogue=FakeCatalogue(DEFINITION),
+                            caller=CallerAs(DESK, OFFICER_ALIYEV, region="jizzakh"), clock=utc_now)
+    filed = agrees(IntakeService, "POST", "/api/v1/applications",
+                   intake.http_submit(request(DESK, "POST", body=submission())))
+    number = filed["tracking_number"]
+    assert filed["status_code"] and filed["history"][0]["to"] == "submitted"
+    agrees(IntakeService, "GET", "/api/v1/applications/{tracking_number}", intake.http_get(request(DESK), number))
+    moved = agrees(IntakeService, "POST", "/api/v1/applications/{tracking_number}/transitions",
+                   intake.http_transition(request(OFFICER_ALIYEV, "POST", body={"to": "accepted"}), number))
+    assert moved["history"][-1]["from"] == "submitted"
+    page = agrees(IntakeService, "GET", "/api/v1/applications", intake.http_list(request(DESK)))
+    assert page["total"] == 1 and "history" not in page["items"][0]
+
+
+def test_notifications_answers_are_what_its_document_says():
+    service = make_service(memory_session(NotificationsBase))
+    service.on_application_event(application_event(channel="email"))
+    answer = agrees(NotificationService, "GET", "/api/v1/deliveries",
+                    service.http_deliveries(request(DESK, query="tracking=JI-2026-000001")))
+    assert [item["status"] for item in answer["items"]] == ["sent"] and answer["items"][0]["sent_at"].endswith("Z")
+
+
+def test_reportings_answers_are_what_its_document_says(tmp_path):
+    url = f"sqlite:///{tmp_path / 'reporting.db'}"
+    upgrade(MIGRATIONS, url)
+    Session = session_factory(url)
+    apply_all(Session, history("JI-2026-000001", "submitted", "accepted", "approved"))
+    with Session() as session:
+        analyst = Principal("a", ANALYST)
+        service = worker_factory(ReportingService, reader=session, caller=CallerAs(analyst))
+        summary = agrees(ReportingService, "GET", "/api/v1/reports/summary", service.http_summary(request(analyst)))
+        assert summary["totals"]["applications"] == 1
+        agrees(ReportingService, "GET", "/api/v1/reports/sla", service.http_sla(request(analyst)))
+        agrees(ReportingService, "GET", "/api/v1/reports/overdue", service.http_overdue(request(analyst)))
