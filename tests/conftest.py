@@ -19,6 +19,7 @@ import shutil  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
+import time  # noqa: E402
 import uuid  # noqa: E402
 from urllib.parse import quote  # noqa: E402
 
@@ -121,6 +122,18 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_for(condition, timeout=30.0, message="condition", interval=0.1):
+    """The first true value `condition()` gives, asked every `interval` seconds; AssertionError naming
+    `message` when `timeout` seconds pass without one. What every test waiting on another process uses."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{message} not met within {timeout:.0f}s")
 
 
 REQUIRE_TOOLS = os.environ.get("OSS_REQUIRE_TOOLS") == "1"

@@ -11,6 +11,7 @@ from eventlet.greenpool import GreenPool
 from sqlalchemy import create_engine, text
 
 from oss_common.regions import get_region
+from tests.conftest import wait_for
 from tests.integration.conftest import auth, post, valid_submission
 from tests.integration.personal_data import assert_no_personal_data, personal_values, unique_applicant
 from tests.integration.test_notifications import SmsGatewayDouble
@@ -61,15 +62,6 @@ def reported(process, path):
     return response.json()
 
 
-def wait_until(condition, timeout, message):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{message} within {timeout:.0f}s")
-
-
 def rows(database_url, query):
     engine = create_engine(database_url)
     with engine.connect() as connection:
@@ -104,7 +96,7 @@ def test_reporting_and_notifications_down_for_600_submissions_catch_up_exactly(f
         return summary["totals"]["applications"] == expected["total"] and \
             as_counts(summary["by_status"], "status") == expected["counts"]["status"]
 
-    wait_until(caught_up, 120, "reporting did not catch up")
+    wait_for(caught_up, 120, "reporting catching up", interval=0.5)
     reporting_seconds = time.monotonic() - back
 
     # Reporting's figures are exactly a direct count over intake's database.
@@ -129,7 +121,7 @@ def test_reporting_and_notifications_down_for_600_submissions_catch_up_exactly(f
         return rows(notifications_db, "SELECT count(*) FROM deliveries WHERE audience = 'citizen' "
                                       "AND status IN ('sent', 'skipped')")[0][0] >= len(events)
 
-    wait_until(delivered, 120, "notifications did not catch up")
+    wait_for(delivered, 120, "notifications catching up", interval=0.5)
     time.sleep(1.0)
     deliveries = rows(notifications_db, "SELECT event_id, channel, status FROM deliveries WHERE audience = 'citizen'")
     assert Counter((row.event_id, row.channel) for row in deliveries).most_common(1)[0][1] == 1

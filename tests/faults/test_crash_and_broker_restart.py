@@ -11,7 +11,8 @@ from sqlalchemy import create_engine, text
 
 from oss_common.events import EVENTS_EXCHANGE
 from tests.conftest import as_caller, free_port
-from tests.faults.test_consumer_down import reported, wait_until
+from tests.conftest import wait_for
+from tests.faults.test_consumer_down import reported
 from tests.integration.conftest import auth, valid_submission
 from tests.integration.personal_data import assert_no_personal_data, personal_values, unique_applicant
 from tests.integration.test_reporting import as_counts, direct_figures
@@ -103,7 +104,7 @@ def assert_reporting_counts_each_once(reporting, intake_db):
     def caught_up():
         return reported(reporting, "summary")["totals"]["applications"] >= expected["total"]
 
-    wait_until(caught_up, 120, "reporting did not count every stored application")
+    wait_for(caught_up, 120, "reporting counting every stored application", interval=0.5)
     time.sleep(1.0)  # a doubled event would arrive now
     summary = reported(reporting, "summary")
     assert summary["totals"] == {"applications": expected["total"], "open": expected["open"]}

@@ -16,7 +16,7 @@ from oss_common.config import PROJECT_ROOT
 from oss_common.dead_letters import DeadLetters
 from oss_common.events import EVENTS_EXCHANGE, make_event, rfc3339, routing_key, utc_now
 from services.notifications.demo_sinks import DemoSinks
-from tests.conftest import as_caller, free_port
+from tests.conftest import as_caller, free_port, wait_for
 from tests.integration.conftest import auth, valid_submission
 
 POISONED = "JI-2026-990001"
@@ -44,16 +44,6 @@ def publish(amqp_uri, *events):
         producer = Producer(connection.channel(), exchange=EVENTS_EXCHANGE, serializer="json")
         for event in events:
             producer.publish(event, routing_key=routing_key(event), delivery_mode=2, message_id=event["event_id"])
-
-
-def wait_for(condition, timeout=60.0, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{message} not met within {timeout:.0f}s")
 
 
 def reject_inserts_of(database_url, tracking_number):
@@ -96,10 +86,10 @@ def test_a_poison_event_is_dead_lettered_then_replayed_once_after_the_fix(fault_
     poison, healthy, unwanted = (application_event(POISONED), application_event("JI-2026-990002"),
                                  application_event("JI-2026-990003"))
     publish(fault_stack.amqp_uri, poison, healthy)
-    wait_for(lambda: applications_counted(fault_stack) == 1, message="the healthy event behind the poison one")
+    wait_for(lambda: applications_counted(fault_stack) == 1, 60, "the healthy event behind the poison one")
     with DeadLetters(fault_stack.amqp_uri) as dead_letters:
         summary = wait_for(lambda: (lambda found: found if found.messages else None)(dead_letters.summary(QUEUE)),
-                           message="the poison event dead-lettered")
+                           60, "the poison event dead-lettered")
     assert summary.messages == 1 and summary.oldest is not None
     [reason] = summary.reasons
     assert "after 2 deliveries" in reason, reason
@@ -115,7 +105,7 @@ def test_a_poison_event_is_dead_lettered_then_replayed_once_after_the_fix(fault_
     fix()
     replayed = oss(fault_stack.amqp_uri, "dead-letters", "replay", QUEUE, "--id", poison["event_id"])
     assert replayed.returncode == 0, replayed.stderr
-    wait_for(lambda: applications_counted(fault_stack) == 2, message="the replayed event applied")
+    wait_for(lambda: applications_counted(fault_stack) == 2, 60, "the replayed event applied")
     again = oss(fault_stack.amqp_uri, "dead-letters", "replay", f"{QUEUE}.dead", "--id", poison["event_id"])
     assert again.returncode == 1 and "replayed or dropped already" in again.stderr
     publish(fault_stack.amqp_uri, poison)  # the same event once more, as a second replay would bring it
@@ -126,7 +116,7 @@ def test_a_poison_event_is_dead_lettered_then_replayed_once_after_the_fix(fault_
     fix_again = reject_inserts_of(database_url, "JI-2026-990003")
     publish(fault_stack.amqp_uri, unwanted)
     with DeadLetters(fault_stack.amqp_uri) as dead_letters:
-        wait_for(lambda: dead_letters.summary(QUEUE).messages == 1, message="the second poison event dead-lettered")
+        wait_for(lambda: dead_letters.summary(QUEUE).messages == 1, 60, "the second poison event dead-lettered")
         record = dead_letters.drop(QUEUE, unwanted["event_id"], "test data filed by mistake", by="test")
         after = dead_letters.summary(QUEUE)
     assert (after.messages, after.dropped) == (0, 1)
@@ -157,7 +147,7 @@ def test_the_demo_sinks_show_every_citizens_message_in_their_language_and_nothin
                 assert response.status_code == 201, response.text
                 numbers[(channel, language)] = response.json()["tracking_number"]
         messages = wait_for(lambda: (lambda found: found if len(found) >= 6 else None)(
-            requests.get(f"{sinks.url}messages.json", timeout=10).json()), message="six messages at the sinks")
+            requests.get(f"{sinks.url}messages.json", timeout=10).json()), 60, "six messages at the sinks")
         assert len(messages) == 6
         # Phrases of each language's template body, which both an e-mail and an SMS carry.
         received = {"Kuzatuv raqami": "uz", "Номер для отслеживания": "ru", "Tracking number": "en"}

@@ -27,8 +27,7 @@ from oss_common.cli import deployment_event_topology
 from oss_common.dead_letters import DeadLetters
 from oss_common.events import dead_letter_queue, event_queue, retry_queue
 from oss_common.regions import deployment_regions
-from tests.conftest import as_caller, free_port
-from tests.faults.test_dead_letters_and_demo import wait_for
+from tests.conftest import as_caller, free_port, wait_for
 from tests.faults.test_poison_and_database import DatabaseOutage
 from tests.integration.conftest import auth, valid_submission
 from tests.integration.test_notifications import SmsGatewayDouble

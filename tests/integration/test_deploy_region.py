@@ -18,9 +18,8 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from oss_common.cli import broker_definitions
 from oss_common.config import PROJECT_ROOT
 from oss_common.supervisor import ServiceProcess
-from tests.conftest import TEST_JWKS, as_caller, free_port, imported_definitions
+from tests.conftest import TEST_JWKS, as_caller, free_port, imported_definitions, wait_for
 from tests.integration.conftest import SEED, auth, valid_submission
-from tests.integration.test_notifications import wait_for
 
 OPERATOR = auth("operator", "samarkand", centres=["samarkand-city"])
 REGIONAL_SERVICES = ("intake", "notifications", "reporting")

@@ -8,7 +8,7 @@ import requests
 
 from oss_common.calendar import local_date
 from oss_common.regions import get_region
-from tests.conftest import as_caller
+from tests.conftest import as_caller, wait_for
 from tests.integration.conftest import REGIONS, auth, event_listener, post, valid_submission
 
 PREFIX = {"jizzakh": "JI", "namangan": "NG", "fergana": "FA"}
@@ -24,17 +24,6 @@ def total(stack, region):
                             headers=auth("operator", region))
     assert response.status_code == 200
     return response.json()["total"]
-
-
-def wait_for(predicate, timeout=15.0, interval=0.1):
-    waited = 0.0
-    while waited < timeout:
-        value = predicate()
-        if value:
-            return value
-        eventlet.sleep(interval)
-        waited += interval
-    return predicate()
 
 
 def test_each_region_numbers_with_its_own_prefix(stack):

@@ -18,7 +18,7 @@ from kombu import Connection, Producer
 from oss_common.calendar import add_working_days, local_date
 from oss_common.config import PROJECT_ROOT
 from oss_common.events import EVENTS_EXCHANGE, dead_letter_queue, make_event, rfc3339, routing_key, utc_now
-from tests.conftest import as_caller, free_port
+from tests.conftest import as_caller, free_port, wait_for
 from tests.smtp_sink import SmtpSink
 from tests.integration.conftest import auth, event_listener, post, seed_service, valid_submission
 
@@ -85,16 +85,6 @@ class SmsGatewayDouble:
 
     def about(self, tracking_number):
         return [message for message in list(self.accepted) if tracking_number in message[1]]
-
-
-def wait_for(condition, timeout=30.0, interval=0.1, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{message} not met within {timeout:.0f}s")
 
 
 @pytest.fixture(scope="module")

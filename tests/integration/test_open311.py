@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from services.intake.open311.dependencies import key_digest
 from services.intake.open311.formats import XML_DECLARATION
+from tests.conftest import wait_for
 from tests.integration.conftest import auth, post, seed_service, valid_submission
 from tests.unit.test_open311 import (
     SPEC_CREATED_XML, SPEC_DEFINITION_XML, SPEC_DISCOVERY_XML, SPEC_ERRORS_XML, SPEC_REQUESTS_XML, SPEC_SERVICES_XML,
@@ -102,14 +103,12 @@ def created_id(open311, **overrides):
 
 
 def wait_for_token(open311, token, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def resolved():
         response = requests.get(f"{open311.url}/tokens/{token}.json", timeout=10)
-        if response.status_code == 200:
-            return response
-        assert response.status_code == 404, response.text
-        time.sleep(0.1)
-    raise AssertionError(f"token {token} never resolved")
+        assert response.status_code in (200, 404), response.text
+        return response if response.status_code == 200 else None
+
+    return wait_for(resolved, timeout, message=f"token {token} resolved")
 
 
 @pytest.fixture(scope="module")
