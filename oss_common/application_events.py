@@ -18,7 +18,7 @@ receipt number, reason). They carry the application's snapshot and `version` lik
 reader of version 3 would read them as any other application event; older bodies have neither field.
 No PINFL and no name: the contact the applicant chose travels in the body, never in a routing key.
 """
-from datetime import timezone
+from datetime import datetime, timezone
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
@@ -125,7 +125,7 @@ def dump(data: dict) -> dict:
     return APPLICATION_EVENT.dump(data)
 
 
-def supersedes(fact, version, changed_at):
+def supersedes(fact: dict, version: int, changed_at: datetime) -> bool:
     """Whether the event `fact` is newer than a stored state of (`version`, `changed_at`), where a
     state built only from version-2 bodies keeps version 0: by `version` when either side has one;
     between two version-2 bodies (an old export replayed), by `changed_at` as version 2 ordered them."""
@@ -134,7 +134,7 @@ def supersedes(fact, version, changed_at):
     return (fact["version"] or 0) > version
 
 
-def stored_version(fact):
+def stored_version(fact: dict) -> int:
     """The version a read model keeps for the state `fact` describes (0: a version-2 body had none)."""
     return fact["version"] or 0
 

@@ -5,6 +5,7 @@ databases, one Kubernetes overlay per oblast, Prometheus' targets and the Grafan
 `oss region add <slug>` writes deploy/regions/<slug>.yml from the registry and then these;
 `oss deploy generate` writes them again after a region file changed, `oss deploy generate --check`
 says which are stale (tests/deploy checks the committed ones are current). Nothing here is edited by hand.
+Over 300 lines because it holds one short generator per artefact, and they share the region list and the ports.
 """
 import json
 from pathlib import Path
@@ -77,7 +78,7 @@ def _secret(name, what):
     return f"${{{variable}:?set {variable}}}"
 
 
-def amqp_uri_list(user, hosts=BROKER_NODES, port=5672, vhost="oss", password="..."):
+def amqp_uri_list(user: str, hosts=BROKER_NODES, port: int = 5672, vhost: str = "oss", password: str = "...") -> str:
     """A client's AMQP_URI naming every node of the cluster (`;` between them): kombu connects to the
     first that answers and, when its node goes, to the next."""
     return ";".join(f"amqp://{user}:{password}@{host}:{port}/{vhost}" for host in hosts)
@@ -127,7 +128,7 @@ x-oss: &oss
 """
 
 
-def compose(slugs) -> str:
+def compose(slugs: list[str]) -> str:
     services = {}
     for index, node in enumerate(BROKER_NODES):
         services[node] = {
@@ -189,7 +190,7 @@ def _indent(text, spaces=2):
     return "".join(" " * spaces + line if line.strip() else line for line in text.splitlines(keepends=True))
 
 
-def postgres_sql(slugs) -> str:
+def postgres_sql(slugs: list[str]) -> str:
     lines = [f"-- {GENERATED_BY}",
              "-- One database per service process of deploy/compose.yml, each owned by a role of its own that can",
              "-- connect to nothing else (CONNECT revoked from PUBLIC); no service connects as the superuser.",
@@ -202,7 +203,7 @@ def postgres_sql(slugs) -> str:
     return "\n".join(lines) + "\n"
 
 
-def kubernetes_overlay(slug) -> dict[str, str]:
+def kubernetes_overlay(slug: str) -> dict[str, str]:
     """deploy/k8s/overlays/<slug>/: its namespace, the regional base, REGION."""
     nodes = ";".join(f"amqp://oss-intake-{slug}:...@oss-rabbitmq-server-{index}.oss-rabbitmq-nodes.oss-broker/oss"
                      for index in range(3))
@@ -237,7 +238,7 @@ configMapGenerator:
     return {"kustomization.yaml": kustomization, "namespace.yaml": namespace}
 
 
-def prometheus(slugs) -> str:
+def prometheus(slugs: list[str]) -> str:
     jobs = [{"job_name": f"oss-{name}", "static_configs": [
         {"targets": [f"{name}:{metrics}"], "labels": {"service": principal, "region": "national"}}]}
         for name, (principal, _, metrics, _) in NATIONAL_SERVICES.items()]
@@ -254,7 +255,7 @@ def prometheus(slugs) -> str:
             + yaml.safe_dump(document, sort_keys=False, width=1000))
 
 
-def grafana_dashboard(slugs) -> str:
+def grafana_dashboard(slugs: list[str]) -> str:
     template = (DEPLOY / "templates" / "grafana-region-row.json").read_text(encoding="utf-8")
     panels, y = [], 0
     for slug in slugs:
@@ -273,13 +274,13 @@ def grafana_dashboard(slugs) -> str:
     return json.dumps(dashboard, indent=2, ensure_ascii=False) + "\n"
 
 
-def broker_definitions_text(slugs) -> str:
+def broker_definitions_text(slugs: list[str]) -> str:
     from oss_common.cli import broker_definitions
 
     return json.dumps(broker_definitions(",".join(slugs)), indent=2, ensure_ascii=False) + "\n"
 
 
-def artefacts(slugs=None) -> dict[Path, str]:
+def artefacts(slugs: list[str] | None = None) -> dict[Path, str]:
     """Every generated file (its path under deploy/) and its text, for these regions (default: every region file)."""
     slugs = list(slugs or deployed_slugs())
     if not slugs:
@@ -299,14 +300,14 @@ def artefacts(slugs=None) -> dict[Path, str]:
     return files
 
 
-def stale_overlays(deploy_dir, slugs):
+def stale_overlays(deploy_dir: Path, slugs: list[str]) -> list[Path]:
     """Overlay folders of oblasts that have no region file any more."""
     folder = Path(deploy_dir) / "k8s" / "overlays"
     return sorted(path for path in folder.iterdir() if path.is_dir() and path.name not in set(slugs) | {NATIONAL_FILE}) \
         if folder.is_dir() else []
 
 
-def write(deploy_dir=DEPLOY, slugs=None) -> list[Path]:
+def write(deploy_dir: Path = DEPLOY, slugs: list[str] | None = None) -> list[Path]:
     """Write every artefact that differs from what is generated; returns those written."""
     written = []
     for relative, text in artefacts(slugs).items():
@@ -318,7 +319,7 @@ def write(deploy_dir=DEPLOY, slugs=None) -> list[Path]:
     return written
 
 
-def stale(deploy_dir=DEPLOY, slugs=None) -> list[Path]:
+def stale(deploy_dir: Path = DEPLOY, slugs: list[str] | None = None) -> list[Path]:
     """The artefacts that are missing or differ from what the region files generate, and overlays of no region."""
     differing = [Path(deploy_dir) / relative for relative, text in artefacts(slugs).items()
                  if not (Path(deploy_dir) / relative).is_file()

@@ -1,4 +1,6 @@
-"""Who may do what: bearer tokens signed with a private key (JWT, EdDSA) and the roles of the platform.
+"""Who may do what: bearer tokens signed with a private key (JWT, EdDSA) and the roles of the platform
+(over 300 lines because the key sets, the platform's own tokens and an OpenID Connect provider's are read
+by one set of rules, which belong together).
 
 - `operator`: one region, one or more OSS centres; files applications at those centres and reads
   the region's applications filed there.
@@ -87,26 +89,26 @@ class Principal:
     agencies: tuple = ()
 
     @property
-    def actor(self):
+    def actor(self) -> str:
         """How audit trails name the caller: `role:subject`."""
         return f"{self.role}:{self.subject}"
 
-    def is_staff_of(self, region_slug):
+    def is_staff_of(self, region_slug: str) -> bool:
         return self.role in STAFF and self.region == region_slug
 
 
-def regional_issuer(slug):
+def regional_issuer(slug: str) -> str:
     return f"{NATIONAL_ISSUER}-{slug}"
 
 
-def key_id(public_jwk):
+def key_id(public_jwk: dict) -> str:
     """RFC 7638 thumbprint of an Ed25519 public key: the `kid` its tokens carry."""
     canonical = json.dumps({"crv": public_jwk["crv"], "kty": public_jwk["kty"], "x": public_jwk["x"]},
                            separators=(",", ":"), sort_keys=True)
     return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
 
 
-def new_key_pair(region=None):
+def new_key_pair(region: str | None = None) -> tuple[dict, dict]:
     """(private JWK, public JWK) of a new Ed25519 key; `region` makes it an oblast's own issuer."""
     private_key = Ed25519PrivateKey.generate()
     public = json.loads(OKPAlgorithm.to_jwk(private_key.public_key()))
@@ -169,7 +171,7 @@ class TrustedKeys:
         self._lock = threading.Lock()
         self.oidc = None  # an OidcIssuer whose access tokens count too (trusted_keys, from AUTH_OIDC_ISSUER)
 
-    def key(self, kid):
+    def key(self, kid: str) -> tuple:
         """(PyJWK, oblast or None) for `kid`; Unauthorized when no trusted key has it."""
         keys, age = self._keys, self.clock() - self._loaded_at
         if keys is None or age >= self.max_age or (kid not in keys and age >= self.reload_seconds):
@@ -190,7 +192,7 @@ class TrustedKeys:
             self._loaded_at = self.clock()
             return self._keys
 
-    def reload(self):
+    def reload(self) -> None:
         with self._lock:
             keys = {}
             for source in self.sources:
@@ -221,7 +223,7 @@ _TRUSTED = {}
 _TRUSTED_LOCK = threading.Lock()
 
 
-def trusted_keys(config):
+def trusted_keys(config: dict) -> "TrustedKeys":
     """The process's one TrustedKeys for the config's AUTH_JWKS (shared by every entrypoint), read
     once here so that a service with no readable JWKS does not start."""
     sources = config.get("AUTH_JWKS")
@@ -240,7 +242,7 @@ def trusted_keys(config):
         return _TRUSTED[key]
 
 
-def claim_mapping(text):
+def claim_mapping(text: str | None) -> dict[str, str]:
     """AUTH_OIDC_CLAIMS, `platform=provider` pairs comma-separated (e.g. `role=oss_role,
     centres=attributes.centres`), over the identity mapping of role, region, centres and agencies."""
     mapping = {claim: claim for claim in PLATFORM_CLAIMS}
@@ -275,7 +277,7 @@ class OidcIssuer(TrustedKeys):
         super().__init__([issuer], max_age=max_age, reload_seconds=reload_seconds, clock=clock)
         self.issuer, self.audience, self.mapping = issuer, audience, claim_mapping(claims)
 
-    def reload(self):
+    def reload(self) -> None:
         with self._lock:
             discovery = _read_jwks(f"{self.issuer}/.well-known/openid-configuration")
             if discovery.get("issuer", "").rstrip("/") != self.issuer or not discovery.get("jwks_uri"):
@@ -353,7 +355,7 @@ def issue_token(signing_key, role, subject, region=None, centres=(), agencies=()
     return jwt.encode(claims, signing_key.key, algorithm=ALGORITHM, headers={"kid": signing_key.kid})
 
 
-def read_token(keys, token):
+def read_token(keys: "TrustedKeys", token: str) -> Principal:
     """The Principal of a valid token; Unauthorized (401) for a missing, forged, expired or malformed one."""
     return _verify(keys, token)[0]
 
@@ -416,7 +418,7 @@ class VerifiedTokens:
         self.clock = clock
         self._entries = {}
 
-    def read(self, keys, token):
+    def read(self, keys: "TrustedKeys", token: str) -> Principal:
         now = self.clock()
         entry = self._entries.get(token)
         if entry is not None and entry[0] is keys and now < entry[1]:
@@ -437,7 +439,7 @@ def _unverified_issuer(token):
         return None
 
 
-def bearer_token(header):
+def bearer_token(header: str | None) -> str:
     """The token of an `Authorization: Bearer <token>` header; Unauthorized when absent or malformed."""
     if not header:
         raise Unauthorized("sign in: send Authorization: Bearer <token>", fields={"Authorization": ["required"]})
@@ -447,7 +449,7 @@ def bearer_token(header):
     return token.strip()
 
 
-def authorize(principal, roles, region=None):
+def authorize(principal: Principal, roles: tuple[str, ...], region: str | None = None) -> Principal:
     """Forbidden (403) unless the principal has one of `roles` and, for regional staff, belongs to
     `region` (the serving instance's region; None on national instances)."""
     if principal.role not in roles:

@@ -42,11 +42,11 @@ CATALOGUE_WRITES = ("upsert_service", "publish_service", "retire_service", "load
 EVENT_QUEUES = {"intake": ("catalogue",), "notifications": ("applications",), "reporting": ("applications",)}
 
 
-def user_name(principal, prefix=USER_PREFIX):
+def user_name(principal: str, prefix: str = USER_PREFIX) -> str:
     return prefix + principal.replace("_", "-")
 
 
-def amqp_user(amqp_uri):
+def amqp_user(amqp_uri: str) -> str:
     return unquote(urlparse(amqp_uri).username or "guest")
 
 
@@ -58,14 +58,14 @@ def ensure_connected(connection):
     return connection
 
 
-def sanitized(amqp_uri):
+def sanitized(amqp_uri: str) -> str:
     """The AMQP_URI for a log line: every node's password masked (nameko's own masks the first only)."""
     from nameko.utils import sanitize_url
 
     return ";".join(sanitize_url(part) for part in str(amqp_uri).split(";"))
 
 
-def outlet(amqp_uri, exchange_name):
+def outlet(amqp_uri: str, exchange_name: str) -> str:
     """Where a process publishes what is meant for a shared exchange: a definitions user (`oss-*`)
     through its own outlet, any other (a development broker's guest) to the exchange itself."""
     user = amqp_user(amqp_uri)
@@ -74,7 +74,7 @@ def outlet(amqp_uri, exchange_name):
     return f"{user}.{OUTLETS[exchange_name]}"
 
 
-def reply_key(user, unique):
+def reply_key(user: str, unique: str) -> str:
     """The routing key of an RPC reply queue: the user's name in it, so a user can bind only its own."""
     return f"reply-{user}-{unique}"
 
@@ -158,7 +158,7 @@ def _binding(source, destination, routing_key):
             "routing_key": routing_key, "arguments": {}}
 
 
-def principals(region_slugs, national_notifications=False, prefix=USER_PREFIX):
+def principals(region_slugs: list[str], national_notifications: bool = False, prefix: str = USER_PREFIX) -> list:
     """Every principal of a deployment of these regions (and the national notifications instance when
     the deployment runs one instead of the regions' own); user names start with `prefix` (`oss-`)."""
     def principal(name, **rights):
@@ -192,7 +192,7 @@ def principals(region_slugs, national_notifications=False, prefix=USER_PREFIX):
     return national + regional
 
 
-def queue_definitions(event_queues, prefix=USER_PREFIX):
+def queue_definitions(event_queues, prefix: str = USER_PREFIX) -> tuple[list, list]:
     """Queues and bindings of the deployment's consumers, from (queue name, binding patterns) pairs,
     declared exactly as the code declares them (oss_common.events), dead-lettering through their
     owner's outlet."""
@@ -211,7 +211,8 @@ def queue_definitions(event_queues, prefix=USER_PREFIX):
     return queues, bindings
 
 
-def definitions(region_slugs, national_notifications=False, prefix=USER_PREFIX, event_queues=()):
+def definitions(region_slugs: list[str], national_notifications: bool = False, prefix: str = USER_PREFIX,
+                event_queues=()) -> dict:
     """The whole definitions document for a deployment of these regions and their consumers' queues."""
     queues, queue_bindings = queue_definitions(event_queues, prefix)
     parts = [principal.definitions() for principal in principals(region_slugs, national_notifications, prefix)]
@@ -239,7 +240,7 @@ def definitions(region_slugs, national_notifications=False, prefix=USER_PREFIX, 
     }
 
 
-def ensure_shared_exchanges(amqp_uri):
+def ensure_shared_exchanges(amqp_uri: str) -> None:
     """The shared exchanges must exist before a service starts (services declare them passively).
     On a broker without them (a development broker: the demo's guest, a test's vhost) they are
     declared here, as the definitions declare them; a user that may not (every definitions user)

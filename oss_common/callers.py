@@ -8,12 +8,12 @@ analyst's own token. A command (`oss catalogue load`) sends its own: caller_cont
 """
 from nameko.extensions import DependencyProvider
 
-from oss_common.auth import Unauthorized, VerifiedTokens, authorize, trusted_keys
+from oss_common.auth import Principal, Unauthorized, VerifiedTokens, authorize, trusted_keys
 
 CONTEXT_KEY = "auth_token"
 
 
-def caller_context(token):
+def caller_context(token: str) -> dict:
     """Context data for nameko's ClusterRpcProxy(context_data=...): calls made as `token`'s principal."""
     return {CONTEXT_KEY: token}
 
@@ -25,7 +25,7 @@ class Caller:
         self._provider = provider
         self._token = token
 
-    def require(self, *roles):
+    def require(self, *roles: str) -> Principal:
         """The calling Principal if it has one of `roles` (and, for regional staff, belongs to this
         instance's region); Unauthorized without a valid token, Forbidden otherwise."""
         if not self._token or not isinstance(self._token, str):
@@ -40,7 +40,7 @@ class RpcCaller(DependencyProvider):
     remembered for a minute (oss_common.auth.VerifiedTokens): a busy caller's calls cost one
     signature check a minute, not one each."""
 
-    def setup(self):
+    def setup(self) -> None:
         config = self.container.config
         self.keys = trusted_keys(config)
         self.region = config.get("REGION") or None

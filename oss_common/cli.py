@@ -21,11 +21,11 @@ from pathlib import Path  # noqa: E402
 import yaml  # noqa: E402
 from nameko.exceptions import RemoteError  # noqa: E402
 
-from oss_common.auth import MAX_TTL_SECONDS, ROLES  # noqa: E402
+from oss_common.auth import MAX_TTL_SECONDS, ROLES, SigningKey  # noqa: E402
 from oss_common.broker import ensure_shared_exchanges  # noqa: E402
 from oss_common.config import PROJECT_ROOT, ConfigurationError, var_dir  # noqa: E402
 from oss_common.consumers import event_handlers  # noqa: E402
-from oss_common.regions import deployment_regions, get_region  # noqa: E402
+from oss_common.regions import Region, deployment_regions, get_region  # noqa: E402
 from oss_common.rpc import use_broker_permissions  # noqa: E402
 from oss_common.service_kinds import (  # noqa: E402
     DEMO_REGIONS, SERVICES, deployed_regions, jwks_file, runs_nationally, signing_key_file, group_members, instances, process_name, service_class,
@@ -77,18 +77,16 @@ Ports come from the same configuration `oss run` uses; the broker from AMQP_URI.
 Exit status 0 when every service is up, 1 otherwise."""
 
 
-def ensure_signing_key():
+def ensure_signing_key() -> SigningKey:
     """The single machine's token issuer (`make run`): signing_key_file(), and its public key in
     jwks_file(), made when there is none yet (the private key readable by its owner only)."""
-    from oss_common.auth import SigningKey
-
     path = signing_key_file()
     if not path.exists():
         add_signing_key(path, jwks_file())
     return SigningKey.load(path)
 
 
-def add_signing_key(key_path, jwks_path, region=None):
+def add_signing_key(key_path: Path, jwks_path: Path, region: str | None = None) -> str:
     """A new key pair: the private key into `key_path` (never overwritten), its public key added to
     the JWKS at `jwks_path` beside the keys already there. Returns the new key's kid."""
     from oss_common.auth import new_key_pair
@@ -111,7 +109,7 @@ def add_signing_key(key_path, jwks_path, region=None):
     return public["kid"]
 
 
-def caller_token(role, region=None):
+def caller_token(role: str, region: str | None = None) -> str:
     """The token a command acts with: OSS_TOKEN, else one minted for ten minutes with this machine's
     signing key (signing_key_file(); `make run` makes one)."""
     from oss_common.auth import SigningKey, issue_token
@@ -130,13 +128,13 @@ def caller_token(role, region=None):
         raise ConfigurationError(f"{path} cannot sign a {role} token: {exc}") from None
 
 
-def migrate(kind, config):
+def migrate(kind: str, config: dict) -> None:
     from oss_common.database import upgrade
 
     upgrade(kind.folder / "migrations", config["DATABASE_URL"])
 
 
-def configure_logging(level="INFO"):
+def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=getattr(logging, str(level).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     # AMQP and HTTP access logs are noise at INFO; their errors still show.
@@ -144,7 +142,7 @@ def configure_logging(level="INFO"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def region_arg(kind, slug, national=False):
+def region_arg(kind: str, slug: str | None, national: bool = False) -> Region | None:
     if national:
         if not kind.national_cls:
             raise ConfigurationError(f"{kind.name} has no national instance")
@@ -154,7 +152,7 @@ def region_arg(kind, slug, national=False):
     return None
 
 
-def settle_garbage_collector():
+def settle_garbage_collector() -> None:
     """Once a service has started: what exists now (modules, mappers, schemas, statement caches)
     lives as long as the process, so move it out of the collector's sight (gc.freeze), and let
     the youngest generation grow larger before a collection. Python's collector was ~7% of a busy
@@ -168,7 +166,7 @@ def settle_garbage_collector():
     gc.set_threshold(threshold, 20, 20)
 
 
-def cmd_run(args):
+def cmd_run(args: argparse.Namespace) -> int | None:
     from nameko.runners import ServiceRunner
 
     from oss_common.consumers import reject_malformed_messages, tolerate_dropped_connections
@@ -201,7 +199,7 @@ def cmd_run(args):
     return 0
 
 
-def cmd_migrate(args):
+def cmd_migrate(args: argparse.Namespace) -> int | None:
     configure_logging()
     kinds = [service_kind(args.service)] if args.service else list(SERVICES.values())
     regions = deployment_regions(args.regions)
@@ -212,7 +210,7 @@ def cmd_migrate(args):
     return 0
 
 
-def cmd_catalogue_load(args):
+def cmd_catalogue_load(args: argparse.Namespace) -> int | None:
     from nameko.standalone.rpc import ClusterRpcProxy
 
     configure_logging()
@@ -229,7 +227,7 @@ def cmd_catalogue_load(args):
     return 0
 
 
-def cmd_reporting_rebuild(args):
+def cmd_reporting_rebuild(args: argparse.Namespace) -> int | None:
     kind = service_kind("reporting")
     region = get_region(args.region or os.environ.get("REGION"))
     config = service_config(kind, region)
@@ -244,7 +242,7 @@ def cmd_reporting_rebuild(args):
     return 0
 
 
-def cmd_status(args):
+def cmd_status(args: argparse.Namespace) -> int | None:
     regions = deployment_regions(args.regions)
     members = group_members(None, True) + [member for region in regions for member in group_members(region.slug, False)]
     amqp_uri = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
@@ -266,7 +264,7 @@ apply an event id once. Fix what the x-error header names before replaying. AMQP
 as the queue's own service user (replay goes through its outlet) or an administrator."""
 
 
-def deployment_event_topology(regions):
+def deployment_event_topology(regions: list[Region]) -> list[tuple[str, tuple[str, ...]]]:
     """(queue, binding patterns) of every event handler of the deployment's processes."""
     members = group_members(None, True) + [member for region in regions for member in group_members(region.slug, False)]
     return sorted({(queue, tuple(patterns)) for kind, region in members
@@ -274,7 +272,7 @@ def deployment_event_topology(regions):
                    for queue, patterns in [handler.topology(process_name(kind, region), service_config(kind, region))]})
 
 
-def cmd_dead_letters(args):
+def cmd_dead_letters(args: argparse.Namespace) -> int | None:
     import json
 
     from oss_common.dead_letters import DeadLetterError, DeadLetters, format_summaries
@@ -305,7 +303,7 @@ def cmd_dead_letters(args):
         return 1
 
 
-def broker_definitions(regions=None, prefix=None):
+def broker_definitions(regions: list[Region] | None = None, prefix: str | None = None) -> dict:
     """The deployment's definitions document (`oss broker definitions`): its principals, and its
     consumers' queues and bindings. `regions` as in --regions (default: every deploy/regions/<slug>.yml)."""
     from oss_common.broker import USER_PREFIX, definitions
@@ -316,7 +314,7 @@ def broker_definitions(regions=None, prefix=None):
                        prefix=prefix or USER_PREFIX, event_queues=deployment_event_topology(regions))
 
 
-def cmd_broker_definitions(args):
+def cmd_broker_definitions(args: argparse.Namespace) -> int | None:
     import json
 
     sys.stdout.write(json.dumps(broker_definitions(args.regions), indent=2, ensure_ascii=False) + "\n")
@@ -341,7 +339,7 @@ def _regenerate(deploy_dir):
         print(f"{path} belongs to no region file: remove it", file=sys.stderr)
 
 
-def cmd_region_add(args):
+def cmd_region_add(args: argparse.Namespace) -> int | None:
     from oss_common import artefacts
     from oss_common.deployment import regions_dir
     from oss_common.regions import _load_registry
@@ -357,7 +355,7 @@ def cmd_region_add(args):
     return 0
 
 
-def cmd_deploy_generate(args):
+def cmd_deploy_generate(args: argparse.Namespace) -> int | None:
     from oss_common import artefacts
 
     if args.check:
@@ -382,7 +380,7 @@ Tokens live at most 12 hours.
 Use it as: curl -H "Authorization: Bearer $(oss token issue ...)" ..."""
 
 
-def cmd_token_issue(args):
+def cmd_token_issue(args: argparse.Namespace) -> int | None:
     from oss_common.auth import SigningKey, issue_token
 
     path = signing_key_file()
@@ -412,7 +410,7 @@ a token names a key they do not know), sign with the new file, and `keys retire`
 the last token it signed has expired (12 hours at most)."""
 
 
-def cmd_keys_new(args):
+def cmd_keys_new(args: argparse.Namespace) -> int | None:
     if args.region:
         get_region(args.region)
     kid = add_signing_key(args.key or signing_key_file(), args.jwks or jwks_file(), region=args.region)
@@ -420,7 +418,7 @@ def cmd_keys_new(args):
     return 0
 
 
-def cmd_keys_retire(args):
+def cmd_keys_retire(args: argparse.Namespace) -> int | None:
     path = Path(args.jwks or jwks_file())
     document = json.loads(path.read_text(encoding="utf-8"))
     kept = [key for key in document["keys"] if key.get("kid") != args.kid]
@@ -431,11 +429,12 @@ def cmd_keys_retire(args):
     return 0
 
 
-def as_codes(values):
+def as_codes(values: list[str] | None) -> list[str]:
     return [code.strip() for value in values or () for code in value.split(",") if code.strip()]
 
 
-def demo_tokens(regions, signing_key, ttl_seconds=MAX_TTL_SECONDS):
+def demo_tokens(regions: list[Region], signing_key: SigningKey,
+                ttl_seconds: int = MAX_TTL_SECONDS) -> list[tuple[str, str]]:
     """A token per role for the demo: an operator (all centres) and an officer (all agencies) per
     region, one analyst, one catalogue admin. Returns [(label, token)]."""
     from oss_common.auth import ANALYST, CATALOGUE_ADMIN, OFFICER, OPERATOR, issue_token
@@ -454,7 +453,7 @@ def demo_tokens(regions, signing_key, ttl_seconds=MAX_TTL_SECONDS):
     return tokens
 
 
-def cmd_demo(args):
+def cmd_demo(args: argparse.Namespace) -> int | None:
     from services.notifications.demo_sinks import DemoSinks
 
     regions = deployment_regions(args.regions)
@@ -475,7 +474,7 @@ def cmd_demo(args):
         sinks.stop()
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oss", description=MAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -612,7 +611,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int | None:
     args = build_parser().parse_args(argv)
     use_broker_permissions()
     try:

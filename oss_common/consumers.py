@@ -12,6 +12,9 @@ What a handler's failure does depends on what it is (oss_common.failures):
   dead-lettered with the exception's name (a bug: fix it, then `oss dead-letters replay`).
 Either way the queue behind keeps flowing. Retries are counted in `oss_events_retried_total` and
 `oss_event_retry_queue_messages`, dead letters in `oss_events_dead_lettered_total`.
+
+Over 300 lines because each of those outcomes, and the malformed messages RPC queues get too, is decided in
+this one place, so that no service's consumer handles a failure its own way.
 """
 import functools
 import logging
@@ -25,7 +28,7 @@ from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from nameko.messaging import Consumer, QueueConsumer
 from nameko.rpc import RpcConsumer
 from sqlalchemy import String, bindparam, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from oss_common.broker import outlet
 from oss_common.database import UtcDateTime
@@ -52,7 +55,7 @@ class DeadLetter(Exception):
     handler committed before raising (a `failed` row, an outbox event) stays committed."""
 
 
-def delivery_number(headers):
+def delivery_number(headers: dict | None) -> int:
     """1 for a message's first delivery, counted by the broker's `x-delivery-count` header."""
     return int((headers or {}).get("x-delivery-count") or 0) + 1
 
@@ -67,7 +70,7 @@ class ProcessedEventMixin:
     processed_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
 
 
-def tolerate_dropped_connections():
+def tolerate_dropped_connections() -> None:
     """Let an ack or requeue on a connection the broker has just dropped go, instead of killing
     the service.
 
@@ -98,7 +101,7 @@ def tolerate_dropped_connections():
 _FIRST_DELIVERY = {}  # table name -> statement
 
 
-def first_delivery(session, model, envelope):
+def first_delivery(session: Session, model: type, envelope: dict) -> bool:
     """Record the event as applied in the caller's transaction; False if it was applied before.
 
     One statement (INSERT ... ON CONFLICT DO NOTHING RETURNING; SQLite 3.35+ and PostgreSQL), not a
@@ -125,7 +128,7 @@ class EventHandler(Consumer):
         self.bindings_config_key = bindings_config_key
         super().__init__(queue=None, **kwargs)
 
-    def topology(self, service_name, config):
+    def topology(self, service_name: str, config: dict) -> tuple:
         """The queue this handler consumes from in a service named `service_name` with `config`, and
         the topic patterns binding it to `oss.events` (the same for `oss broker definitions`)."""
         region = config.get("REGION") or "national"
@@ -134,7 +137,7 @@ class EventHandler(Consumer):
             patterns = as_list(config[self.bindings_config_key])
         return f"{service_name}.{self.queue_suffix}", [pattern.format(region=region) for pattern in patterns]
 
-    def setup(self):
+    def setup(self) -> None:
         config = self.container.config
         self.region = config.get("REGION") or "national"
         self.delivery_limit = int(config.get("DELIVERY_LIMIT") or DEFAULT_DELIVERY_LIMIT)
@@ -158,17 +161,17 @@ class EventHandler(Consumer):
         self._publishing = Semaphore(1)
         super().setup()
 
-    def start(self):
+    def start(self) -> None:
         super().start()
         self._depth_thread = self.container.spawn_managed_thread(self._watch_depth)
 
-    def stop(self):
+    def stop(self) -> None:
         if self._depth_thread is not None:
             self._depth_thread.kill()
         super().stop()
         self._close_publisher()
 
-    def kill(self):
+    def kill(self) -> None:
         if self._depth_thread is not None:
             self._depth_thread.kill()
         super().kill()
@@ -312,7 +315,7 @@ class EventHandler(Consumer):
             except Exception:  # noqa: BLE001 - already broken
                 pass
 
-    def dead_letter(self, message, error):
+    def dead_letter(self, message, error: str) -> None:
         """Park the message in `<queue>.dead` with why (confirmed before the original is acked)."""
         dead_letter_message(self.amqp_uri, self.queue_name, message, error,
                             handler=f"{self.container.service_name}.{self.method_name}")
@@ -322,7 +325,7 @@ class EventHandler(Consumer):
         log.error("dead-lettered a %s event from %s: %s", event_type[:64], self.queue_name, error)
 
 
-def dead_letter_message(amqp_uri, queue_name, message, error, handler=None):
+def dead_letter_message(amqp_uri: str, queue_name: str, message, error: str, handler: str | None = None) -> None:
     """Park `message` (its body as it came) in `<queue_name>.dead` through the user's dead-letter
     outlet, with why in `x-error`; confirmed before the caller acks the original."""
     headers = dict(message.headers or {})
@@ -347,7 +350,7 @@ def dead_letter_message(amqp_uri, queue_name, message, error, handler=None):
         )
 
 
-def reject_malformed_messages():
+def reject_malformed_messages() -> None:
     """No malformed message stops or wedges a consumer: one its queue cannot decode (not JSON, a
     content type other than JSON) and an RPC request without `reply_to` or `correlation_id` are
     parked in the queue's `.dead` queue with the reason and acked, and the consumer goes on (kombu
@@ -391,7 +394,7 @@ def _reject(queue_consumer, queue_name, message, error):
     log.error("dead-lettered a malformed message from %s: %s", queue_name, error)
 
 
-def event_handlers(cls):
+def event_handlers(cls: type) -> list:
     """The `@event_handler` entrypoints a service class declares."""
     return [entrypoint for attribute in dir(cls)
             for entrypoint in getattr(getattr(cls, attribute, None), ENTRYPOINT_EXTENSIONS_ATTR, ())

@@ -399,7 +399,7 @@ class Database(DependencyProvider):
     The worker commits its unit of work itself; anything not committed is rolled back on close.
     """
 
-    def setup(self):
+    def setup(self) -> None:
         config = self.container.config
         self.url = config["DATABASE_URL"]
         self.settings = DatabaseSettings.from_config(config)

@@ -39,12 +39,12 @@ class DeadLetterError(Exception):
     """A dead-letter command cannot do what it was asked (unknown queue, no such message)."""
 
 
-def base_queue(name):
+def base_queue(name: str) -> str:
     """`intake_jizzakh.catalogue` for `intake_jizzakh.catalogue` or `intake_jizzakh.catalogue.dead`."""
     return name[:-len(DEAD_SUFFIX)] if name.endswith(DEAD_SUFFIX) else name
 
 
-def dropped_queue(name):
+def dropped_queue(name: str) -> Queue:
     return Queue(f"{name}.dropped", exchange=DEAD_LETTER_EXCHANGE, routing_key=f"{name}.dropped", durable=True,
                  auto_delete=False, queue_arguments={"x-queue-type": "quorum"})
 
@@ -58,7 +58,7 @@ class QueueSummary:
     dropped: int = 0
 
 
-def mask(value):
+def mask(value: object) -> object:
     """The value with every personal field (PERSONAL_KEYS, at any depth) replaced by MASK."""
     if isinstance(value, dict):
         return {key: (MASK if key in PERSONAL_KEYS and item else mask(item)) for key, item in value.items()}
@@ -121,7 +121,7 @@ class DeadLetters:
             channel.basic_reject(message.delivery_tag, requeue=True)
         channel.queue_declare(queue=name, passive=True)
 
-    def summary(self, queue):
+    def summary(self, queue: str):
         """Count, oldest and reasons of `queue`'s dead letters, and how many were dropped."""
         name = base_queue(queue)
         count = self._count(name + DEAD_SUFFIX)
@@ -142,7 +142,7 @@ class DeadLetters:
             channel.close()
         return result
 
-    def show(self, queue, message_id):
+    def show(self, queue: str, message_id: str) -> dict:
         """One dead letter as {message_id, headers, body}, personal data masked."""
         name = base_queue(queue)
         channel = self.connection.channel()
@@ -158,7 +158,7 @@ class DeadLetters:
                         "body": mask(_body(message))}
         raise DeadLetterError(f"no message {message_id!r} in {name}{DEAD_SUFFIX}")
 
-    def replay(self, queue, message_ids=None):
+    def replay(self, queue: str, message_ids: list[str] | None = None) -> list:
         """Put dead letters (those of `message_ids`, or all) back on the queue each failed on; returns
         the ids replayed. Each is confirmed by the broker before it is taken from the dead-letter queue."""
         name = base_queue(queue)
@@ -193,7 +193,7 @@ class DeadLetters:
                                   + (f"; replayed {', '.join(replayed)}" if replayed else ""))
         return replayed
 
-    def drop(self, queue, message_id, reason, by=None):
+    def drop(self, queue: str, message_id: str, reason: str, by: str | None = None) -> dict:
         """Remove one dead letter for good, keeping a record of it (not its body) in `<queue>.dropped`."""
         if not (reason or "").strip():
             raise DeadLetterError("say why it is dropped (--reason)")
@@ -232,7 +232,7 @@ class DeadLetters:
         raise DeadLetterError(f"no message {message_id!r} in {name}{DEAD_SUFFIX}")
 
 
-def format_summaries(summaries):
+def format_summaries(summaries: list) -> str:
     lines = [f"{'QUEUE':<44} {'COUNT':>5} {'DROPPED':>7}  {'OLDEST':<25} REASONS"]
     for summary in summaries:
         count = "-" if summary.messages is None else str(summary.messages)

@@ -17,7 +17,7 @@ class ApiError(Exception):
         if code:
             self.code = code
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return {"error": self.code, "message": self.message, "fields": self.fields}
 
 

@@ -40,7 +40,7 @@ TRANSIENT = (
 )
 
 
-def is_transient(exc):
+def is_transient(exc: BaseException) -> bool:
     """Whether `exc` (or what it was raised from) is a failure that passes on its own."""
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -51,6 +51,7 @@ def is_transient(exc):
     return False
 
 
-def retry_delay(attempt, base=DEFAULT_RETRY_BASE_SECONDS, ceiling=DEFAULT_RETRY_CEILING_SECONDS):
+def retry_delay(attempt: int, base: float = DEFAULT_RETRY_BASE_SECONDS,
+                ceiling: float = DEFAULT_RETRY_CEILING_SECONDS) -> float:
     """Seconds before the next try after the `attempt`-th failure: base, 2 base, 4 base, ... at most `ceiling`."""
     return min(base * (2 ** (max(attempt, 1) - 1)), ceiling)

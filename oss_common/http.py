@@ -1,4 +1,7 @@
-"""The HTTP entrypoint every service uses: JSON in and out, the one error format, a body limit."""
+"""The HTTP entrypoint every service uses: JSON in and out, the one error format, a body limit.
+
+Over 300 lines because every check a request meets before a worker runs (token, roles, rate limit, body
+size, unusable text, routing errors) is made here once, for every service."""
 import io
 import json
 import logging
@@ -15,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
 from werkzeug.wrappers import Request, Response
 
-from oss_common.auth import ROLES, Unauthorized, VerifiedTokens, authorize, bearer_token, trusted_keys
+from oss_common.auth import ROLES, Principal, Unauthorized, VerifiedTokens, authorize, bearer_token, trusted_keys
 from oss_common.callers import CONTEXT_KEY
 from oss_common.config import setting
 from oss_common.errors import (
@@ -32,7 +35,7 @@ MAX_JSON_DEPTH = 32
 UNUSABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
-def json_response(payload, status=200, headers=None):
+def json_response(payload: object, status: int = 200, headers: dict | None = None) -> Response:
     return Response(
         json.dumps(payload, ensure_ascii=False, default=str),
         status=status,
@@ -41,7 +44,7 @@ def json_response(payload, status=200, headers=None):
     )
 
 
-def error_response(error: ApiError):
+def error_response(error: ApiError) -> Response:
     response = json_response(error.to_dict(), status=error.status)
     if isinstance(error, TooManyRequests):
         response.headers["Retry-After"] = str(error.retry_after)
@@ -111,7 +114,7 @@ class AnonymousLimits(SharedExtension):
     (ANONYMOUS_RATE_LIMIT, `N/S`); FORWARDED_HOPS says how many proxies of the deployment stand in
     front, whose X-Forwarded-For names the client."""
 
-    def setup(self):
+    def setup(self) -> None:
         config = self.container.config
         self.limiter = Limiter(rate_setting(config, "ANONYMOUS_RATE_LIMIT", "120/60"))
         self.forwarded_hops = setting(config, "FORWARDED_HOPS", 0, int)
@@ -119,7 +122,7 @@ class AnonymousLimits(SharedExtension):
     def address(self, request):
         return client_address(request, self.forwarded_hops)
 
-    def refusal(self, request):
+    def refusal(self, request: Request) -> TooManyRequests | None:
         """The 429 to answer when the request's address has used up its requests, else None."""
         wait = self.limiter.take(self.address(request))
         if not wait:
@@ -156,14 +159,14 @@ class ApiHandler(HttpRequestHandler):
         kwargs.setdefault("expected_exceptions", (ApiError, ValidationError))
         super().__init__(method, url, **kwargs)
 
-    def setup(self):
+    def setup(self) -> None:
         super().setup()
         config = self.container.config
         self.region = config.get("REGION") or None
         self.keys = None if self.public else trusted_keys(config)
         self.tokens = VerifiedTokens()
 
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> Principal | Response:
         """The caller's Principal, or the 401/403 response to answer instead."""
         try:
             token = bearer_token(request.headers.get("Authorization"))
@@ -241,12 +244,12 @@ def _buffer_chunked_body(environ, limit):
 PRINCIPAL_KEY = "oss.principal"
 
 
-def principal(request):
+def principal(request: Request) -> Principal | None:
     """The authenticated caller of a non-public `api` endpoint (None on public ones)."""
     return request.environ.get(PRINCIPAL_KEY)
 
 
-def json_body(request, required=True):
+def json_body(request: Request, required: bool = True) -> dict:
     """The request's JSON body as a dict; a 4xx naming `body` when it is absent or not JSON."""
     mimetype = request.mimetype or ""
     if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
@@ -302,7 +305,7 @@ def _unfit_part(document):
     return None
 
 
-def query_params(request, schema):
+def query_params(request: Request, schema: Schema) -> dict:
     """Query-string parameters loaded through a marshmallow schema (400 naming the parameter)."""
     data = {key: values if len(values) > 1 else values[0] for key, values in request.args.lists()}
     return schema.load(data)
@@ -327,5 +330,5 @@ class HealthCheck:
             raise Unavailable(f"not ready: {'; '.join(problems)}", fields={"health": problems})
         return {"status": "ok", "service": self.name}
 
-    def readiness_problems(self):
+    def readiness_problems(self) -> list[str]:
         return []

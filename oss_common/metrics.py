@@ -92,7 +92,7 @@ def serve_metrics(port: int | str | None, address: str = "0.0.0.0") -> None:
 class Metrics(DependencyProvider):
     """RED metrics for every entrypoint of the service it is declared on, and the /metrics server."""
 
-    def setup(self):
+    def setup(self) -> None:
         config = self.container.config
         self.region = config.get("REGION") or "national"
         self.starts = {}

@@ -71,7 +71,7 @@ class Route:
         return self.handler.doc
 
 
-def api_routes(service_cls):
+def api_routes(service_cls: type) -> list:
     """Every `api` entrypoint of a service class (mixins included), one Route per HTTP method."""
     routes = []
     for name, function in inspect.getmembers(service_cls, inspect.isfunction):
@@ -82,7 +82,7 @@ def api_routes(service_cls):
     return sorted(routes, key=lambda route: (route.rule, route.method))
 
 
-def openapi_path(rule):
+def openapi_path(rule: str) -> tuple[str, list[str]]:
     """`/api/v1/services/<string:code>` as `/api/v1/services/{code}` and its path parameters."""
     parameters = []
 
@@ -223,7 +223,7 @@ def _plain_number(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def openapi_document(service_cls):
+def openapi_document(service_cls: type) -> dict:
     """The OpenAPI 3 document (a fresh dict) of a nameko service class's `api` entrypoints."""
     return json.loads(_document(service_cls))
 
@@ -236,7 +236,7 @@ class OpenApiDocs:
         return openapi_document(type(self))
 
 
-def documented_services():
+def documented_services() -> list[tuple[str, type]]:
     """(file stem, service class) for every service kind the `oss` runner knows, and the national
     instance of a regional kind when it is a class of its own."""
     for kind in SERVICES.values():
@@ -246,11 +246,11 @@ def documented_services():
             yield f"{kind.name}-national", getattr(module, kind.national_cls)
 
 
-def render(document):
+def render(document: dict) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def write_documents(directory=DOCUMENTS_DIR):
+def write_documents(directory: Path = DOCUMENTS_DIR) -> list:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
@@ -261,7 +261,7 @@ def write_documents(directory=DOCUMENTS_DIR):
     return written
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m oss_common.openapi",
                                      description="Write every service's OpenAPI document to a directory.")
     parser.add_argument("directory", nargs="?", default=str(DOCUMENTS_DIR))

@@ -34,7 +34,7 @@ class Rate:
         return rate
 
 
-def rate_setting(config, name, default):
+def rate_setting(config: dict, name: str, default: str) -> "Rate":
     return Rate.parse(setting(config, name, default), name)
 
 
@@ -53,12 +53,12 @@ class Limiter:
         refill = (now - counted) * self.rate.requests / self.rate.seconds
         return min(self.rate.requests, tokens + refill), now
 
-    def wait(self, key):
+    def wait(self, key: str) -> float:
         """Seconds until `key` has a request left (0: it has one now); takes nothing."""
         tokens, _now = self._tokens(key)
         return 0.0 if tokens >= 1 else (1 - tokens) * self.rate.seconds / self.rate.requests
 
-    def take(self, key):
+    def take(self, key: str) -> float:
         """Take one request for `key`: 0 when allowed, else the seconds to wait (nothing taken)."""
         tokens, now = self._tokens(key)
         if tokens < 1:
@@ -70,7 +70,7 @@ class Limiter:
         return 0.0
 
 
-def client_address(request, forwarded_hops=0):
+def client_address(request, forwarded_hops: int = 0) -> str:
     """The address a request came from: the connection's peer, or with `forwarded_hops` proxies of
     the deployment in front (FORWARDED_HOPS), the address the outermost of them saw in
     X-Forwarded-For. Entries a client wrote itself are to the left of those and never read."""

@@ -45,7 +45,7 @@ class Region:
     def centre(self, code):
         return next((c for c in self.centres if c.code == code), None)
 
-    def port(self, base):
+    def port(self, base: int) -> int:
         """This region's port for a regional service whose region ports start at `base`."""
         return base + self.n
 

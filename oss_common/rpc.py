@@ -25,7 +25,7 @@ from nameko.constants import AMQP_URI_CONFIG_KEY, RPC_EXCHANGE_CONFIG_KEY
 from oss_common.broker import RPC_EXCHANGE, amqp_user, outlet, reply_key, sanitized
 
 
-def rpc_exchange(config):
+def rpc_exchange(config: dict) -> Exchange:
     """`nameko-rpc`, declared passively: it must exist (the definitions, or `oss run` on a development broker)."""
     return Exchange(config.get(RPC_EXCHANGE_CONFIG_KEY, RPC_EXCHANGE), type="topic", durable=True, passive=True)
 
@@ -61,7 +61,7 @@ def _rpc_consumer_setup(self):
         self._registered = True
 
 
-def use_broker_permissions():
+def use_broker_permissions() -> None:
     nameko.rpc.get_rpc_exchange = rpc_exchange
     nameko.rpc.MethodProxy.publisher_cls = OutletPublisher
     nameko.rpc.Responder.publisher_cls = OutletPublisher

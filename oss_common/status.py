@@ -49,12 +49,12 @@ def _total(queues):
     return sum(counts) if counts else None
 
 
-def event_queue_names(cls):
+def event_queue_names(cls: type) -> list[str]:
     """`<service>.<suffix>` of each event handler the service class declares."""
     return sorted({f"{cls.name}.{handler.queue_suffix}" for handler in event_handlers(cls)})
 
 
-def queue_depth(connection, name):
+def queue_depth(connection, name: str) -> "QueueDepth":
     channel = connection.channel()
     try:
         declared = channel.queue_declare(queue=name, passive=True)
@@ -66,7 +66,7 @@ def queue_depth(connection, name):
             channel.close()
 
 
-def metric_value(text, name):
+def metric_value(text: str, name: str) -> float | None:
     """Sum of a metric's samples in a /metrics page (None when the page does not have it)."""
     values = [sample.value for family in text_string_to_metric_families(text)
               for sample in family.samples if sample.name == name]
@@ -95,7 +95,7 @@ def process_status(process, cls, connection, host, timeout):
     return status
 
 
-def deployment_status(members, amqp_uri, host="127.0.0.1", timeout=2.0):
+def deployment_status(members: list[tuple], amqp_uri: str, host: str = "127.0.0.1", timeout: float = 2.0) -> list:
     """Statuses of the (kind, region) processes; the broker's part is left out when it is away."""
     connection = Connection(amqp_uri, connect_timeout=timeout)
     try:
@@ -114,7 +114,7 @@ def _count(value):
     return "-" if value is None else f"{value:g}"
 
 
-def format_status(statuses, broker_reachable=True):
+def format_status(statuses: list, broker_reachable: bool = True) -> str:
     lines = [f"{'SERVICE':<24} {'HTTP':>5}  {'STATE':<5}  {'RPC QUEUE':<14} {'EVENT QUEUES':<28} {'RETRY':>5} {'DEAD':>5} "
              f"{'OUTBOX':>7}"]
     for status in statuses:

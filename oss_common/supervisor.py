@@ -36,7 +36,7 @@ class ServiceProcess:
     def url(self):
         return f"http://127.0.0.1:{self.http_port}"
 
-    def start(self):
+    def start(self) -> None:
         command = [sys.executable, "-m", "oss_common.cli", "run", "--service", self.service]
         if self.region:
             command += ["--region", self.region]
@@ -53,7 +53,7 @@ class ServiceProcess:
                                         stderr=subprocess.STDOUT if output else None, start_new_session=True)
         return self
 
-    def wait_healthy(self, timeout=60.0):
+    def wait_healthy(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -67,7 +67,7 @@ class ServiceProcess:
             time.sleep(0.2)
         raise TimeoutError(f"{self.name} did not answer {self.url}/health within {timeout:.0f}s")
 
-    def stop(self, timeout=15.0):
+    def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM, so nameko finishes running workers; SIGKILL if it does not stop in time."""
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -77,7 +77,7 @@ class ServiceProcess:
                 self.kill()
         self._close_log()
 
-    def kill(self):
+    def kill(self) -> None:
         """SIGKILL: a crash, as `kill -9` makes it."""
         if self.process and self.process.poll() is None:
             self.process.kill()
@@ -90,7 +90,7 @@ class ServiceProcess:
             self._log_handle = None
 
 
-def service_process(kind, region, log_dir=None, migrate=True):
+def service_process(kind: str, region: str | None, log_dir: Path | None = None, migrate: bool = True) -> "ServiceProcess":
     """The process `oss run --service` starts for one kind and region (None: national), with the
     ports its configuration (defaults, deployment file, environment) gives it."""
     config = service_config(kind, region)
@@ -102,12 +102,12 @@ def service_process(kind, region, log_dir=None, migrate=True):
     return process
 
 
-def stack_processes(regions, log_dir):
+def stack_processes(regions: list[str], log_dir: Path) -> list:
     """One process per national service and per region of each regional service, as `oss run` starts them."""
     return [service_process(kind, region, log_dir) for kind in SERVICES.values() for region in instances(kind, regions)]
 
 
-def supervise(processes, title, start=None, banner=""):
+def supervise(processes: list, title: str, start=None, banner: str = "") -> None:
     """Start the processes (`start` does it when order matters), list them, and watch them until
     Ctrl-C/SIGTERM or until one exits; then stop all, newest first. 0 on a requested stop, 1 when
     a process died (so a service manager restarts the group)."""
@@ -148,7 +148,7 @@ def supervise(processes, title, start=None, banner=""):
     return 1 if died else 0
 
 
-def stop_all(processes, timeout=15.0):
+def stop_all(processes: list, timeout: float = 15.0) -> None:
     """SIGTERM to every process at once (newest first), so they finish their workers side by side;
     then wait for each, SIGKILL for one that does not stop in time."""
     for process in reversed(processes):
@@ -164,14 +164,14 @@ def stop_all(processes, timeout=15.0):
         process._close_log()
 
 
-def run_group(members, log_dir=None, migrate=True):
+def run_group(members: list[tuple], log_dir: Path | None = None, migrate: bool = True) -> None:
     """`oss run --region` / `--national`: each (kind, region) as its own child process."""
     processes = [service_process(kind, region, log_dir, migrate) for kind, region in members]
     names = ", ".join(process.name for process in processes)
     return supervise(processes, f"running {names}")
 
 
-def run_stack(regions, seed, banner=""):
+def run_stack(regions: list[str], seed: Path, banner: str = "") -> None:
     """Every service for the given regions until Ctrl-C; the catalogue first, then the seed, then
     the rest. Idempotent across runs: data stays under var/, the seed loads without duplicates."""
     var_dir().mkdir(parents=True, exist_ok=True)

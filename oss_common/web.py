@@ -34,12 +34,12 @@ SECURITY_HEADERS = {
 INDEX = "index.html"
 
 
-def content_type(name):
+def content_type(name: str) -> str:
     suffix = PurePosixPath(name).suffix.lower()
     return CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-def page_files(directory):
+def page_files(directory: Path) -> dict[str, Path]:
     """{URL name: file} for every regular file under `directory`, dot-files and dot-folders left out."""
     directory = Path(directory).resolve()
     files = {}
@@ -73,7 +73,7 @@ class PageSet:
         return Response(body, status=200, content_type=mimetype, headers=SECURITY_HEADERS)
 
 
-def static_pages(prefix, directory):
+def static_pages(prefix: str, directory: Path) -> type:
     """A mixin serving `directory` under `/<prefix>/` (its index.html) and `/<prefix>/<file>`,
     without a token: the pages ask for one and send it with every API call they make."""
     pages = PageSet(prefix, directory)

@@ -1,4 +1,6 @@
-"""What crosses intake's wire: submissions, transitions, queries and application views."""
+"""What crosses intake's wire: submissions, transitions, queries and application views (over 300 lines
+because each request and answer of intake's faces is declared here once, and the OpenAPI document is built
+from them)."""
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from oss_common.schemas import CODE, Day, Language, StrictSchema, Timestamp

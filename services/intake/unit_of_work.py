@@ -6,6 +6,7 @@ A new application, its history entry and its event are one statement on PostgreS
 (repository.py), so a submission still costs one round trip; the commit that follows finds no
 transaction open and sends nothing.
 """
+from collections.abc import Callable
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -27,7 +28,8 @@ class Catalogue(Protocol):
 
 
 class IntakeUnitOfWork(SqlUnitOfWork):
-    def __init__(self, session: Session, catalogue: Catalogue, region: Region, pay_url=None):
+    def __init__(self, session: Session, catalogue: Catalogue, region: Region,
+                 pay_url: Callable[[object], str | None] | None = None):
         super().__init__(session, OutboxEvent, region.slug, f"{PRODUCER_PREFIX}_{region.slug}")
         self.catalogue = catalogue
         self.region = region

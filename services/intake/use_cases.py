@@ -1,5 +1,6 @@
 """What intake does, one function per use case of `(unit of work, command)`: no SQL, no bus, no HTTP.
-Every face (RPC, the HTTP API, Open311, the desk) calls these."""
+Every face (RPC, the HTTP API, Open311, the desk) calls these; over 300 lines because filing, the workflow
+and the fee (invoice, payment, refund) are each a handful of short use cases of one application."""
 import hashlib
 import json
 import secrets
