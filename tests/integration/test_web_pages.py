@@ -413,3 +413,39 @@ def stored_application(stack, tracking):
 
         row["due_date"] = date.fromisoformat(row["due_date"])
     return row
+
+
+def test_operator_files_a_paid_application_takes_the_fee_and_prints_the_receipt(stack, browser):
+    problems = []
+    paid_service = next(service for service in seed_document()["services"] if service["code"] == "apostille")
+    desk = new_page(browser, problems)
+    sign_in(desk, f"{stack.urls[REGION]}/desk/", token(OPERATOR, REGION))
+    desk.select_option("#language", "en")
+    desk.wait_for_selector('#service option[value="apostille"]', state="attached")
+    desk.select_option("#service", "apostille")
+    assert "82\u00a0400 so'm" in desk.inner_text("#service-info")  # 0.2 of the base amount in force (412 000)
+    desk.fill('[name="applicant.pinfl"]', PERSONAL["pinfl"])
+    desk.fill('[name="applicant.full_name"]', PERSONAL["full_name"])
+    desk.fill('[name="applicant.phone"]', PERSONAL["phone"])
+    for box in desk.locator("#documents input[type=checkbox]").all():
+        box.check()
+    fill_attributes(desk, paid_service)
+    desk.click("#submit")
+    desk.wait_for_selector("#payment-form:not([hidden])")
+    tracking = desk.inner_text("#receipt-tracking").strip()
+    assert desk.inner_text("#pay-amount").strip() == "82\u00a0400 so'm"
+    assert stored_application(stack, tracking)["status"] == "awaiting_payment"
+    desk.select_option("#pay-method", "cash")
+    desk.fill("#pay-receipt", "KASSA-0042")
+    desk.click("#pay-submit")
+    desk.wait_for_selector("#paid:not([hidden])")
+    assert stored_application(stack, tracking)["status"] == "submitted"
+    desk.click("#print-receipt")
+    desk.wait_for_selector("#receipt-lines:not([hidden])")
+    assert desk.inner_text("#r-tracking").strip() == tracking
+    assert desk.inner_text("#r-amount").strip() == "82\u00a0400 so'm"
+    assert desk.inner_text("#r-receipt").strip() == "KASSA-0042" and desk.inner_text("#r-method").strip() == "Cash"
+    assert desk.inner_text("#r-state").strip() == "paid"
+    assert PERSONAL["pinfl"] not in desk.content() and PERSONAL["full_name"] not in desk.content()
+    desk.screenshot(path=str(ARTIFACTS / "desk-fee-receipt.png"), full_page=True)
+    assert problems == []

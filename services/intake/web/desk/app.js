@@ -5,7 +5,7 @@
 (function () {
   const TOKEN_KEY = "oss.token";
   const LANGUAGE_KEY = "oss.language";
-  const STATUSES = ["submitted", "accepted", "in_review", "returned_for_correction", "resubmitted",
+  const STATUSES = ["awaiting_payment", "submitted", "accepted", "in_review", "returned_for_correction", "resubmitted",
                     "approved", "rejected", "issued", "withdrawn"];
   const REASON_REQUIRED = ["rejected", "returned_for_correction", "withdrawn"];
   const $ = (selector, root) => (root || document).querySelector(selector);
@@ -217,8 +217,8 @@
       show(info, "");
       return;
     }
-    const fee = service.fee && !service.fee.free && service.fee.bca_multiple
-      ? t("new.fee_bca", { n: service.fee.bca_multiple }) : t("new.free");
+    const fee = service.fee && !service.fee.free && service.fee_today_tiyin !== null && service.fee_today_tiyin !== undefined
+      ? `${soM(service.fee_today_tiyin)} ${t("pay.som")}` : t("new.free");
     show(info, `${local(service.agency.names)} · ${t("new.deadline")}: ${service.deadline_working_days} · ${t("new.fee")}: ${fee}`);
     if (!service.required_documents.length) {
       const none = document.createElement("p");
@@ -366,12 +366,57 @@
       // Only the answer that filed it carries the code; a replayed submission (200) does not.
       $("#receipt-code").textContent = view.status_code || t("new.code_sent");
       $("#receipt-due").textContent = formatDate(view.due_date);
+      showPayment(view);
       $("#application-form").hidden = true;
       $("#receipt").hidden = false;
     } catch (error) {
       const unplaced = showFieldErrors(error.body.fields);
       const general = Object.keys(error.body.fields || {}).length ? t("error.fix_fields") : errorText(error);
       show($("#form-error"), [general, ...unplaced].join(" "));
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // The fee: amounts are integer tiyin; shown in so'm.
+
+  function soM(tiyin) {
+    const whole = Math.trunc(tiyin / 100).toString().replace(/\B(?=(\d{3})+(?!\d))/g, "\u00a0");
+    const part = tiyin % 100;
+    return part ? `${whole},${String(part).padStart(2, "0")}` : whole;
+  }
+
+  let payingFor = null;
+
+  function showPayment(view) {
+    payingFor = view.invoice && view.invoice.state === "issued" ? view : null;
+    $("#payment-form").hidden = !payingFor;
+    $("#paid").hidden = true;
+    show($("#pay-error"), "");
+    if (!payingFor) return;
+    $("#pay-invoice").textContent = view.invoice.invoice_number;
+    $("#pay-amount").textContent = `${soM(view.invoice.amount_tiyin)} ${t("pay.som")}`;
+    $("#pay-receipt").value = "";
+  }
+
+  async function takePayment(event) {
+    event.preventDefault();
+    if (!payingFor) return;
+    const button = $("#pay-submit");
+    button.disabled = true;
+    try {
+      const view = await api("POST", `/api/v1/applications/${encodeURIComponent(payingFor.tracking_number)}/payments`, {
+        method: $("#pay-method").value, receipt_number: $("#pay-receipt").value.trim(),
+        amount_tiyin: payingFor.invoice.amount_tiyin,
+      });
+      $("#receipt-due").textContent = formatDate(view.due_date);
+      $("#payment-form").hidden = true;
+      $("#print-receipt").href = `receipt.html?tracking=${encodeURIComponent(view.tracking_number)}`;
+      $("#paid").hidden = false;
+      payingFor = null;
+    } catch (error) {
+      const fields = Object.values(error.body.fields || {}).flat();
+      show($("#pay-error"), fields.length ? fields.join(" ") : errorText(error));
     } finally {
       button.disabled = false;
     }
@@ -573,6 +618,7 @@
     $("#service").addEventListener("change", () => { clearFieldErrors(); renderForm(); });
     $("#application-form").addEventListener("submit", submitApplication);
     $("#another").addEventListener("click", newApplication);
+    $("#payment-form").addEventListener("submit", takePayment);
     $("#search").addEventListener("input", searchApplications);
     $("#status-filter").addEventListener("change", loadApplications);
     $("#refresh").addEventListener("click", loadApplications);

@@ -154,6 +154,28 @@
       });
       return row;
     }));
+    renderFees(summary.fees);
+  }
+
+  function soM(tiyin) {
+    // Integer tiyin, shown in whole so'm (the table's unit), grouped as the page's language groups numbers.
+    return tiyin === null || tiyin === undefined ? "—" : number(Math.round(tiyin / 100));
+  }
+
+  function renderFees(fees) {
+    const rows = (fees ? fees.by_region : []).map((region) => [regionName(region.region), region]);
+    if (fees && fees.by_region.length) rows.push([t("national"), fees.totals]);
+    $("#fees tbody").replaceChildren(...rows.map(([name, figures]) => {
+      const row = document.createElement("tr");
+      row.dataset.region = figures.region || "national";
+      [name, number(figures.invoices), soM(figures.invoiced_tiyin), soM(figures.paid_tiyin),
+       soM(figures.refunded_tiyin), soM(figures.outstanding_tiyin)].forEach((text) => {
+        const cell = document.createElement("td");
+        cell.textContent = text;
+        row.append(cell);
+      });
+      return row;
+    }));
   }
 
   document.addEventListener("DOMContentLoaded", () => {

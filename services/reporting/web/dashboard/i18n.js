@@ -3,6 +3,12 @@
 
 window.OSS_STRINGS = {
   uz: {
+    "fees.title": "To'lovlar (so'm)",
+    "fees.invoices": "Hisob-fakturalar",
+    "fees.invoiced": "Hisoblangan",
+    "fees.paid": "To'langan",
+    "fees.refunded": "Qaytarilgan",
+    "fees.outstanding": "To'lanmagan",
     "title": "Davlat xizmatlari markazlari — vazirlik paneli", "language": "Til",
     "signin.title": "Kirish", "signin.help": "Tahlilchi tokenini joylashtiring.", "signin.submit": "Kirish",
     "signin.out": "Chiqish", "signin.invalid": "Token noto'g'ri, muddati o'tgan yoki tahlilchiniki emas.",
@@ -19,6 +25,12 @@ window.OSS_STRINGS = {
     "days": "{n} kun",
   },
   ru: {
+    "fees.title": "Платежи (сум)",
+    "fees.invoices": "Счета",
+    "fees.invoiced": "Выставлено",
+    "fees.paid": "Оплачено",
+    "fees.refunded": "Возвращено",
+    "fees.outstanding": "Не оплачено",
     "title": "Центры госуслуг — панель министерства", "language": "Язык",
     "signin.title": "Вход", "signin.help": "Вставьте токен аналитика.", "signin.submit": "Войти",
     "signin.out": "Выйти", "signin.invalid": "Токен неверен, просрочен или не принадлежит аналитику.",
@@ -35,6 +47,12 @@ window.OSS_STRINGS = {
     "days": "{n} дн.",
   },
   en: {
+    "fees.title": "Fees (so'm)",
+    "fees.invoices": "Invoices",
+    "fees.invoiced": "Invoiced",
+    "fees.paid": "Paid",
+    "fees.refunded": "Refunded",
+    "fees.outstanding": "Outstanding",
     "title": "Public service centres — ministry dashboard", "language": "Language",
     "signin.title": "Sign in", "signin.help": "Paste an analyst's token.", "signin.submit": "Sign in",
     "signin.out": "Sign out", "signin.invalid": "The token is not valid, has expired or is not an analyst's.",
