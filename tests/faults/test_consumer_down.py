@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from oss_common.regions import get_region
 from tests.conftest import wait_for
-from tests.integration.conftest import auth, post, valid_submission
+from tests.integration.conftest import auth, pay_at_the_desk, post, valid_submission
 from tests.integration.personal_data import assert_no_personal_data, personal_values, unique_applicant
 from tests.integration.test_notifications import SmsGatewayDouble
 from tests.integration.test_reporting import PATHS, as_counts, direct_figures, offered_services
@@ -48,6 +48,7 @@ def file_traffic(url, rng, count):
         response = post(f"{url}/api/v1/applications", body, **operator)
         assert response.status_code == 201, response.text
         number = response.json()["tracking_number"]
+        pay_at_the_desk(url, response.json(), operator)
         for status in path:
             moved = post(f"{url}/api/v1/applications/{number}/transitions", {"to": status, "reason": "backlog"}, **officer)
             assert moved.status_code == 200, moved.text

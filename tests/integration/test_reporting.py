@@ -28,7 +28,7 @@ from services.reporting import views
 from services.intake.domain import AWAITING_DECISION
 from services.reporting.domain import percentile
 from tests.conftest import as_caller, token
-from tests.integration.conftest import REGIONS, SEED, auth, post, valid_submission
+from tests.integration.conftest import REGIONS, SEED, auth, pay_at_the_desk, post, valid_submission
 from tests.integration.personal_data import assert_no_personal_data, personal_values, unique_applicant
 
 AUTH = auth("analyst")
@@ -104,6 +104,7 @@ def generate_load(stack):
         body = dict(rng.choice(templates[region]), district=centre.district, centre=centre.code, applicant=applicant)
         response = post(f"{stack.urls[region]}/api/v1/applications", body, **auth("operator", region))
         assert response.status_code == 201, response.text
+        pay_at_the_desk(stack.urls[region], response.json(), auth("operator", region))
         return region, response.json()["tracking_number"]
 
     def walk(item):
