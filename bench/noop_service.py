@@ -13,6 +13,8 @@ import signal  # noqa: E402
 from nameko.rpc import rpc  # noqa: E402
 from nameko.runners import ServiceRunner  # noqa: E402
 
+from oss_common.rpc import use_broker_permissions  # noqa: E402
+
 
 class BenchNoop:
     name = "bench_noop"
@@ -23,6 +25,7 @@ class BenchNoop:
 
 
 if __name__ == "__main__":
+    use_broker_permissions()  # its request queue a quorum queue, as every service's: the baseline pays what they pay
     runner = ServiceRunner({"AMQP_URI": os.environ["AMQP_URI"], "max_workers": int(os.environ.get("MAX_WORKERS", "10"))})
     runner.add_service(BenchNoop)
     signal.signal(signal.SIGTERM, lambda *_: eventlet.spawn_n(runner.stop))
