@@ -42,6 +42,7 @@ from bench.pipeline import (  # noqa: E402
     bench_service,
     event_lag,
     percentile,
+    print_targets,
 )
 from oss_common.auth import CATALOGUE_ADMIN, issue_token  # noqa: E402
 from oss_common.callers import caller_context  # noqa: E402
@@ -172,9 +173,7 @@ def main(argv=None):
         ("every submission counted in reporting", len(lags) == len(latencies), f"{len(lags)} of {len(latencies)}"),
         ("every submission notified", notified >= filed, f"{notified} of {filed}"),
     ]
-    print("\ntargets")
-    for name, met, value in targets:
-        print(f"  [{'met' if met else 'MISSED'}] {name}: {value}")
+    print_targets(targets)
     return 0
 
 

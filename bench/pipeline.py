@@ -123,6 +123,13 @@ class Figures:
             print(f"{name:<48} {_fmt(throughput, '/s'):>12} {_fmt(median, ' ms'):>10} {_fmt(p99, ' ms'):>10} {machine:>8}  {note}")
 
 
+def print_targets(targets):
+    """(name, met, value) rows, each marked met or MISSED."""
+    print("\ntargets")
+    for name, met, value in targets:
+        print(f"  [{'met' if met else 'MISSED'}] {name}: {value}")
+
+
 def _fmt(value, unit):
     return "-" if value is None else f"{value:,.1f}{unit}"
 
@@ -609,9 +616,7 @@ def main(argv=None):
         ("event lag (submit -> counted in reporting) p99 < 250 ms at 100/s", lag_p99 < 250, f"{lag_p99:.1f} ms"),
         ("relay >= 80% of raw publish-with-confirm", relay_rate / publish_rate >= 0.8, f"{relay_rate / publish_rate:.0%}"),
     ]
-    print("\ntargets")
-    for name, met, value in targets:
-        print(f"  [{'met' if met else 'MISSED'}] {name}: {value}")
+    print_targets(targets)
     return 0
 
 
