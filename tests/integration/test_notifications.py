@@ -20,7 +20,7 @@ from oss_common.config import PROJECT_ROOT
 from oss_common.events import EVENTS_EXCHANGE, dead_letter_queue, make_event, rfc3339, routing_key, utc_now
 from tests.conftest import as_caller, free_port, wait_for
 from tests.smtp_sink import SmtpSink
-from tests.integration.conftest import auth, event_listener, post, seed_service, valid_submission
+from tests.integration.conftest import auth, event_listener, pay_at_the_desk, post, seed_service, valid_submission
 
 pytestmark = pytest.mark.integration
 
@@ -407,3 +407,26 @@ def test_a_national_instance_chosen_by_configuration_alone(stack, notifications,
         assert health["service"] == "notifications"
     finally:
         process.stop()
+
+
+def test_the_invoice_and_the_payment_reach_the_citizen_in_their_language(stack, notifications, mailbox):
+    """A paid service: the filing's message names the fee, the invoice and Payme's checkout; the
+    payment taken at the desk is confirmed; each in the citizen's language."""
+    numbers = {}
+    for language in ("uz", "ru", "en"):
+        body = valid_submission("jizzakh", "apostille")
+        body["applicant"] = dict(body["applicant"], channel="email", email=f"payer-{language}@example.uz", language=language)
+        filed = post(f"{stack.urls['jizzakh']}/api/v1/applications", body, **auth("operator", "jizzakh"))
+        assert filed.status_code == 201 and filed.json()["status"] == "awaiting_payment", filed.text
+        numbers[language] = filed.json()
+    amount = {"uz": "82\u00a0400 so‘m", "ru": "82\u00a0400 сум", "en": "82\u00a0400 so'm"}
+    paid_subjects = {"uz": "To‘lov qabul qilindi", "ru": "Оплата получена", "en": "Payment received"}
+    for language, filed in numbers.items():
+        number = filed["tracking_number"]
+        [(_, _, body, _)] = wait_for(lambda number=number: mailbox.about(number), message=f"the invoice in {language}")
+        assert amount[language] in body and filed["invoice"]["invoice_number"] in body
+        assert "https://checkout.paycom.uz/" in body
+        pay_at_the_desk(stack.urls["jizzakh"], filed, auth("operator", "jizzakh"))
+        wait_for(lambda number=number: len(mailbox.about(number)) == 2, message=f"the payment in {language}")
+        _, subject, body, _ = mailbox.about(number)[1]
+        assert subject == f"{paid_subjects[language]}: {number}" and amount[language] in body

@@ -76,3 +76,10 @@ def test_citizens_are_told_the_invoice_and_the_payment_in_their_language(languag
     assert "82\u00a0400" in message.body and "R-77" in message.body and "JI-2026-000123" in message.subject
     refunded = {**paid, "reason": "withdrawn", "payment": {**paid["payment"], "reason": "withdrawn"}}
     assert "82\u00a0400" in book.render("application.refunded", language, **citizen_values(refunded, language)).body
+
+
+def test_every_status_has_an_open311_note():
+    from services.intake.open311.mapping import STATUS_NOTES, open311_status
+
+    assert set(STATUS_NOTES) == set(Status)
+    assert open311_status(Status.AWAITING_PAYMENT) == "open"

@@ -14,6 +14,7 @@ LIST_DATATYPES = ("singlevaluelist", "multivaluelist")
 CLOSED_STATUSES = frozenset({Status.APPROVED, Status.REJECTED, Status.ISSUED, Status.WITHDRAWN})
 OPEN_STATUSES = frozenset(Status) - CLOSED_STATUSES
 STATUS_NOTES = {
+    Status.AWAITING_PAYMENT: "Filed; waiting for the fee to be paid.",
     Status.SUBMITTED: "Submitted; waiting for the agency to accept it.",
     Status.ACCEPTED: "Accepted by the agency.",
     Status.IN_REVIEW: "Under review by the agency.",

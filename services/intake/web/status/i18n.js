@@ -10,7 +10,7 @@ window.OSS_STRINGS = {
     "network": "Server bilan aloqa yo'q.",
     "status.submitted": "Topshirildi", "status.accepted": "Qabul qilindi", "status.in_review": "Ko'rib chiqilmoqda",
     "status.approved": "Tasdiqlandi", "status.rejected": "Rad etildi", "status.issued": "Berildi",
-    "status.returned_for_correction": "Tuzatishga qaytarildi", "status.resubmitted": "Qayta topshirildi",
+    "status.returned_for_correction": "Tuzatishga qaytarildi", "status.resubmitted": "Qayta topshirildi", "status.awaiting_payment": "To'lov kutilmoqda",
     "status.withdrawn": "Bekor qilindi",
   },
   ru: {
@@ -21,7 +21,7 @@ window.OSS_STRINGS = {
     "network": "Нет связи с сервером.",
     "status.submitted": "Подано", "status.accepted": "Принято", "status.in_review": "На рассмотрении",
     "status.approved": "Одобрено", "status.rejected": "Отказано", "status.issued": "Выдано",
-    "status.returned_for_correction": "Возвращено на исправление", "status.resubmitted": "Подано повторно",
+    "status.returned_for_correction": "Возвращено на исправление", "status.resubmitted": "Подано повторно", "status.awaiting_payment": "Ожидает оплаты",
     "status.withdrawn": "Отозвано",
   },
   en: {
@@ -32,7 +32,7 @@ window.OSS_STRINGS = {
     "network": "The server cannot be reached.",
     "status.submitted": "Submitted", "status.accepted": "Accepted", "status.in_review": "In review",
     "status.approved": "Approved", "status.rejected": "Rejected", "status.issued": "Issued",
-    "status.returned_for_correction": "Returned for correction", "status.resubmitted": "Resubmitted",
+    "status.returned_for_correction": "Returned for correction", "status.resubmitted": "Resubmitted", "status.awaiting_payment": "Awaiting payment",
     "status.withdrawn": "Withdrawn",
   },
 };
