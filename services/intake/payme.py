@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from oss_common.config import setting
 from services.intake.domain import InvoiceState, Status
 from services.intake.exceptions import InvoicePaid
+from services.intake.metrics import count_fee
 from services.intake.unit_of_work import IntakeUnitOfWork
 from services.intake.use_cases import mark_paid, reverse_payment
 
@@ -198,11 +199,13 @@ def perform_transaction(new_uow, params, now_ms):
             raise _error(-31008) from None
         transaction.state, transaction.perform_time = PERFORMED, now_ms
         uow.commit()
+        count_fee(uow.region.slug, invoice.service_code, "paid", invoice.amount_tiyin)
         return _performed(transaction)
 
 
 def cancel_transaction(new_uow, params, now_ms):
     payme_id, reason = _param(params, "id", str), _param(params, "reason", int)
+    refunded = None
     with new_uow() as uow:
         transaction = uow.invoices.transaction(payme_id, for_update=True)
         if transaction is None:
@@ -217,7 +220,10 @@ def cancel_transaction(new_uow, params, now_ms):
             reverse_payment(uow, application, invoice, f"payment cancelled by Payme (reason {reason})", ACTOR,
                             _instant(now_ms))
             _cancel(transaction, reason, now_ms)
+            refunded = invoice
         uow.commit()
+        if refunded is not None:
+            count_fee(uow.region.slug, refunded.service_code, "refunded", refunded.amount_tiyin)
         return {"transaction": str(transaction.id), "cancel_time": transaction.cancel_time, "state": transaction.state}
 
 

@@ -21,7 +21,7 @@ from services.intake.exceptions import (
     ApplicationInvalid, IdempotencyKeyReused, InvoicePaid, NoInvoice, RefundRefused, ServiceNotAvailable,
     TransitionRejected, application_not_found,
 )
-from services.intake.metrics import count_decision, count_submission
+from services.intake.metrics import count_decision, count_fee, count_submission
 from services.intake.repository import IdempotencyKeyTaken
 from services.intake.scope import filing_centre, require_centre, require_scope
 from services.intake.unit_of_work import IntakeUnitOfWork
@@ -62,6 +62,8 @@ def submit(uow: IntakeUnitOfWork, command: SubmitApplication):
         except IdempotencyKeyTaken:
             return _replay(uow.applications.by_idempotency_key(key), fingerprint), False
     count_submission(uow.region.slug, application)
+    if application.invoice is not None:
+        count_fee(uow.region.slug, application.service_code, "invoiced", application.invoice.amount_tiyin)
     application.status_code = status_code
     return application, True
 
@@ -96,6 +98,8 @@ def transition(uow: IntakeUnitOfWork, command: Transition):
                     command.actor, now)
         uow.commit()
     count_decision(uow.region.slug, application)
+    if refund is not None:
+        count_fee(uow.region.slug, application.service_code, "refunded", refund.amount_tiyin)
     return application
 
 
@@ -113,6 +117,7 @@ def pay_at_desk(uow: IntakeUnitOfWork, command: PayAtDesk):
                                      fields={"receipt_number": ["already recorded at this centre"]})
         mark_paid(uow, application, invoice, command.method, command.receipt_number, command.actor, command.at or utc_now())
         uow.commit()
+    count_fee(uow.region.slug, application.service_code, "paid", invoice.amount_tiyin)
     return application, invoice
 
 
@@ -133,6 +138,7 @@ def refund_fee(uow: IntakeUnitOfWork, command: RefundFee):
         definition = uow.catalogue.get(application.service_code)
         _refund(uow, application, invoice, definition, command.reason, command.actor, command.at or utc_now())
         uow.commit()
+    count_fee(uow.region.slug, application.service_code, "refunded", invoice.amount_tiyin)
     return application, invoice
 
 
@@ -158,6 +164,7 @@ def sell_office_service(uow: IntakeUnitOfWork, command: SellOfficeService):
             service_code=command.service_code, quantity=command.quantity, unit_tiyin=unit,
             amount_tiyin=unit * command.quantity, method=command.method, sold_at=now, day=day, actor=command.actor)
         uow.commit()
+    count_fee(uow.region.slug, sale.service_code, "sold", sale.amount_tiyin)
     return sale
 
 

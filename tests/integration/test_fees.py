@@ -263,3 +263,12 @@ def test_reporting_counts_invoiced_paid_refunded_and_outstanding_per_centre_serv
         assert "centre" not in str(public["fees"]) and "rows" not in public["fees"]
     finally:
         reporting.stop()
+
+
+def test_money_is_counted_in_prometheus_by_region_service_and_movement_only(stack):
+    filed = file_paid(stack)
+    assert pay_at_desk(stack, filed["tracking_number"]).status_code == 201
+    page = requests.get(f"http://127.0.0.1:{stack.intakes[REGION].metrics_port}/metrics", timeout=10).text
+    lines = [line for line in page.splitlines() if line.startswith("oss_fees_tiyin_total{")]
+    assert any('movement="paid"' in line and f'service_code="{PAID_SERVICE}"' in line for line in lines)
+    assert filed["tracking_number"] not in page and filed["invoice"]["invoice_number"] not in page
