@@ -1,4 +1,5 @@
-"""The contract of intake's application events (`application.submitted`, `application.status_changed`):
+"""The contract of intake's application events (`application.submitted`, `application.status_changed`,
+`application.deadline_extended`, `application.due_date_moved`):
 one schema, versioned, that intake dumps and every consumer loads, so no consumer declares the body
 again or copies the workflow to read it.
 
@@ -16,6 +17,14 @@ tiyin, currency, due date, state, where to pay) in every event, and two events j
 `application.refunded` (the fee went back), each with the `payment` (amount in tiyin, method,
 receipt number, reason). They carry the application's snapshot and `version` like the others, so a
 reader of version 3 would read them as any other application event; older bodies have neither field.
+Version 5 adds the legal clock: `clock_paused` (returned for correction, its clock stopped: not
+overdue whatever `due_date` says), `working_days_left` (while paused), `extensions` (how many so far),
+`clock_change` (what this event did to the clock: `paused`, `resumed`, `extended`, `closure`) and
+`extended_by` (working days), and two types that change the due date without a status change:
+`application.deadline_extended` (an officer's, with `actor` and `reason`) and
+`application.due_date_moved` (a closure day of the application's centre, `reason` the closure's).
+Older bodies read as a running clock without extensions; older readers ignore the new fields and
+the new types (which carry the whole snapshot, as every application event does).
 No PINFL and no name: the contact the applicant chose travels in the body, never in a routing key.
 """
 from datetime import datetime, timezone
@@ -24,12 +33,15 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 
 from oss_common.events import rfc3339
 
-VERSION = 4
+VERSION = 5
 SUBMITTED = "application.submitted"
 STATUS_CHANGED = "application.status_changed"
 PAID = "application.paid"
 REFUNDED = "application.refunded"
-TYPES = frozenset({SUBMITTED, STATUS_CHANGED, PAID, REFUNDED})
+DEADLINE_EXTENDED = "application.deadline_extended"
+DUE_DATE_MOVED = "application.due_date_moved"
+TYPES = frozenset({SUBMITTED, STATUS_CHANGED, PAID, REFUNDED, DEADLINE_EXTENDED, DUE_DATE_MOVED})
+CLOCK_CHANGES = ("paused", "resumed", "extended", "closure")
 
 # Version 1's statuses by where they stand; later versions say it in the body.
 _V1_DECISIONS = frozenset({"approved", "rejected"})
@@ -107,6 +119,11 @@ class ApplicationEventSchema(Schema):
     changed_at = Instant(required=True)
     due_date = fields.Date(required=True)
     decided_on_time = fields.Boolean(load_default=None, allow_none=True)
+    clock_paused = fields.Boolean(load_default=False)
+    working_days_left = fields.Integer(load_default=None, allow_none=True)
+    extensions = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    clock_change = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(CLOCK_CHANGES))
+    extended_by = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
     language = fields.String(load_default=None, allow_none=True)
     channel = fields.String(required=True, validate=validate.Length(min=1, max=8))
     contact = fields.Nested(ContactSchema, load_default=dict)

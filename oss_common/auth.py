@@ -5,7 +5,10 @@ by one set of rules, which belong together).
 - `operator`: one region, one or more OSS centres; files applications at those centres and reads
   the region's applications filed there.
 - `officer`: one region, one or more agencies; moves its agencies' applications through the workflow.
-- `region-admin`: one region's IT team; exports the region's event history (`oss reporting rebuild`).
+- `region-admin`: one region's IT team; exports the region's event history (`oss reporting rebuild`) and
+  declares any of its centres' closure days.
+- `centre-head`: one region, one or more OSS centres it heads; declares their closure days (a power cut),
+  which the legal clock of their applications skips. Sees no applicant's personal data.
 - `analyst`: the ministry; reads every region's reports, never an applicant's personal data.
 - `catalogue-admin`: edits the national catalogue.
 
@@ -54,10 +57,10 @@ PLATFORM_CLAIMS = ("role", "region", "centres", "agencies")
 # The algorithm of a published key that does not name one, by its type and curve.
 _IMPLIED_ALGORITHMS = {("OKP", "Ed25519"): "EdDSA", ("EC", "P-256"): "ES256", ("EC", "P-384"): "ES384",
                        ("RSA", None): "RS256"}
-OPERATOR, OFFICER, REGION_ADMIN = "operator", "officer", "region-admin"
+OPERATOR, OFFICER, REGION_ADMIN, CENTRE_HEAD = "operator", "officer", "region-admin", "centre-head"
 ANALYST, CATALOGUE_ADMIN = "analyst", "catalogue-admin"
-ROLES = (OPERATOR, OFFICER, REGION_ADMIN, ANALYST, CATALOGUE_ADMIN)
-REGIONAL_ROLES = (OPERATOR, OFFICER, REGION_ADMIN)
+ROLES = (OPERATOR, OFFICER, REGION_ADMIN, CENTRE_HEAD, ANALYST, CATALOGUE_ADMIN)
+REGIONAL_ROLES = (OPERATOR, OFFICER, REGION_ADMIN, CENTRE_HEAD)
 STAFF = (OPERATOR, OFFICER)  # the region's own staff: the only ones who see an applicant's personal data
 DEFAULT_TTL_SECONDS = 8 * 3600
 MAX_TTL_SECONDS = 12 * 3600  # a working day: a token that leaks is useless by the next one
@@ -334,8 +337,8 @@ def issue_token(signing_key, role, subject, region=None, centres=(), agencies=()
     centres, agencies = _codes(centres, "centres"), _codes(agencies, "agencies")
     if role in REGIONAL_ROLES and region not in load_registry():
         raise ValueError(f"an {role} token needs a region of the registry, got {region!r}")
-    if role == OPERATOR and not centres:
-        raise ValueError("an operator token needs at least one OSS centre")
+    if role in (OPERATOR, CENTRE_HEAD) and not centres:
+        raise ValueError(f"an {role} token needs at least one OSS centre")
     if role == OFFICER and not agencies:
         raise ValueError("an officer token needs at least one agency")
     if role == REGION_ADMIN and (centres or agencies):

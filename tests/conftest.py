@@ -58,10 +58,10 @@ TEST_SIGNING_KEY, TEST_SIGNING_KEY_FILE, TEST_JWKS = _test_issuer()
 
 def token(role, region=None, centres=None, agencies=None, subject=None, signing_key=None, **kwargs):
     """A signed token; staff of a region get every centre/agency of it unless narrowed."""
-    from oss_common.auth import OFFICER, OPERATOR, issue_token
+    from oss_common.auth import CENTRE_HEAD, OFFICER, OPERATOR, issue_token
     from oss_common.regions import get_region
 
-    if role == OPERATOR and centres is None:
+    if role in (OPERATOR, CENTRE_HEAD) and centres is None:
         centres = [centre.code for centre in get_region(region).centres]
     if role == OFFICER and agencies is None:
         agencies = ALL_AGENCIES

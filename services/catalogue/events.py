@@ -1,7 +1,7 @@
 """The events the catalogue publishes (`national.catalogue.service_*`), declared once: their body is the
 service as the API shows it, which intake keeps a copy of."""
 from services.catalogue.domain import fee_schedule
-from services.catalogue.schemas import ServiceViewSchema
+from services.catalogue.schemas import CLOCK_DEFAULTS, ServiceViewSchema
 
 PUBLISHED = "catalogue.service_published"
 RETIRED = "catalogue.service_retired"
@@ -32,6 +32,7 @@ def service_values(row, agency_names: dict[str, dict], base_amounts: list[tuple]
         "fee": definition["fee"],
         "fee_amounts": fee_schedule(definition["fee"], list(base_amounts)),
         "deadline_working_days": definition["deadline_working_days"],
+        "clock": {**CLOCK_DEFAULTS, **definition.get("clock", {})},
         "regions": definition["regions"],
         "public_interest": row.public_interest,
         "state": row.state,

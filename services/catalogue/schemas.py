@@ -95,6 +95,19 @@ class FeeAmountSchema(StrictSchema):
     # An ISO day as domain.fee_schedule gives it (and intake's copy keeps it).
     effective_from = fields.String(required=True, metadata={"format": "date"})
     amount_tiyin = fields.Integer(required=True)
+class ClockSchema(StrictSchema):
+    """The service's legal clock: what stops it and how far an officer may extend it."""
+
+    stops_on_return = fields.Boolean(load_default=True, metadata={
+        "description": "returning an application for correction stops its clock; resubmission resumes it with the "
+                       "working days that were left"})
+    extension_working_days = fields.Integer(load_default=0, validate=validate.Range(min=0, max=365), metadata={
+        "description": "the most working days one extension may add (0: the deadline cannot be extended)"})
+    max_extensions = fields.Integer(load_default=1, validate=validate.Range(min=0, max=10), metadata={
+        "description": "how many extensions an application may have"})
+
+
+CLOCK_DEFAULTS = {"stops_on_return": True, "extension_working_days": 0, "max_extensions": 1}
 
 
 class ServiceDefinitionSchema(StrictSchema):
@@ -111,6 +124,7 @@ class ServiceDefinitionSchema(StrictSchema):
     attributes = fields.List(fields.Nested(AttributeSchema), load_default=list, validate=validate.Length(max=100))
     fee = fields.Nested(FeeSchema, required=True)
     deadline_working_days = fields.Integer(required=True, validate=validate.Range(min=1, max=365))
+    clock = fields.Nested(ClockSchema, load_default=lambda: dict(CLOCK_DEFAULTS))
     regions = fields.List(RegionSlug(), required=True, validate=validate.Length(min=1))
     public_interest = fields.Boolean(load_default=False, metadata={
         "description": "a matter of public interest (a broken street light, a complaint to the khokimiyat): its "
@@ -199,6 +213,7 @@ class ServiceViewSchema(StrictSchema):
     fee_amounts = fields.List(fields.Nested(FeeAmountSchema), required=True, metadata={
         "description": "a paid service's fee in tiyin from each day the base calculation amount changed, oldest first"})
     deadline_working_days = fields.Integer(required=True)
+    clock = fields.Nested(ClockSchema, required=True)
     regions = fields.List(fields.String(), required=True)
     public_interest = fields.Boolean(required=True, metadata={
         "description": "its applications are listed on the anonymous Open311 face"})

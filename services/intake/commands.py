@@ -1,6 +1,6 @@
 """What intake is asked to do, as plain data: entrypoints build these from the wire, use cases carry them out."""
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from oss_common.auth import Principal
 
@@ -67,3 +67,27 @@ class SellOfficeService:
     actor: str
     caller: Principal | None = None
     at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ExtendDeadline:
+    """An officer gives an application more working days, as its service allows, and says why."""
+
+    tracking_number: str
+    working_days: int
+    reason: str
+    actor: str
+    caller: Principal | None = None  # the officer, whose agencies the application must be in; None over RPC
+    at: datetime | None = None  # None: now
+
+
+@dataclass(frozen=True)
+class DeclareClosure:
+    """A centre could not work on `day` (a power cut): its applications' clocks skip that day."""
+
+    centre: str
+    day: date
+    reason: str
+    actor: str
+    caller: Principal | None = None  # a region administrator, or the head of that centre; None over RPC
+    at: datetime | None = None  # None: now

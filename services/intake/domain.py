@@ -3,9 +3,12 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import datetime
+from collections.abc import Collection
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from enum import StrEnum
 
+from oss_common.calendar import NO_CLOSURES, add_working_days, is_working_day, working_days_between
 from services.intake.exceptions import ApplicationInvalid, ServiceNotAvailable
 
 
@@ -136,6 +139,99 @@ def invoice_number(region_number, tracking):
     -> 042026000123."""
     _, year, sequence = tracking.split("-")
     return f"{region_number:02d}{year}{sequence}"
+
+
+# The legal clock. The catalogue says per service whether returning an application for correction
+# stops it (`stops_on_return`), by how many working days an officer may extend it at most
+# (`extension_working_days`, 0: never) and how many times (`max_extensions`).
+CLOCK_DEFAULTS = {"stops_on_return": True, "extension_working_days": 0, "max_extensions": 1}
+PAUSED, RESUMED, EXTENDED, CLOSURE, STARTED = "paused", "resumed", "extended", "closure", "started"
+
+
+@dataclass(frozen=True)
+class ClockRules:
+    stops_on_return: bool = True
+    extension_working_days: int = 0
+    max_extensions: int = 1
+
+    @classmethod
+    def of(cls, definition: dict | None) -> "ClockRules":
+        """The rules of a catalogue service (its `clock`; the defaults for a copy made before it had one)."""
+        return cls(**{**CLOCK_DEFAULTS, **((definition or {}).get("clock") or {})})
+
+
+class ExtensionRefused(Exception):
+    """An extension the catalogue's rules or the application's state do not allow; `field` names what."""
+
+    def __init__(self, field, message):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class LegalClock:
+    """An application's deadline in working days, counted over Uzbekistan's calendar and its centre's
+    closure days (`closed`).
+
+    The clock runs from `started_on` (the filing day, or the day it was resumed; that day itself does
+    not count) to `due_date`. Paused on `paused_on`, it keeps the working days that were left
+    (negative when it was already overdue) and gives them again from the day it resumes.
+    """
+
+    due_date: date
+    started_on: date
+    paused_on: date | None = None
+    working_days_left: int | None = None
+    extensions: int = 0
+    closed: Collection[date] = NO_CLOSURES
+
+    @classmethod
+    def start(cls, filed_on: date, working_days: int, closed: Collection[date] = NO_CLOSURES) -> "LegalClock":
+        return cls(add_working_days(filed_on, working_days, closed), filed_on, closed=closed)
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_on is not None
+
+    def pause(self, today: date) -> "LegalClock":
+        """Stopped today (a day the agency had, so it counts as used); no change when already stopped."""
+        if self.paused:
+            return self
+        left = working_days_between(today, self.due_date, self.closed)
+        return replace(self, paused_on=today, working_days_left=left)
+
+    def resume(self, today: date) -> "LegalClock":
+        """Running again from today with the working days that were left; no change when running."""
+        if not self.paused:
+            return self
+        return replace(self, due_date=add_working_days(today, self.working_days_left, self.closed), started_on=today,
+                       paused_on=None, working_days_left=None)
+
+    def extend(self, working_days: int, rules: ClockRules) -> "LegalClock":
+        """`working_days` more, within the service's rules; ExtensionRefused naming the field otherwise."""
+        if rules.extension_working_days <= 0:
+            raise ExtensionRefused("working_days", "this service's deadline cannot be extended")
+        if not 1 <= working_days <= rules.extension_working_days:
+            raise ExtensionRefused("working_days", f"between 1 and {rules.extension_working_days} working days for this service")
+        if self.extensions >= rules.max_extensions:
+            raise ExtensionRefused("extensions", f"at most {rules.max_extensions} extension(s) for this service, "
+                                                 f"{self.extensions} made")
+        left = None if self.working_days_left is None else self.working_days_left + working_days
+        return replace(self, due_date=add_working_days(self.due_date, working_days, self.closed),
+                       working_days_left=left, extensions=self.extensions + 1)
+
+    def close(self, day: date) -> "LegalClock":
+        """The centre declared `day` closed: a working day the clock had counted is given back."""
+        counted = is_working_day(day, self.closed) and self.started_on < day
+        closed = frozenset(self.closed) | {day}
+        if self.paused:
+            if not (counted and day <= self.paused_on):
+                return replace(self, closed=closed)
+            moved = self.due_date if day > self.due_date else add_working_days(self.due_date, 1, closed)
+            return replace(self, closed=closed, due_date=moved, working_days_left=self.working_days_left + 1)
+        if not (counted and day <= self.due_date):
+            return replace(self, closed=closed)
+        return replace(self, closed=closed, due_date=add_working_days(self.due_date, 1, closed))
 
 
 def tracking_number(prefix, year, sequence):

@@ -8,17 +8,21 @@ SUBMITTED = application_events.SUBMITTED
 STATUS_CHANGED = application_events.STATUS_CHANGED
 PAID = application_events.PAID
 REFUNDED = application_events.REFUNDED
+DEADLINE_EXTENDED = application_events.DEADLINE_EXTENDED
+DUE_DATE_MOVED = application_events.DUE_DATE_MOVED
 VERSION = application_events.VERSION
 
 
 def event_data(application, definition, actor: str, previous_status: str | None = None, reason: str | None = None,
-               status_code: str | None = None, invoice: dict | None = None, payment: dict | None = None) -> dict:
+               status_code: str | None = None, invoice: dict | None = None, payment: dict | None = None,
+               clock_change: str | None = None, extended_by: int | None = None) -> dict:
     """What others need to react to an application event, where it stands included: no PINFL, no name.
 
     The contact the applicant chose travels in the body (never in a routing key) so that
     notifications need not call back; so does the citizen's status code, in `application.submitted`,
     for the first message. A paid service's `invoice` (as `invoice_data` gives it) travels in
-    every event; `payment` in application.paid and application.refunded.
+    every event; `payment` in application.paid and application.refunded. `clock_change` says what the
+    event did to the legal clock, if anything.
     """
     data = {
         "tracking_number": application.tracking_number,
@@ -38,6 +42,11 @@ def event_data(application, definition, actor: str, previous_status: str | None 
         "submitted_at": application.submitted_at,
         "changed_at": application.updated_at,
         "due_date": application.due_date,
+        "clock_paused": application.clock_paused_on is not None,
+        "working_days_left": application.working_days_left,
+        "extensions": application.extensions,
+        "clock_change": clock_change,
+        "extended_by": extended_by,
         "language": application.language,
         "channel": application.channel,
         "contact": {"phone": application.applicant_phone, "email": application.applicant_email},

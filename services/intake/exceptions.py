@@ -38,3 +38,17 @@ class NoInvoice(InvalidInput):
 
 class RefundRefused(Conflict):
     code = "refund_not_allowed"
+class ExtensionInvalid(InvalidInput):
+    code = "extension_invalid"
+
+
+class ExtensionNotAllowed(Conflict):
+    code = "extension_not_allowed"
+
+
+class UnknownCentre(InvalidInput):
+    code = "unknown_centre"
+
+
+class ClosureExists(Conflict):
+    code = "closure_exists"

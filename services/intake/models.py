@@ -1,5 +1,5 @@
 """Intake tables: applications, their status history, tracking sequences, invoices and payments, the
-centre's office sales, the catalogue copy, the outbox."""
+centre's office sales, the catalogue copy, centres' closure days, the outbox."""
 from datetime import date, datetime
 
 from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
@@ -50,6 +50,13 @@ class Application(Base):
     # Rises by one with every change (1 when submitted); events carry it, and read models apply an
     # application's events by it, never by comparing timestamps taken on different hosts.
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
+    # The legal clock (domain.LegalClock): it runs from `clock_started_on` (the filing or the last
+    # resumption; None: the filing day, for applications filed before the clock) to `due_date`; when
+    # paused it holds the working days that were left.
+    clock_started_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    clock_paused_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    working_days_left: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    extensions: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
     history: Mapped[list["StatusChange"]] = relationship(
         back_populates="application", order_by="StatusChange.id", cascade="all, delete-orphan"
@@ -60,7 +67,8 @@ class Application(Base):
 
 
 class StatusChange(Base):
-    """Who moved an application, when, from where to where, and why."""
+    """Who moved an application, when, from where to where, and why; also what its clock did (started,
+    paused, resumed, extended: from and to the same status; moved by a closure day) and the due date after."""
 
     __tablename__ = "status_changes"
 
@@ -71,6 +79,10 @@ class StatusChange(Base):
     actor: Mapped[str] = mapped_column(String(128), nullable=False)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    clock: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # Extended: by how many working days; paused: how many were left.
+    working_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    due_date: Mapped[date | None] = mapped_column(Date, nullable=True)
 
     application: Mapped[Application] = relationship(back_populates="history")
 
@@ -159,6 +171,20 @@ class CatalogueEntry(Base):
     state: Mapped[str] = mapped_column(String(16), nullable=False)
     definition: Mapped[dict] = mapped_column(JSON, nullable=False)
     refreshed_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
+class CentreClosure(Base):
+    """A day an OSS centre could not work (a power cut, a flood): the clock of its applications skips it."""
+
+    __tablename__ = "centre_closures"
+    __table_args__ = (UniqueConstraint("centre", "day", name="uq_centre_closures_centre_day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    centre: Mapped[str] = mapped_column(String(64), nullable=False)
+    day: Mapped[date] = mapped_column(Date, nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    declared_by: Mapped[str] = mapped_column(String(128), nullable=False)
+    declared_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
 
 
 class OutboxEvent(OutboxMixin, Base):

@@ -5,15 +5,19 @@ import time
 from types import SimpleNamespace
 
 from eventlet.semaphore import Semaphore
-from sqlalchemy import bindparam, insert, select, text
+from datetime import date, timedelta
+
+from sqlalchemy import Date, bindparam, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from oss_common.database import UNSYNCED_COMMIT, PreparedStatement
 from oss_common.consumers import first_delivery
 from oss_common.events import utc_now
+from services.intake.domain import AWAITING_DECISION
 from services.intake.models import (
-    Application, CatalogueEntry, Invoice, OfficeSale, OutboxEvent, PaymeTransaction, ProcessedEvent, StatusChange,
+    Application, CatalogueEntry, CentreClosure, Invoice, OfficeSale, OutboxEvent, PaymeTransaction, ProcessedEvent,
+    StatusChange,
 )
 
 
@@ -195,6 +199,14 @@ class Applications:
         self._new = (application, values, first_change, invoice)
         return application
 
+    def open_at(self, centre: str, due_from: date) -> list[Application]:
+        """The centre's applications awaiting a decision and due on or after `due_from` (or paused), locked."""
+        open_statuses = [status.value for status in AWAITING_DECISION]
+        return list(self.session.scalars(
+            select(Application).where(Application.centre == centre, Application.status.in_(open_statuses),
+                                      (Application.due_date >= due_from) | Application.clock_paused_on.is_not(None))
+            .order_by(Application.id).with_for_update().execution_options(populate_existing=True)))
+
     def append_history(self, application: Application, **change) -> None:
         application.history.append(StatusChange(**change))
 
@@ -299,6 +311,73 @@ class OfficeSales:
         self.session.add(sale)
         self.session.flush()
         return sale
+
+
+# The region's closure days from a date on, in one row (two arrays), for RecentClosures.
+_CLOSURES_FROM_POSTGRESQL = text("SELECT array_agg(centre), array_agg(day) FROM centre_closures WHERE day >= :since") \
+    .bindparams(bindparam("since", type_=Date()))
+_CLOSED_AFTER = select(CentreClosure.day).where(CentreClosure.centre == bindparam("centre"),
+                                                CentreClosure.day > bindparam("after"))
+
+
+class RecentClosures:
+    """The region's closure days of yesterday and later as this process last read them, on PostgreSQL,
+    read again every REFRESH_SECONDS: what a submission's clock needs without a round trip of its own
+    (a submission is one statement there). Only a closure declared for a later day can be missed, by a
+    submission in another process within REFRESH_SECONDS of the declaration; a closure of today or
+    before never concerns an application filed after it was declared (the filing day does not count).
+    """
+
+    REFRESH_SECONDS = 2.0
+
+    def __init__(self):
+        self._read = {}  # database URL -> (monotonic time read, since, {centre: days})
+        self._lock = Semaphore(1)
+
+    def after(self, bind, centre: str, day: date) -> frozenset[date] | None:
+        """`centre`'s closure days after `day`; None when `day` is before what this cache holds."""
+        with self._lock:
+            read = self._read.get(bind.url)
+            if read is None or time.monotonic() - read[0] > self.REFRESH_SECONDS or day < read[1]:
+                since = day - timedelta(days=1)
+                centres, days = _prepare(_CLOSURES_FROM_POSTGRESQL, bind.dialect).first(bind, {"since": since})
+                by_centre = {}
+                for closed_centre, closed_day in zip(centres or (), days or ()):
+                    by_centre.setdefault(closed_centre, set()).add(closed_day)
+                read = self._read[bind.url] = (time.monotonic(), since, by_centre)
+        return frozenset(closed for closed in read[2].get(centre, ()) if closed > day)
+
+    def forget(self, bind) -> None:
+        """Read again at the next use (this process declared a closure)."""
+        self._read.pop(bind.url, None)
+
+
+RECENT_CLOSURES = RecentClosures()
+
+
+class Closures:
+    """The days the region's OSS centres declared closed (the clock of their applications skips them)."""
+
+    def __init__(self, session: Session, recent: RecentClosures = RECENT_CLOSURES):
+        self.session, self.recent = session, recent
+
+    def after(self, centre: str, day: date) -> frozenset[date]:
+        """`centre`'s closure days after `day` (the only ones a clock started that day can skip); outside a
+        transaction on PostgreSQL (a submission), from the process's recent closures."""
+        bind = self.session.get_bind()
+        if bind.dialect.name == "postgresql" and not self.session.in_transaction():
+            return self.recent.after(bind, centre, day)
+        return frozenset(self.session.scalars(_CLOSED_AFTER, {"centre": centre, "after": day}))
+
+    def get(self, centre: str, day: date) -> CentreClosure | None:
+        return self.session.scalar(select(CentreClosure).where(CentreClosure.centre == centre, CentreClosure.day == day))
+
+    def add(self, **values) -> CentreClosure:
+        closure = CentreClosure(**values)
+        self.session.add(closure)
+        self.session.flush()
+        self.recent.forget(self.session.get_bind())
+        return closure
 
 
 class CatalogueCopy:

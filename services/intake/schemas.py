@@ -4,7 +4,9 @@ from them)."""
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from oss_common.schemas import CODE, Day, Language, StrictSchema, Timestamp
-from services.intake.domain import Status
+from services.intake.domain import CLOSURE, EXTENDED, PAUSED, RESUMED, STARTED, Status
+
+CLOCK_CHANGES = (STARTED, PAUSED, RESUMED, EXTENDED, CLOSURE)
 
 PINFL = validate.Regexp(r"^\d{14}$", error="must be exactly 14 digits")
 PHONE = validate.Regexp(r"^\+998\d{9}$", error="must be +998 followed by 9 digits")
@@ -53,6 +55,26 @@ class TransitionSchema(TransitionRequestSchema):
     """A transition over RPC, where the caller names the actor for the audit trail."""
 
     actor = fields.String(required=True, validate=validate.Length(min=1, max=128))
+
+
+class ExtensionRequestSchema(StrictSchema):
+    """An officer's extension of an application's deadline (the actor is the officer whose token made it)."""
+
+    working_days = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=365), metadata={
+        "description": "working days added to the due date, at most what the service's clock allows"})
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class ClosureRequestSchema(StrictSchema):
+    """A day the centre could not work (a power cut), declared by a region administrator or the centre's head."""
+
+    day = Day(required=True)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class ClosureQuerySchema(StrictSchema):
+    date_from = Day(data_key="from", load_default=None)
+    date_to = Day(data_key="to", load_default=None)
 
 
 class ApplicationQuerySchema(StrictSchema):
@@ -109,6 +131,21 @@ class StatusChangeViewSchema(StrictSchema):
     actor = fields.String(required=True)
     reason = fields.String(required=True, allow_none=True)
     at = Timestamp(required=True, attribute="occurred_at")
+    clock = fields.String(required=True, allow_none=True, validate=validate.OneOf(CLOCK_CHANGES), metadata={
+        "description": "what the entry did to the legal clock (an extension or a closure keeps the status)"})
+    working_days = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "started: the service's deadline; paused: the working days left; extended: the days added"})
+    due_date = fields.Date(required=True, allow_none=True, metadata={"description": "the due date after this entry"})
+
+
+class ClockViewSchema(StrictSchema):
+    """The application's legal clock."""
+
+    paused = fields.Boolean(required=True, metadata={"description": "returned for correction: the clock is stopped"})
+    working_days_left = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "while paused: the working days it resumes with (negative: overdue by as many)"})
+    started_on = fields.Date(required=True, metadata={"description": "filed or last resumed on (that day does not count)"})
+    extensions = fields.Integer(required=True)
 
 
 class ApplicationViewSchema(StrictSchema):
@@ -126,6 +163,7 @@ class ApplicationViewSchema(StrictSchema):
     submitted_at = Timestamp(required=True)
     updated_at = Timestamp(required=True)
     due_date = fields.Date(required=True)
+    clock = fields.Nested(ClockViewSchema, required=True)
     history = fields.List(fields.Nested(StatusChangeViewSchema), metadata={"description": "not in lists"})
     invoice = fields.Nested(lambda: InvoiceViewSchema(), allow_none=True, metadata={
         "description": "a paid service's invoice (amounts in tiyin); none for a free service"})
@@ -331,3 +369,17 @@ class PaymeAnswerSchema(StrictSchema):
     id = fields.Raw(required=True, allow_none=True)
     result = fields.Dict()
     error = fields.Dict()
+
+
+class ClosureViewSchema(StrictSchema):
+    centre = fields.String(required=True)
+    day = fields.Date(required=True)
+    reason = fields.String(required=True)
+    declared_by = fields.String(required=True)
+    declared_at = Timestamp(required=True)
+    applications_moved = fields.Integer(metadata={"description": "in the answer to a declaration: the open "
+                                                                 "applications whose due date it moved"})
+
+
+class ClosureListSchema(StrictSchema):
+    items = fields.List(fields.Nested(ClosureViewSchema), required=True)

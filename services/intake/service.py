@@ -3,7 +3,7 @@ import json
 
 from nameko.rpc import rpc
 
-from oss_common.auth import OFFICER, OPERATOR, REGION_ADMIN
+from oss_common.auth import CENTRE_HEAD, OFFICER, OPERATOR, REGION_ADMIN
 from oss_common.callers import RpcCaller
 from oss_common.calendar import local_date
 from oss_common.consumers import event_handler
@@ -15,7 +15,9 @@ from oss_common.openapi import OpenApiDocs
 from oss_common.outbox import OutboxRelay
 from oss_common.schemas import localized
 from services.intake import payme, use_cases, views
-from services.intake.commands import PayAtDesk, RefundFee, SellOfficeService, SubmitApplication, Transition
+from services.intake.commands import (
+    DeclareClosure, ExtendDeadline, PayAtDesk, RefundFee, SellOfficeService, SubmitApplication, Transition,
+)
 from services.intake.dependencies import CatalogueCache, Clock, Payments
 from services.intake.models import OutboxEvent
 from services.intake.open311 import Open311
@@ -24,15 +26,19 @@ from services.intake.exceptions import NoInvoice
 from services.intake.scope import filing_centre, list_limits, require_centre, require_scope
 from services.intake.unit_of_work import IntakeUnitOfWork
 from services.intake.schemas import (
-    ApplicationPageSchema, ApplicationQuerySchema, ApplicationViewSchema, DeskPaymentSchema, DistrictListSchema,
-    ExportQuerySchema, OfficeSaleRequestSchema, PaymeAnswerSchema, PaymeRequestSchema, OfficeSaleViewSchema, ReceiptSchema, RefundRequestSchema,
-    SubmissionHeadersSchema, SubmissionSchema, TakingsQuerySchema, TakingsSchema, TransitionRequestSchema,
-    TransitionSchema,
+    ApplicationPageSchema, ApplicationQuerySchema, ApplicationViewSchema, ClosureListSchema, ClosureQuerySchema,
+    ClosureRequestSchema, ClosureViewSchema, DeskPaymentSchema, DistrictListSchema, ExportQuerySchema,
+    ExtensionRequestSchema, OfficeSaleRequestSchema, OfficeSaleViewSchema, PaymeAnswerSchema, PaymeRequestSchema,
+    ReceiptSchema, RefundRequestSchema, SubmissionHeadersSchema, SubmissionSchema, TakingsQuerySchema, TakingsSchema,
+    TransitionRequestSchema, TransitionSchema,
 )
 
 SUBMISSION = SubmissionSchema()
 TRANSITION = TransitionSchema()
 TRANSITION_REQUEST = TransitionRequestSchema()
+EXTENSION = ExtensionRequestSchema()
+CLOSURE = ClosureRequestSchema()
+CLOSURE_QUERY = ClosureQuerySchema()
 APPLICATION_QUERY = ApplicationQuerySchema()
 EXPORT_QUERY = ExportQuerySchema()
 DESK_PAYMENT = DeskPaymentSchema()
@@ -92,6 +98,17 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
         command = Transition(tracking_number, request["to"], request["actor"], request["reason"], caller=caller,
                              at=self.clock())
         return views.application_view(use_cases.transition(self.unit_of_work(), command))
+
+    @rpc
+    def extend_deadline(self, tracking_number, working_days, reason):
+        caller = self.caller.require(OFFICER)
+        body = EXTENSION.load({"working_days": working_days, "reason": reason})
+        return self._extend(tracking_number, body, caller)
+
+    @rpc
+    def declare_closure(self, centre, day, reason):
+        caller = self.caller.require(REGION_ADMIN, CENTRE_HEAD)
+        return self._declare_closure(centre, CLOSURE.load({"day": day, "reason": reason}), caller)
 
     @rpc
     def export_events(self, after_id=0, limit=500):
@@ -223,7 +240,38 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
         return payme.handle(self.unit_of_work, self.payments, request.headers.get("Authorization"), payload,
                             int(self.clock().timestamp() * 1000))
 
+    @api("POST", "/api/v1/applications/<string:tracking_number>/extensions",
+         summary="Extend an application's deadline (working days within its service's limits, with a reason)",
+         roles=(OFFICER,), body=ExtensionRequestSchema, response=ApplicationViewSchema, errors=(404, 409, 422))
+    def http_extend(self, request, tracking_number):
+        return self._extend(tracking_number, EXTENSION.load(json_body(request)), principal(request))
+
+    @api("POST", "/api/v1/centres/<string:centre>/closures",
+         summary="Declare a day the centre could not work: its applications' clocks skip it",
+         roles=(REGION_ADMIN, CENTRE_HEAD), body=ClosureRequestSchema, response=ClosureViewSchema, status=(201,),
+         errors=(409, 422))
+    def http_declare_closure(self, request, centre):
+        return 201, self._declare_closure(centre, CLOSURE.load(json_body(request)), principal(request))
+
+    @api("GET", "/api/v1/closures", summary="Closure days of the region's centres (a centre head's or operator's own)",
+         roles=(REGION_ADMIN, CENTRE_HEAD, OPERATOR, OFFICER), query=ClosureQuerySchema, response=ClosureListSchema)
+    def http_closures(self, request):
+        query = query_params(request, CLOSURE_QUERY)
+        caller = principal(request)
+        centres = list(caller.centres) if caller.role in (CENTRE_HEAD, OPERATOR) else None
+        return {"items": views.closures(self.db, centres, query["date_from"], query["date_to"])}
+
     # helpers shared by the RPC, HTTP, Open311 and web faces
+
+    def _extend(self, tracking_number, body, caller):
+        command = ExtendDeadline(tracking_number, body["working_days"], body["reason"], caller.actor, caller=caller,
+                                 at=self.clock())
+        return views.application_view(use_cases.extend_deadline(self.unit_of_work(), command))
+
+    def _declare_closure(self, centre, body, caller):
+        command = DeclareClosure(centre, body["day"], body["reason"], caller.actor, caller=caller, at=self.clock())
+        closure, moved = use_cases.declare_closure(self.unit_of_work(), command)
+        return views.closure_view(closure, moved)
 
     def unit_of_work(self):
         """This worker's unit of work: its session, the region's catalogue copy and the region."""

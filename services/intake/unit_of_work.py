@@ -1,5 +1,5 @@
 """Intake's unit of work: one use case's session, its repositories (applications, tracking numbers, the
-stored catalogue copy, applied events), the region's catalogue as served from memory and the events it
+stored catalogue copy, applied events, centres' closure days), the region's catalogue as served from memory and the events it
 emits, committed together once.
 
 A new application, its history entry and its event are one statement on PostgreSQL
@@ -15,7 +15,7 @@ from oss_common.regions import Region
 from oss_common.unit_of_work import SqlUnitOfWork
 from services.intake.models import OutboxEvent
 from services.intake.repository import (
-    Applications, CatalogueCopy, Invoices, OfficeSales, ProcessedEvents, TrackingNumberCounter,
+    Applications, CatalogueCopy, Closures, Invoices, OfficeSales, ProcessedEvents, TrackingNumberCounter,
 )
 
 PRODUCER_PREFIX = "intake"
@@ -41,6 +41,7 @@ class IntakeUnitOfWork(SqlUnitOfWork):
         self.tracking_numbers = TrackingNumberCounter(session)
         self.catalogue_copy = CatalogueCopy(session)
         self.processed_events = ProcessedEvents(session)
+        self.closures = Closures(session)
 
     def _write_events(self, rows: list[dict]) -> None:
         self.applications.flush(rows)

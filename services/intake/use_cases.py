@@ -5,21 +5,26 @@ import hashlib
 import json
 import secrets
 
+from datetime import date
+
+from oss_common.auth import REGION_ADMIN, Forbidden
 from oss_common.calendar import add_working_days, local_date
 from oss_common.events import utc_now
 from services.intake import events
 from services.intake.commands import (
-    PayAtDesk, RefundFee, ReissueStatusCode, SellOfficeService, SubmitApplication, Transition,
+    DeclareClosure, ExtendDeadline, PayAtDesk, RefundFee, ReissueStatusCode, SellOfficeService, SubmitApplication,
+    Transition,
 )
 from services.intake.domain import (
-    CURRENCY, DECISIONS, INVOICE_DUE_WORKING_DAYS, WORK_NOT_STARTED, ApplicationWorkflow, InvoiceState, ReasonRequired,
+    AWAITING_DECISION, CLOSURE, CURRENCY, DECISIONS, EXTENDED, INVOICE_DUE_WORKING_DAYS, PAUSED, RESUMED, STARTED,
+    WORK_NOT_STARTED, ApplicationWorkflow, ClockRules, ExtensionRefused, InvoiceState, LegalClock, ReasonRequired,
     Status, TransitionNotAllowed, check_against_catalogue, fee_on, invoice_number, invoiced_at_filing, new_status_code,
     status_code_digest, tracking_number,
 )
 from services.intake.events import invoice_data
 from services.intake.exceptions import (
-    ApplicationInvalid, IdempotencyKeyReused, InvoicePaid, NoInvoice, RefundRefused, ServiceNotAvailable,
-    TransitionRejected, application_not_found,
+    ApplicationInvalid, ClosureExists, ExtensionInvalid, ExtensionNotAllowed, IdempotencyKeyReused, InvoicePaid,
+    NoInvoice, RefundRefused, ServiceNotAvailable, TransitionRejected, UnknownCentre, application_not_found,
 )
 from services.intake.metrics import count_decision, count_fee, count_submission
 from services.intake.repository import IdempotencyKeyTaken
@@ -48,10 +53,14 @@ def submit(uow: IntakeUnitOfWork, command: SubmitApplication):
         status_code = new_status_code()
         invoice = _invoice_values(uow, definition, number, centre, now) if invoiced_at_filing(definition) else None
         status = Status.AWAITING_PAYMENT if invoice else Status.SUBMITTED
+        filed_on = local_date(now)
+        # A paid service's clock starts again when it is paid (mark_paid); until then this is the date it would have.
+        clock = LegalClock.start(filed_on, definition["deadline_working_days"], uow.closures.after(centre, filed_on))
         application = uow.applications.add(
-            {**_application_values(submission, definition, centre, attributes, number, key, fingerprint, now),
+            {**_application_values(submission, definition, centre, attributes, number, key, fingerprint, now, clock),
              "status": status.value, "status_code_digest": status_code_digest(number, status_code)},
-            {"from_status": None, "to_status": status.value, "actor": actor, "reason": None, "occurred_at": now},
+            {"from_status": None, "to_status": status.value, "actor": actor, "reason": None, "occurred_at": now,
+             "clock": STARTED, "working_days": definition["deadline_working_days"], "due_date": clock.due_date},
             invoice,
         )
         # The code travels to notifications, which sends it with the first message (in the body, as the contact does).
@@ -69,20 +78,30 @@ def submit(uow: IntakeUnitOfWork, command: SubmitApplication):
 
 
 def transition(uow: IntakeUnitOfWork, command: Transition):
-    """Move an application on (409 when the workflow does not allow it, 422 without a reason it needs)."""
+    """Move an application on (409 when the workflow does not allow it, 422 without a reason it needs).
+    Returning it for correction stops its clock when its service says so; resubmission starts it again."""
     with uow:
         application = _in_scope(uow, command.tracking_number, command.caller)
         workflow = ApplicationWorkflow(application.status)
         previous = _move(workflow, command.to, command.reason)
         now = command.at or utc_now()
+        definition = uow.catalogue.get(application.service_code)
+        clock = _clock_of(uow, application)
+        clock_change = None
+        if workflow.status == Status.RETURNED_FOR_CORRECTION and ClockRules.of(definition).stops_on_return:
+            clock, clock_change = clock.pause(local_date(now)), PAUSED
+        elif workflow.status == Status.RESUBMITTED and clock.paused:
+            clock, clock_change = clock.resume(local_date(now)), RESUMED
+        _keep_clock(application, clock)
         application.status = workflow.status.value
         application.updated_at = now
         application.version += 1  # under the row's lock: the order of this application's events
         if workflow.status in DECISIONS:
             application.decided_at = now
         uow.applications.append_history(application, from_status=previous.value, to_status=workflow.status.value,
-                                        actor=command.actor, reason=command.reason, occurred_at=now)
-        definition = uow.catalogue.get(application.service_code)
+                                        actor=command.actor, reason=command.reason, occurred_at=now, clock=clock_change,
+                                        working_days=clock.working_days_left if clock_change == PAUSED else None,
+                                        due_date=application.due_date)
         invoice = uow.invoices.of_application(application.tracking_number, for_update=True)
         refund = None
         if invoice is not None and workflow.status is Status.WITHDRAWN:
@@ -91,7 +110,7 @@ def transition(uow: IntakeUnitOfWork, command: Transition):
             elif invoice.state == InvoiceState.PAID and previous in WORK_NOT_STARTED:
                 refund = invoice
         data = events.event_data(application, definition, command.actor, previous.value, command.reason,
-                                 invoice=_priced(uow, invoice))
+                                 invoice=_priced(uow, invoice), clock_change=clock_change)
         uow.emit(events.STATUS_CHANGED, data, now, events.VERSION)
         if refund is not None:
             _refund(uow, application, refund, definition, f"withdrawn before work started: {command.reason}",
@@ -101,6 +120,93 @@ def transition(uow: IntakeUnitOfWork, command: Transition):
     if refund is not None:
         count_fee(uow.region.slug, application.service_code, "refunded", refund.amount_tiyin)
     return application
+
+
+def extend_deadline(uow: IntakeUnitOfWork, command: ExtendDeadline):
+    """Give an open application more working days, within its service's limits (422 naming
+    `working_days` or `reason`, 409 naming `extensions` or `status`); it is in the history and an
+    `application.deadline_extended` event with who and why."""
+    if not (command.reason or "").strip():
+        raise ApplicationInvalid("an extension needs a reason", fields={"reason": ["required"]})
+    with uow:
+        application = _in_scope(uow, command.tracking_number, command.caller)
+        if application.status not in AWAITING_DECISION:
+            raise ExtensionNotAllowed(f"an application that is {application.status} has no deadline to extend",
+                                      fields={"status": [f"{application.status}: not awaiting a decision"]})
+        definition = uow.catalogue.get(application.service_code)
+        try:
+            clock = _clock_of(uow, application).extend(command.working_days, ClockRules.of(definition))
+        except ExtensionRefused as exc:
+            refusal = ExtensionInvalid if exc.field == "working_days" else ExtensionNotAllowed
+            raise refusal(str(exc), fields={exc.field: [str(exc)]}) from exc
+        now = command.at or utc_now()
+        _keep_clock(application, clock)
+        application.updated_at = now
+        application.version += 1
+        uow.applications.append_history(application, from_status=application.status, to_status=application.status,
+                                        actor=command.actor, reason=command.reason, occurred_at=now, clock=EXTENDED,
+                                        working_days=command.working_days, due_date=application.due_date)
+        data = events.event_data(application, definition, command.actor, application.status, command.reason,
+                                 invoice=_priced(uow, uow.invoices.of_application(application.tracking_number)),
+                                 clock_change=EXTENDED, extended_by=command.working_days)
+        uow.emit(events.DEADLINE_EXTENDED, data, now, events.VERSION)
+        uow.commit()
+    return application
+
+
+def declare_closure(uow: IntakeUnitOfWork, command: DeclareClosure):
+    """Record that a centre could not work on a day (a region administrator's, or its head's, word) and
+    give its open applications' clocks that day back (each moved one is in its history and an
+    `application.due_date_moved` event). Returns (the closure, how many applications moved)."""
+    centre = command.centre
+    if uow.region.centre(centre) is None:
+        raise UnknownCentre(f"no OSS centre {centre!r} in {uow.region.slug}", fields={"centre": [f"not an OSS centre of {uow.region.slug}"]})
+    if command.caller is not None and command.caller.role != REGION_ADMIN and centre not in command.caller.centres:
+        raise Forbidden(f"only a region administrator or the head of centre {centre} declares its closures",
+                        fields={"centre": [f"not one of the caller's centres: {', '.join(command.caller.centres)}"]})
+    now = command.at or utc_now()
+    with uow:
+        if uow.closures.get(centre, command.day) is not None:
+            raise ClosureExists(f"{centre} is already closed on {command.day.isoformat()}", fields={"day": ["already declared"]})
+        closed = uow.closures.after(centre, date.min)
+        closure = uow.closures.add(centre=centre, day=command.day, reason=command.reason, declared_by=command.actor,
+                                   declared_at=now)
+        moved = 0
+        for application in uow.applications.open_at(centre, command.day):
+            before = _clock_of(uow, application, closed)
+            clock = before.close(command.day)
+            if (clock.due_date, clock.working_days_left) == (before.due_date, before.working_days_left):
+                continue
+            moved += 1
+            _keep_clock(application, clock)
+            application.updated_at = now
+            application.version += 1
+            uow.applications.append_history(application, from_status=application.status, to_status=application.status,
+                                            actor=command.actor, reason=command.reason, occurred_at=now, clock=CLOSURE,
+                                            working_days=None, due_date=application.due_date)
+            data = events.event_data(application, uow.catalogue.get(application.service_code), command.actor,
+                                     application.status, command.reason, clock_change=CLOSURE,
+                                     invoice=_priced(uow, uow.invoices.of_application(application.tracking_number)))
+            uow.emit(events.DUE_DATE_MOVED, data, now, events.VERSION)
+        uow.commit()
+    return closure, moved
+
+
+def _clock_of(uow, application, closed=None) -> LegalClock:
+    """The application's clock over its centre's closure days (those given, else read)."""
+    started_on = application.clock_started_on or local_date(application.submitted_at)
+    if closed is None:
+        closed = uow.closures.after(application.centre, started_on)
+    return LegalClock(due_date=application.due_date, started_on=started_on, paused_on=application.clock_paused_on,
+                      working_days_left=application.working_days_left, extensions=application.extensions, closed=closed)
+
+
+def _keep_clock(application, clock: LegalClock) -> None:
+    application.due_date = clock.due_date
+    application.clock_started_on = clock.started_on
+    application.clock_paused_on = clock.paused_on
+    application.working_days_left = clock.working_days_left
+    application.extensions = clock.extensions
 
 
 def pay_at_desk(uow: IntakeUnitOfWork, command: PayAtDesk):
@@ -182,10 +288,14 @@ def mark_paid(uow, application, invoice, method, receipt_number, actor, now):
     application.status = workflow.status.value
     application.updated_at = now
     application.version += 1
-    if definition is not None:
-        application.due_date = add_working_days(local_date(now), definition["deadline_working_days"])
+    paid_on = local_date(now)
+    working_days = definition["deadline_working_days"] if definition is not None else None
+    if working_days is not None:
+        _keep_clock(application, LegalClock.start(paid_on, working_days, uow.closures.after(application.centre, paid_on)))
     uow.applications.append_history(application, from_status=previous.value, to_status=workflow.status.value,
-                                    actor=actor, reason=f"fee paid ({method}, receipt {receipt_number})", occurred_at=now)
+                                    actor=actor, reason=f"fee paid ({method}, receipt {receipt_number})", occurred_at=now,
+                                    clock=STARTED if working_days is not None else None, working_days=working_days,
+                                    due_date=application.due_date)
     payment = {"amount_tiyin": invoice.amount_tiyin, "method": method, "receipt_number": receipt_number, "reason": None,
                "at": now}
     uow.emit(events.PAID, events.event_data(application, definition, actor, previous.value, None,
@@ -297,7 +407,7 @@ def _move(workflow, target, reason):
         raise ApplicationInvalid(str(exc), fields={"reason": [f"required for {exc.target}"]}) from exc
 
 
-def _application_values(submission, definition, centre, attributes, number, key, fingerprint, now):
+def _application_values(submission, definition, centre, attributes, number, key, fingerprint, now, clock):
     applicant = submission["applicant"]
     return {
         "tracking_number": number,
@@ -318,8 +428,12 @@ def _application_values(submission, definition, centre, attributes, number, key,
         "documents": sorted(set(submission["documents"])),
         "attributes": attributes,
         "submitted_at": now,
-        "due_date": add_working_days(local_date(now), definition["deadline_working_days"]),
+        "due_date": clock.due_date,
         "updated_at": now,
         "decided_at": None,
         "version": 1,
+        "clock_started_on": clock.started_on,
+        "clock_paused_on": None,
+        "working_days_left": None,
+        "extensions": 0,
     }

@@ -11,11 +11,12 @@ from oss_common.events import rfc3339
 from services.intake.domain import CURRENCY, FINAL, ApplicationWorkflow, fee_on, status_code_digest
 from oss_common.errors import ApiError
 from services.intake.exceptions import application_not_found
-from services.intake.models import Application, CatalogueEntry, Invoice, OfficeSale, OutboxEvent
-from services.intake.schemas import ApplicationViewSchema, InvoiceViewSchema, mask_phone, mask_pinfl
+from services.intake.models import Application, CatalogueEntry, CentreClosure, Invoice, OfficeSale, OutboxEvent
+from services.intake.schemas import ApplicationViewSchema, ClosureViewSchema, InvoiceViewSchema, mask_phone, mask_pinfl
 
 APPLICATION_VIEW = ApplicationViewSchema()
 INVOICE_VIEW = InvoiceViewSchema()
+CLOSURE_VIEW = ClosureViewSchema()
 
 
 def get_application(session, tracking):
@@ -62,6 +63,12 @@ def _application_values(application, with_history=True, reveal_personal_data=Tru
         "submitted_at": application.submitted_at,
         "updated_at": application.updated_at,
         "due_date": application.due_date,
+        "clock": {
+            "paused": application.clock_paused_on is not None,
+            "working_days_left": application.working_days_left,
+            "started_on": application.clock_started_on or local_date(application.submitted_at),
+            "extensions": application.extensions,
+        },
     }
     invoice = getattr(application, "invoice", None)
     view["invoice"] = _invoice_values(invoice) if invoice is not None else None
@@ -122,6 +129,27 @@ def takings(session, centre, day):
     office, paid = lines(sales), lines(fees)
     return {"centre": centre, "day": day.isoformat(), "office_sales": office, "fees": paid,
             "total_tiyin": sum(line["amount_tiyin"] for line in office + paid)}
+
+
+def closure_view(closure, applications_moved=None) -> dict:
+    """A centre's closure day as ClosureViewSchema shows it (with how many applications it moved, when declared)."""
+    view = {"centre": closure.centre, "day": closure.day, "reason": closure.reason,
+            "declared_by": closure.declared_by, "declared_at": closure.declared_at}
+    if applications_moved is not None:
+        view["applications_moved"] = applications_moved
+    return CLOSURE_VIEW.dump(view)
+
+
+def closures(session, centres, start, end):
+    """The region's closure days (of `centres`; None: all), by day."""
+    query = select(CentreClosure).order_by(CentreClosure.day, CentreClosure.centre)
+    if centres is not None:
+        query = query.where(CentreClosure.centre.in_(centres))
+    if start is not None:
+        query = query.where(CentreClosure.day >= start)
+    if end is not None:
+        query = query.where(CentreClosure.day <= end)
+    return [closure_view(closure) for closure in session.scalars(query)]
 
 
 def filed_view(application, created):

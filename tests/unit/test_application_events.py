@@ -20,7 +20,7 @@ def application(status, decided_at=None, version=2):
         district="1708401", centre="jizzakh-city", status=status, submitted_at=SUBMITTED_AT,
         updated_at=decided_at or SUBMITTED_AT, decided_at=decided_at, due_date=date(2026, 12, 16), language="ru",
         channel="sms", applicant_phone="+998901234567", applicant_email=None, applicant_pinfl="31234567890123",
-        applicant_name="A B")
+        applicant_name="A B", clock_paused_on=None, working_days_left=None, extensions=0)
 
 
 def envelope(data, version=application_events.VERSION):
