@@ -14,6 +14,7 @@ class NotifyCitizen:
     event_type: str
     region: str
     fact: dict  # the event's body as oss_common.application_events loads it
+    tell_citizen: bool = True  # False: an event only the deadline watch follows (a due date moved by a closure day)
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,9 @@ class WatchDeadlines:
 
 
 def citizen_notice(envelope: dict) -> NotifyCitizen | None:
-    """The command for an application event a citizen hears about, None for the others; raises
-    marshmallow.ValidationError for a malformed body."""
-    if envelope["type"] not in CITIZEN_EVENTS:
+    """The command for an application event (told to the citizen when it is one of CITIZEN_EVENTS), None for
+    other types; raises marshmallow.ValidationError for a malformed body."""
+    if envelope["type"] not in application_events.TYPES:
         return None
-    return NotifyCitizen(envelope["event_id"], envelope["type"], envelope["region"], application_events.load(envelope))
+    return NotifyCitizen(envelope["event_id"], envelope["type"], envelope["region"], application_events.load(envelope),
+                         tell_citizen=envelope["type"] in CITIZEN_EVENTS)

@@ -17,9 +17,12 @@ FINISHED = frozenset({SENT, FAILED, SKIPPED})
 
 CITIZEN, AGENCY = "citizen", "agency"
 
-# The application events a citizen hears about (and the deadline watch follows); others are ignored.
+# The application events a citizen hears about; the deadline watch follows these and every other
+# application event (a due date moved by a closure day), and ignores other types.
 CITIZEN_EVENTS = frozenset({"application.submitted", "application.status_changed", "application.paid",
-                            "application.refunded"})
+                            "application.refunded", "application.deadline_extended"})
+# A status change that stopped or restarted the legal clock has a message of its own.
+CLOCK_TEMPLATES = {"paused": "application.clock_paused", "resumed": "application.clock_resumed"}
 
 DEFAULT_LANGUAGE = "uz"
 DUE_SOON, OVERDUE = "due_soon", "overdue"
@@ -46,6 +49,13 @@ def choose_channel(preference, contact):
 def message_language(language):
     """The applicant's language when there are templates for it, Uzbek otherwise."""
     return language if language in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def citizen_template(event_type, clock_change):
+    """The template a citizen's message of an event is written with."""
+    if event_type == "application.status_changed" and clock_change in CLOCK_TEMPLATES:
+        return CLOCK_TEMPLATES[clock_change]
+    return event_type
 
 
 def deadline_threshold(today: date, due_date: date):

@@ -6,7 +6,7 @@ there again whenever its delivery is retried; agencies' addresses are configurat
 """
 from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Date, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from oss_common.database import UtcDateTime
@@ -66,6 +66,8 @@ class WatchedApplication(Base):
     status: Mapped[str] = mapped_column(String(32), nullable=False)
     is_open: Mapped[bool] = mapped_column(Boolean, nullable=False)
     due_date: Mapped[date] = mapped_column(Date, nullable=False)
+    # Returned for correction with its clock stopped: no deadline notice while it is.
+    clock_paused: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     # The application's version in that event: a lower one is older, whatever its `changed_at`.
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")

@@ -31,7 +31,8 @@ class WatchedApplications:
         values = {
             "tracking_number": fact["tracking_number"], "region": region, "service_code": fact["service_code"],
             "service_name": fact["service_name"], "agency": fact["agency"], "status": fact["status"],
-            "is_open": fact["open"], "due_date": fact["due_date"], "changed_at": changed_at,
+            "is_open": fact["open"], "clock_paused": fact["clock_paused"], "due_date": fact["due_date"],
+            "changed_at": changed_at,
             "version": application_events.stored_version(fact),
         }
         table = WatchedApplication.__table__
@@ -40,7 +41,7 @@ class WatchedApplications:
         ).rowcount
         if inserted:
             return
-        updates = {key: values[key] for key in ("status", "is_open", "due_date", "changed_at", "version")}
+        updates = {key: values[key] for key in ("status", "is_open", "clock_paused", "due_date", "changed_at", "version")}
         if values["service_name"] is not None:
             updates["service_name"] = values["service_name"]
         updates["deadline_notice"] = case((table.c.due_date == values["due_date"], table.c.deadline_notice), else_=None)
@@ -55,11 +56,12 @@ class WatchedApplications:
         return self.session.get(WatchedApplication, tracking_number)
 
     def needing_notice(self, today: date, horizon: date, limit: int) -> list[WatchedApplication]:
-        """Open applications due by `horizon` whose agency has not heard of it yet (or heard `due_soon` of one
+        """Open applications with a running clock due by `horizon` whose agency has not heard of it yet (or heard `due_soon` of one
         now overdue), earliest due first."""
         return list(self.session.scalars(
             select(WatchedApplication).where(
                 WatchedApplication.is_open.is_(True),
+                WatchedApplication.clock_paused.is_(False),
                 WatchedApplication.due_date <= horizon,
                 or_(WatchedApplication.deadline_notice.is_(None),
                     and_(WatchedApplication.deadline_notice == DUE_SOON, WatchedApplication.due_date < today)),

@@ -11,8 +11,8 @@ from oss_common.schemas import localized
 from services.notifications.commands import NotifyCitizen, WatchDeadlines
 from services.notifications.delivery import LEFT_MID_SEND, attempt, fail
 from services.notifications.domain import (
-    AGENCY, CITIZEN, EMAIL, NONE, PENDING, SKIPPED, choose_channel, deadline_notice_id, deadline_threshold,
-    message_language, needs_notice,
+    AGENCY, CITIZEN, EMAIL, NONE, PENDING, SKIPPED, choose_channel, citizen_template, deadline_notice_id,
+    deadline_threshold, message_language, needs_notice,
 )
 from services.notifications.exceptions import DeliveryDeferred, DeliveryFailed
 from services.notifications.unit_of_work import NotificationsUnitOfWork
@@ -28,6 +28,11 @@ def notify_citizen(uow: NotificationsUnitOfWork, command: NotifyCitizen):
     `notification.failed` raised), DeliveryDeferred when it must be tried again.
     """
     fact = command.fact
+    if not command.tell_citizen:
+        with uow:
+            uow.watched.keep(command.region, fact)
+            uow.commit()
+        return None
     recipient = choose_channel(fact["channel"], fact["contact"])
     language = message_language(fact["language"])
     with uow:
@@ -42,7 +47,8 @@ def notify_citizen(uow: NotificationsUnitOfWork, command: NotifyCitizen):
         if created:
             uow.observe.finished(delivery)
         return delivery
-    compose = functools.partial(uow.templates.render, command.event_type, language, **citizen_values(fact, language))
+    template = citizen_template(command.event_type, fact["clock_change"])
+    compose = functools.partial(uow.templates.render, template, language, **citizen_values(fact, language))
     return attempt(uow, delivery, recipient.address, compose)
 
 
@@ -56,7 +62,8 @@ def watch_deadlines(uow: NotificationsUnitOfWork, command: WatchDeadlines) -> No
 
 
 def make_deadline_notices(uow: NotificationsUnitOfWork, today) -> None:
-    """A notice for each open application whose due date is at most one working day away or past,
+    """A notice for each open application whose (net) due date is at most one working day away or past,
+    unless its clock is stopped (returned for correction),
     once per application, threshold and due date; `none` (skipped) when its agency has no address.
     A batch at a time, each its own commit."""
     horizon = add_working_days(today, 1)
@@ -128,6 +135,8 @@ def citizen_values(fact: dict, language: str) -> dict:
         "due_date": fact["due_date"].strftime("%d.%m.%Y"),
         "due_date_iso": fact["due_date"].isoformat(),
         "status_code": fact["status_code"],
+        "working_days_left": fact["working_days_left"],
+        "extended_by": fact["extended_by"],
         **fee_values(fact),
     }
 

@@ -4,7 +4,7 @@ Nothing personal is kept: no applicant name, PINFL or contact ever reaches these
 """
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, Date, Float, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Date, Float, Index, Integer, String, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from oss_common.database import UtcDateTime
@@ -35,7 +35,10 @@ class ApplicationState(Base):
     is_open: Mapped[bool] = mapped_column(Boolean, nullable=False)
     submitted_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     submitted_day: Mapped[date] = mapped_column(Date, nullable=False)
+    # The net due date: intake moves it when the clock resumes, is extended or skips a closure day.
     due_date: Mapped[date] = mapped_column(Date, nullable=False)
+    # Returned for correction with its clock stopped: open, but not overdue whatever due_date says.
+    clock_paused: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     decision: Mapped[str | None] = mapped_column(String(16), nullable=True)

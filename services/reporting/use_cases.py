@@ -50,6 +50,9 @@ def apply_event(uow: ReportingUnitOfWork, command: RecordEvent) -> bool:
             uow.read_model.count(state.submitted_day, [("status", state.status, -1), ("status", fact["status"], 1)])
             state.status = fact["status"]
             state.is_open = fact["open"]
+        # The net time: the clock paused, resumed, extended or moved by a closure day.
+        state.due_date = fact["due_date"]
+        state.clock_paused = fact["clock_paused"]
         state.changed_at = fact["changed_at"]
         state.version = application_events.stored_version(fact)
     if fact["decided"] and state.decided_at is None:
@@ -127,6 +130,7 @@ def _snapshot(fact):
         "submitted_at": fact["submitted_at"],
         "submitted_day": local_date(fact["submitted_at"]),
         "due_date": fact["due_date"],
+        "clock_paused": fact["clock_paused"],
         "changed_at": fact["changed_at"],
         "version": application_events.stored_version(fact),
     }

@@ -119,8 +119,10 @@ def sla(session, start=None, end=None):
 
 
 def overdue(session, today, limit=1000, offset=0):
-    """Open applications past their due date, oldest due first: tracking numbers and due dates only."""
-    late = (ApplicationState.is_open.is_(True), ApplicationState.due_date < today)
+    """Open applications past their net due date (paused clocks, resumptions, extensions and closure days
+    counted; an application whose clock is stopped is not overdue), oldest due first: tracking numbers
+    and due dates only."""
+    late = (ApplicationState.is_open.is_(True), ApplicationState.clock_paused.is_(False), ApplicationState.due_date < today)
     total = session.scalar(select(func.count()).select_from(ApplicationState).where(*late))
     backlog = session.scalar(select(func.count()).select_from(ApplicationState).where(ApplicationState.is_open.is_(True)))
     rows = session.execute(

@@ -5,8 +5,8 @@ from datetime import date
 import pytest
 
 from services.notifications.domain import (
-    DUE_SOON, EMAIL, NONE, OVERDUE, SMS, Recipient, choose_channel, deadline_notice_id, deadline_threshold,
-    message_language, needs_notice, parse_agency_addresses,
+    DUE_SOON, EMAIL, NONE, OVERDUE, SMS, Recipient, choose_channel, citizen_template, deadline_notice_id,
+    deadline_threshold, message_language, needs_notice, parse_agency_addresses,
 )
 from oss_common.failures import retry_delay
 from services.notifications.exceptions import TemplateProblem
@@ -137,3 +137,35 @@ def test_subject_is_the_first_line_and_the_body_follows_the_blank_line():
     message = as_message("Subject\n\nLine one\nLine two\n")
     assert (message.subject, message.body) == ("Subject", "Line one\nLine two")
     assert as_message("Only one line").body == "Only one line"
+
+
+CLOCK_VALUES = dict(VALUES, status="returned_for_correction", reason="no stamp", is_open=True, working_days_left=7,
+                    extended_by=None, due_date="06.04.2026")
+
+
+def test_a_status_change_that_stops_or_restarts_the_clock_has_its_own_message():
+    assert citizen_template("application.status_changed", "paused") == "application.clock_paused"
+    assert citizen_template("application.status_changed", "resumed") == "application.clock_resumed"
+    assert citizen_template("application.status_changed", None) == "application.status_changed"
+    assert citizen_template("application.deadline_extended", "extended") == "application.deadline_extended"
+
+
+@pytest.mark.parametrize("language,paused,resumed,extended", [
+    ("uz", ("muddat to‘xtatildi", "7 ish kuni qoldi", "Sabab: no stamp"), ("Yangi muddat: 06.04.2026.",),
+     ("3 ish kuniga uzaytirildi", "Sabab: expert opinion", "Yangi muddat: 06.04.2026.")),
+    ("ru", ("срок приостановлен", "осталось рабочих дней — 7", "Причина: no stamp"), ("Новый срок: 06.04.2026.",),
+     ("продлён на рабочих дней: 3", "Причина: expert opinion", "Новый срок: 06.04.2026.")),
+    ("en", ("time limit paused", "7 working day(s) remain", "Reason: no stamp"), ("New due date: 06.04.2026.",),
+     ("extended by 3 working day(s)", "Reason: expert opinion", "New due date: 06.04.2026.")),
+])
+def test_citizens_hear_of_the_clock_paused_resumed_and_extended_in_their_language(language, paused, resumed, extended):
+    book = TemplateBook()
+    for template, values, expected in (
+            ("application.clock_paused", CLOCK_VALUES, paused),
+            ("application.clock_resumed", dict(CLOCK_VALUES, status="resubmitted", reason=None), resumed),
+            ("application.deadline_extended", dict(CLOCK_VALUES, status="in_review", reason="expert opinion",
+                                                   extended_by=3), extended)):
+        message = book.render(template, language, **values)
+        text = f"{message.subject}\n{message.body}"
+        assert all(part in text for part in expected), (template, text)
+        assert "JI-2026-000001" in message.subject

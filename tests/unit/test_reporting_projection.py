@@ -22,7 +22,7 @@ def Session(tmp_path):
 
 
 def event(tracking, status, changed_at, previous=None, service="photocopying", district="1708401",
-          due=date(2026, 3, 6), on_time=None, submitted_at=START, version=1):
+          due=date(2026, 3, 6), on_time=None, submitted_at=START, version=1, **clock):
     data = {
         "tracking_number": tracking, "service_code": service, "service_version": 1, "agency": "khokimiyat",
         "district": district, "centre": "jizzakh-city", "status": status, "version": version, "previous_status": previous,
@@ -32,8 +32,11 @@ def event(tracking, status, changed_at, previous=None, service="photocopying", d
     }
     if on_time is not None:
         data["decided_on_time"] = on_time
-    return {"event_id": str(uuid.uuid4()), "type": "application.submitted" if status == "submitted" else "application.status_changed",
-            "region": "jizzakh", "occurred_at": _z(changed_at), "schema_version": 1, "producer": "intake_jizzakh", "data": data}
+    data.update(clock)
+    kind = clock.pop("type", None) or ("application.submitted" if status == "submitted" else "application.status_changed")
+    data.pop("type", None)
+    return {"event_id": str(uuid.uuid4()), "type": kind, "region": "jizzakh", "occurred_at": _z(changed_at),
+            "schema_version": 1, "producer": "intake_jizzakh", "data": data}
 
 
 def _z(moment):
@@ -235,3 +238,28 @@ def test_fees_are_counted_in_tiyin_once_per_event_in_any_order(Session):
     with Session() as session:
         assert views.fees(session, date(2026, 4, 1), date(2026, 4, 30))["rows"] == []
         assert views.open_data(session, "2026-03", date(2026, 3, 1), date(2026, 3, 31))["fees"]["paid_tiyin"] is None
+
+
+def test_overdue_lists_use_the_net_time_of_paused_resumed_and_extended_clocks(Session):
+    hour = timedelta(hours=1)
+    apply_all(Session, [
+        event("JI-2026-000001", "submitted", START, version=1),
+        # returned on the 3rd with its clock stopped: open, past its old due date, not overdue
+        event("JI-2026-000001", "returned_for_correction", START + hour, "submitted", version=2, clock_paused=True,
+              working_days_left=2, clock_change="paused"),
+        event("JI-2026-000002", "submitted", START, version=1),
+        event("JI-2026-000002", "accepted", START + hour, "submitted", version=2,
+              type="application.deadline_extended", due=date(2026, 3, 13), extensions=1, clock_change="extended",
+              extended_by=5),
+        event("JI-2026-000003", "submitted", START, version=1),
+    ])
+    with Session() as session:
+        report = views.overdue(session, date(2026, 3, 10))
+    assert [item["tracking_number"] for item in report["items"]] == ["JI-2026-000003"]
+    assert report["open_backlog"] == 3
+    apply_all(Session, [event("JI-2026-000001", "resubmitted", START + 2 * hour, "returned_for_correction", version=3,
+                              due=date(2026, 3, 9), clock_change="resumed")])
+    with Session() as session:
+        report = views.overdue(session, date(2026, 3, 10))
+    assert [(item["tracking_number"], item["due_date"]) for item in report["items"]] == [
+        ("JI-2026-000003", "2026-03-06"), ("JI-2026-000001", "2026-03-09")]

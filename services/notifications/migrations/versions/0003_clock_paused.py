@@ -1,0 +1,25 @@
+"""watched applications say whether their legal clock is stopped (returned for correction): the deadline
+watch leaves a paused application alone
+
+Revision ID: 0003
+Revises: 0002
+"""
+from typing import Sequence, Union
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: Union[str, Sequence[str], None] = "0002"
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("watched_applications") as batch_op:
+        batch_op.add_column(sa.Column("clock_paused", sa.Boolean(), nullable=False, server_default=sa.false()))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("watched_applications") as batch_op:
+        batch_op.drop_column("clock_paused")
