@@ -176,14 +176,20 @@ def test_citizens_get_email_in_their_language(stack, notifications, mailbox):
         assert to == f"applicant-{language}@example.uz" and sender == SENDER
         assert subject == f"{subjects[language]}: {number}"
         assert names[language] in body and number in body
+    # Returned for correction, its clock stops (the seed's services say so), and the citizen is told.
     transition(stack, numbers["ru"], "returned_for_correction", reason="нет фотографии")
     wait_for(lambda: len(mailbox.about(numbers["ru"])) == 2, message="the status change e-mail")
     _, subject, body, _ = mailbox.about(numbers["ru"])[1]
-    assert subject == f"Статус заявки {numbers['ru']}: возвращена на доработку"
-    assert "Причина: нет фотографии" in body
+    assert subject == f"Заявка {numbers['ru']}: возвращена, срок приостановлен"
+    assert "Причина: нет фотографии" in body and "осталось рабочих дней —" in body
+    transition(stack, numbers["ru"], "resubmitted")
+    wait_for(lambda: len(mailbox.about(numbers["ru"])) == 3, message="the resumption e-mail")
+    _, subject, body, _ = mailbox.about(numbers["ru"])[2]
+    assert subject == f"Заявка {numbers['ru']}: подана повторно, срок снова идёт" and "Новый срок:" in body
     items = notifications.deliveries(numbers["ru"])
     assert [(item["event_type"], item["channel"], item["language"], item["status"], item["attempts"]) for item in items] == [
-        ("application.submitted", "email", "ru", "sent", 1), ("application.status_changed", "email", "ru", "sent", 1)]
+        ("application.submitted", "email", "ru", "sent", 1), ("application.status_changed", "email", "ru", "sent", 1),
+        ("application.status_changed", "email", "ru", "sent", 1)]
     assert "example.uz" not in json.dumps(items)
 
 
