@@ -67,14 +67,14 @@ class FakeWatched:
             self.rows[fact["tracking_number"]] = SimpleNamespace(
                 tracking_number=fact["tracking_number"], region=region, service_code=fact["service_code"],
                 service_name=fact["service_name"], agency=fact["agency"], status=fact["status"], is_open=fact["open"],
-                due_date=fact["due_date"], version=application_events.stored_version(fact),
+                due_date=fact["due_date"], version=application_events.stored_version(fact), clock_paused=fact["clock_paused"],
                 deadline_notice=kept.deadline_notice if kept and kept.due_date == fact["due_date"] else None)
 
     def get(self, tracking_number):
         return self.rows.get(tracking_number)
 
     def needing_notice(self, today, horizon, limit):
-        return [row for row in self.rows.values() if row.is_open and row.due_date <= horizon
+        return [row for row in self.rows.values() if row.is_open and not row.clock_paused and row.due_date <= horizon
                 and (row.deadline_notice is None or (row.deadline_notice == "due_soon" and row.due_date < today))]
 
 
@@ -174,3 +174,34 @@ def test_other_application_events_are_no_command_and_a_malformed_body_is_refused
     del event["data"]["due_date"]
     with pytest.raises(ValidationError, match="due_date"):
         citizen_notice(event)
+
+
+def test_the_clock_paused_resumed_and_extended_are_told_and_a_paused_application_is_not_overdue():
+    uow = FakeUnitOfWork()
+    notify(uow, number="JI-2026-000020", language="en", due_date=date(2026, 12, 11))
+    notify(uow, event_type="application.status_changed", number="JI-2026-000020", language="en", version=2,
+           status="returned_for_correction", previous_status="submitted", reason="no stamp", due_date=date(2026, 12, 11),
+           clock_paused=True, working_days_left=0, clock_change="paused")
+    use_cases.watch_deadlines(uow, WatchDeadlines(now=MONDAY))
+    assert not [row for row in uow.deliveries.rows.values() if row.audience == "agency"]  # the citizen has it
+    notify(uow, event_type="application.status_changed", number="JI-2026-000020", language="en", version=3,
+           status="resubmitted", previous_status="returned_for_correction", due_date=date(2026, 12, 14),
+           clock_change="resumed")
+    notify(uow, event_type="application.deadline_extended", number="JI-2026-000020", language="en", version=4,
+           status="resubmitted", reason="expert opinion", due_date=date(2026, 12, 17), extensions=1,
+           clock_change="extended", extended_by=3)
+    subjects = [message.subject for _, _, message, _ in uow.channels.sent]
+    assert subjects[1:] == ["Application JI-2026-000020: returned, time limit paused",
+                            "Application JI-2026-000020: resubmitted, time limit running again",
+                            "Application JI-2026-000020: time limit extended"]
+    assert "0 working day(s) remain" in uow.channels.sent[1][2].body
+    assert "extended by 3 working day(s)" in uow.channels.sent[3][2].body and "Reason: expert opinion" in uow.channels.sent[3][2].body
+
+
+def test_a_due_date_moved_by_a_closure_day_reaches_the_watch_but_not_the_citizen():
+    uow = FakeUnitOfWork()
+    notify(uow, number="JI-2026-000030", channel="sms", due_date=date(2026, 12, 14))
+    assert notify(uow, event_type="application.due_date_moved", number="JI-2026-000030", version=2,
+                  due_date=date(2026, 12, 15), clock_change="closure", reason="power cut") is None
+    assert uow.watched.get("JI-2026-000030").due_date == date(2026, 12, 15)
+    assert len(uow.channels.sent) == 1 and len(uow.deliveries.rows) == 1
