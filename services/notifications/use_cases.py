@@ -47,7 +47,7 @@ def notify_citizen(uow: NotificationsUnitOfWork, command: NotifyCitizen):
         if created:
             uow.observe.finished(delivery)
         return delivery
-    template = citizen_template(command.event_type, fact["clock_change"])
+    template = citizen_template(command.event_type, fact.get("clock_change"))
     compose = functools.partial(uow.templates.render, template, language, **citizen_values(fact, language))
     return attempt(uow, delivery, recipient.address, compose)
 
@@ -135,8 +135,8 @@ def citizen_values(fact: dict, language: str) -> dict:
         "due_date": fact["due_date"].strftime("%d.%m.%Y"),
         "due_date_iso": fact["due_date"].isoformat(),
         "status_code": fact["status_code"],
-        "working_days_left": fact["working_days_left"],
-        "extended_by": fact["extended_by"],
+        "working_days_left": fact.get("working_days_left"),
+        "extended_by": fact.get("extended_by"),
         **fee_values(fact),
     }
 
