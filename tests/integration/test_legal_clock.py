@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 import pytest
 import requests
 
-from tests.integration.conftest import auth, valid_submission
+from tests.integration.conftest import auth, seed_service, valid_submission
 
 pytestmark = pytest.mark.integration
 REGION = "jizzakh"
@@ -165,3 +165,16 @@ def test_returned_twice_extended_once_and_a_closure_day_end_on_the_due_date_comp
                             headers=auth("centre-head", REGION, centres=[centre]), timeout=30)
     assert closures.status_code == 200 and [(item["centre"], item["day"]) for item in closures.json()["items"]] == [
         (centre, "2026-03-26")]
+
+
+def test_the_catalogue_serves_each_services_clock_and_refuses_a_bad_one_naming_the_field(stack):
+    served = requests.get(f"{stack.urls['catalogue']}/api/v1/services/{SERVICE}", timeout=30)
+    assert served.status_code == 200
+    assert served.json()["clock"] == {"stops_on_return": True, "extension_working_days": 10, "max_extensions": 1}
+    definition = {key: value for key, value in seed_service(SERVICE).items() if key != "state"}
+    bad = dict(definition, clock={"stops_on_return": True, "extension_working_days": -1, "max_extensions": 1})
+    refused = requests.put(f"{stack.urls['catalogue']}/api/v1/services/{SERVICE}", json=bad,
+                           headers=auth("catalogue-admin"), timeout=30)
+    assert refused.status_code in (400, 422) and "clock" in str(refused.json()["fields"]), refused.text
+    again = requests.get(f"{stack.urls['catalogue']}/api/v1/services/{SERVICE}", timeout=30).json()
+    assert again["version"] == served.json()["version"]
