@@ -168,7 +168,7 @@ def test_returned_twice_extended_once_and_a_closure_day_end_on_the_due_date_comp
 
 
 def test_the_catalogue_serves_each_services_clock_and_refuses_a_bad_one_naming_the_field(stack):
-    served = requests.get(f"{stack.urls['catalogue']}/api/v1/services/{SERVICE}", timeout=30)
+    served = requests.get(f"{stack.urls['catalogue']}/api/v1/services/{SERVICE}", headers=ANALYST, timeout=30)
     assert served.status_code == 200
     assert served.json()["clock"] == {"stops_on_return": True, "extension_working_days": 10, "max_extensions": 1}
     definition = {key: value for key, value in seed_service(SERVICE).items() if key != "state"}
@@ -176,5 +176,5 @@ def test_the_catalogue_serves_each_services_clock_and_refuses_a_bad_one_naming_t
     refused = requests.put(f"{stack.urls['catalogue']}/api/v1/services/{SERVICE}", json=bad,
                            headers=auth("catalogue-admin"), timeout=30)
     assert refused.status_code in (400, 422) and "clock" in str(refused.json()["fields"]), refused.text
-    again = requests.get(f"{stack.urls['catalogue']}/api/v1/services/{SERVICE}", timeout=30).json()
+    again = requests.get(f"{stack.urls['catalogue']}/api/v1/services/{SERVICE}", headers=ANALYST, timeout=30).json()
     assert again["version"] == served.json()["version"]
