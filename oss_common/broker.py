@@ -259,3 +259,31 @@ def ensure_shared_exchanges(amqp_uri: str) -> None:
                     raise ConfigurationError(
                         f"the broker has no exchange {name!r} and user {amqp_user(amqp_uri)!r} may not declare it: import "
                         "deploy/rabbitmq/definitions.json (rabbitmqctl import_definitions)") from None
+
+
+def ensure_quorum_rpc_queue(amqp_uri: str, service_name: str) -> None:
+    """A service's RPC request queue is a quorum queue (oss_common.rpc); a broker that ran an older
+    build holds it classic, and refuses to declare it anew. An empty, unconsumed classic one (the
+    service is stopped, nothing waits in it) is deleted here so that the service declares it quorum;
+    one holding requests is left alone, with a ConfigurationError saying what to do. Nothing happens
+    when the queue is missing or quorum already."""
+    from amqp.exceptions import AccessRefused, NotFound, PreconditionFailed
+    from kombu import Connection, Queue
+
+    name = f"rpc-{service_name}"
+    with Connection(amqp_uri) as connection:
+        try:
+            Queue(name, durable=True, queue_arguments={"x-queue-type": "quorum"})(
+                connection.channel()).queue_declare(passive=False)
+            return
+        except (NotFound, AccessRefused):
+            return  # not this user's to declare here (the service itself will say so)
+        except PreconditionFailed:
+            pass
+        state = connection.channel().queue_declare(queue=name, passive=True)
+        if state.message_count or state.consumer_count:
+            raise ConfigurationError(
+                f"queue {name!r} is a classic queue from an older build and holds {state.message_count} request(s) "
+                f"({state.consumer_count} consumer(s)): stop its service, let it drain, then "
+                f"`rabbitmqctl delete_queue {name}`; the service declares it as a quorum queue")
+        connection.channel().queue_delete(name, if_unused=True, if_empty=True)

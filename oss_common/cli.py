@@ -22,7 +22,7 @@ import yaml  # noqa: E402
 from nameko.exceptions import RemoteError  # noqa: E402
 
 from oss_common.auth import MAX_TTL_SECONDS, ROLES, SigningKey  # noqa: E402
-from oss_common.broker import ensure_shared_exchanges  # noqa: E402
+from oss_common.broker import ensure_quorum_rpc_queue, ensure_shared_exchanges  # noqa: E402
 from oss_common.config import PROJECT_ROOT, ConfigurationError, var_dir  # noqa: E402
 from oss_common.consumers import event_handlers  # noqa: E402
 from oss_common.regions import Region, deployment_regions, get_region  # noqa: E402
@@ -180,6 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int | None:
     config = service_config(kind, region)
     configure_logging(config.get("LOG_LEVEL", "INFO"))
     ensure_shared_exchanges(config["AMQP_URI"])
+    ensure_quorum_rpc_queue(config["AMQP_URI"], service_class(kind, region).name)
     if not args.no_migrate:
         migrate(kind, config)
     tolerate_dropped_connections()
@@ -352,6 +353,11 @@ def cmd_region_add(args: argparse.Namespace) -> int | None:
     _load_registry.cache_clear()
     print(f"wrote {path}")
     _regenerate(args.deploy_dir)
+    users = " ".join(f"oss-{kind}-{slug}" for kind in ("intake", "notifications", "reporting"))
+    print(f"next: rabbitmqctl import_definitions {Path(args.deploy_dir) / 'rabbitmq' / 'definitions.json'}; "
+          f"rabbitmqctl change_password <user> <password> for {users}; set the region file's broker URIs and "
+          f"databases; then `oss run --region {slug}` (or docker compose up, or kubectl apply -k "
+          f"{Path(args.deploy_dir) / 'k8s' / 'overlays' / slug})")
     return 0
 
 
