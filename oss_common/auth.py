@@ -279,12 +279,14 @@ class OidcIssuer(TrustedKeys):
                                      "audience its access tokens name for the services")
         super().__init__([issuer], max_age=max_age, reload_seconds=reload_seconds, clock=clock)
         self.issuer, self.audience, self.mapping = issuer, audience, claim_mapping(claims)
+        self.discovery = {}  # its endpoints, for the pages' sign-in (oss_common.web_sessions)
 
     def reload(self) -> None:
         with self._lock:
             discovery = _read_jwks(f"{self.issuer}/.well-known/openid-configuration")
             if discovery.get("issuer", "").rstrip("/") != self.issuer or not discovery.get("jwks_uri"):
                 raise ConfigurationError(f"{self.issuer} does not describe itself as that issuer with a jwks_uri")
+            self.discovery = discovery
             keys = {}
             for jwk in _read_jwks(discovery["jwks_uri"]).get("keys", []):
                 algorithm = jwk.get("alg") or _IMPLIED_ALGORITHMS.get((jwk.get("kty"), jwk.get("crv")))

@@ -26,6 +26,7 @@ from oss_common.errors import (
 )
 from oss_common.metrics import ANONYMOUS_REFUSED
 from oss_common.ratelimit import Limiter, client_address, rate_setting
+from oss_common.web_sessions import ENVIRON_KEY as WEB_SESSIONS_KEY, SESSION_HEADER, WebSessions
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +141,16 @@ class ApiHandler(HttpRequestHandler):
 
     Every endpoint needs a bearer token (oss_common.auth) unless declared `public=True`;
     `roles=(...)` narrows who may call it (default: any role). A token for another region gets
-    403 on a regional instance. The method reads its caller with `principal(request)`. Public
+    403 on a regional instance. The method reads its caller with `principal(request)`. A call of
+    the service's own pages carries no token but their sign-in session's cookie and the header
+    X-OSS-Session (oss_common.web_sessions): the session's access token stands for the bearer. Public
     endpoints are rate-limited per client address (AnonymousLimits): past the limit, 429 with
     Retry-After, before any worker is taken.
     """
 
     server = OssWebServer()
     anonymous_limits = AnonymousLimits()
+    web_sessions = WebSessions()
 
     def __init__(self, method, url, roles=None, public=False, **kwargs):
         doc = {name: kwargs.pop(name) for name in ApiDoc.__dataclass_fields__ if name in kwargs}
@@ -169,6 +173,9 @@ class ApiHandler(HttpRequestHandler):
     def authenticate(self, request: Request) -> Principal | Response:
         """The caller's Principal, or the 401/403 response to answer instead."""
         try:
+            if not request.headers.get("Authorization") and request.headers.get(SESSION_HEADER):
+                # Also what the worker's RPCs carry on (OssWebServer.context_data_from_headers).
+                request.environ["HTTP_AUTHORIZATION"] = f"Bearer {self.web_sessions.access_token(request)}"
             token = bearer_token(request.headers.get("Authorization"))
             return authorize(self.tokens.read(self.keys, token), self.roles, self.region)
         except Unauthorized as exc:
@@ -179,6 +186,7 @@ class ApiHandler(HttpRequestHandler):
             return error_response(exc)
 
     def handle_request(self, request):
+        request.environ[WEB_SESSIONS_KEY] = self.web_sessions
         if self.public:
             refusal = self.anonymous_limits.refusal(request)
             if refusal is not None:

@@ -3,6 +3,7 @@ import contextlib
 import functools
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,13 @@ from oss_common.config import PROJECT_ROOT
 from oss_common.events import EVENTS_EXCHANGE
 from oss_common.supervisor import ServiceProcess
 from tests.integration.oidc import start_provider
-from tests.conftest import TEST_JWKS, as_caller, auth, free_port, fresh_vhost  # noqa: F401 - auth for the tests
+from tests.conftest import TEST_JWKS, as_caller, auth, free_port, fresh_vhost, missing_tool  # noqa: F401 - auth for the tests
 
 SEED = Path(os.environ.get("OSS_SEED_FILE") or PROJECT_ROOT / "services" / "catalogue" / "seed" / "services.yml")
 REGIONS = ("jizzakh", "namangan", "fergana")
 PAYME_MERCHANT_ID, PAYME_KEY = "5e730e8e0b852a417aa49ceb", "test-merchant-key-&Q9x"
+CHROMIUM = os.environ.get("OSS_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"  # the browser tests' screenshots
 
 
 class Stack:
@@ -131,6 +134,28 @@ def oidc_provider(tmp_path_factory):
     """The demo's OpenID Connect provider (deploy/local/oidc/), on a free port for the session."""
     with start_provider(tmp_path_factory.mktemp("oidc")) as provider:
         yield provider
+
+
+@pytest.fixture(scope="module")
+def browser(stack):
+    """Headless Chromium (Debian's, driven by Playwright) for a module's browser tests."""
+    if stack.databases.backend != "sqlite":
+        pytest.skip("the browser tests run against the SQLite stack only")
+    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+        missing_tool("chromium is not installed: sudo apt-get install -y --no-install-recommends chromium "
+                     "(deploy/local/ensure-tools.sh, run by make test, does it as root)")
+    try:
+        import playwright.sync_api as playwright_api
+    except ImportError:
+        missing_tool("Playwright is not installed (pip install -e '.[test]')")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    playwright = playwright_api.sync_playwright().start()
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+                                          args=["--no-sandbox"])
+    yield chromium
+    chromium.close()
+    # Not playwright.stop(): under eventlet's monkey-patching it waits forever for its driver
+    # process, which ends by itself with this one (its stdin closes).
 
 
 @contextlib.contextmanager

@@ -25,16 +25,18 @@ AUDIENCE = "urn:oss:api"
 
 
 @contextlib.contextmanager
-def start_provider(tmp, redirect="http://127.0.0.1:8104/desk/", access_ttl=120):
-    """The provider on a free port, its signing key under `tmp`; yields its issuer, discovery and redirect URI."""
+def start_provider(tmp, redirect="http://127.0.0.1:8104/desk/", access_ttl=120, pages=()):
+    """The provider on a free port, its signing key under `tmp`; yields its issuer, discovery and redirect URI.
+    `pages`: pages that sign in through their service (their callback and themselves are registered too)."""
+    redirects = [redirect, *pages, *(f"{page}auth/callback" for page in pages)]
     if shutil.which("node") is None or not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
         missing_tool("node or deploy/local/oidc/node_modules is missing: run deploy/local/ensure-oidc.sh")
     issuer = f"http://127.0.0.1:{free_port()}"
-    log = (tmp / "oidc.log").open("w")
+    log = (tmp / f"oidc-{issuer.rsplit(':', 1)[1]}.log").open("w")
     process = subprocess.Popen(
         ["node", "server.js"], cwd=OIDC_DIR, stdout=log, stderr=subprocess.STDOUT,
         env={"PATH": "/usr/bin:/bin:/usr/local/bin", "OIDC_ISSUER": issuer, "OIDC_KEYS_FILE": str(tmp / "key.json"),
-             "OIDC_REDIRECT_URIS": redirect, "OIDC_ACCESS_TOKEN_TTL": str(access_ttl)})
+             "OIDC_REDIRECT_URIS": ",".join(redirects), "OIDC_ACCESS_TOKEN_TTL": str(access_ttl)})
     deadline = time.monotonic() + 30
     while True:
         try:

@@ -1,11 +1,8 @@
 """The web pages against the real stack: the JSON endpoints they need (on both backends), and, in
 headless Chromium on SQLite, an operator filing an application at the desk, an officer taking it
 to approval, the citizen's status page showing it approved and the ministry's dashboard counting it."""
-import os
 import re
-import shutil
 import time
-from pathlib import Path
 
 import eventlet
 import pytest
@@ -13,16 +10,13 @@ import requests
 from sqlalchemy import create_engine, text
 
 from oss_common.auth import ANALYST, OFFICER, OPERATOR
-from oss_common.config import PROJECT_ROOT
 from oss_common.regions import get_region
-from tests.conftest import missing_tool, token
-from tests.integration.conftest import REGIONS, auth, post, seed_document, valid_submission
+from tests.conftest import token
+from tests.integration.conftest import ARTIFACTS, REGIONS, auth, post, seed_document, valid_submission
 from tests.integration.test_reporting import direct_figures, oss, wait_caught_up
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = os.environ.get("OSS_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 REGION = "jizzakh"
 PERSONAL = {"pinfl": "41234567890123", "full_name": "Dilnoza Web Rahimova", "phone": "+998907654321",
             "email": "dilnoza.web@example.uz"}
@@ -176,27 +170,6 @@ def file_and_approve(stack):
 
 
 # In the browser (SQLite only: the pages do not care which database answers)
-
-@pytest.fixture(scope="module")
-def browser(stack):
-    if stack.databases.backend != "sqlite":
-        pytest.skip("the browser tests run against the SQLite stack only")
-    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-        missing_tool("chromium is not installed: sudo apt-get install -y --no-install-recommends chromium "
-                     "(deploy/local/ensure-tools.sh, run by make test, does it as root)")
-    try:
-        import playwright.sync_api as playwright_api
-    except ImportError:
-        missing_tool("Playwright is not installed (pip install -e '.[test]')")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    playwright = playwright_api.sync_playwright().start()
-    chromium = playwright.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-                                          args=["--no-sandbox"])
-    yield chromium
-    chromium.close()
-    # Not playwright.stop(): under eventlet's monkey-patching it waits forever for its driver
-    # process, which ends by itself with this one (its stdin closes).
-
 
 def new_page(browser, problems):
     """A page that records script errors, console errors (a CSP violation shows there) and requests

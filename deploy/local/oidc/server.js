@@ -11,7 +11,8 @@
 // OIDC_AUDIENCE      urn:oss:api             the audience (resource indicator, an absolute URI) of its access tokens
 // OIDC_STAFF_FILE    ./staff.json            the accounts
 // OIDC_KEYS_FILE     ../../../var/oidc/signing-key.json   its private signing key, made on first start (mode 600)
-// OIDC_REDIRECT_URIS (the demo's pages)      the web client's redirect URIs, comma-separated
+// OIDC_REDIRECT_URIS (the demo's pages)      the web client's redirect and post-logout URIs, comma-separated
+//                                            (the pages' sign-in callbacks, <page>auth/callback, and the pages)
 // OIDC_ACCESS_TOKEN_TTL 900                  seconds an access token lives (refresh tokens: 8 hours)
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -26,7 +27,7 @@ const WEB_CLIENT = "oss-web";
 const DEMO_PAGES = [
   "http://127.0.0.1:8103/desk/", "http://127.0.0.1:8104/desk/", "http://127.0.0.1:8105/desk/",
   "http://127.0.0.1:8300/dashboard/",
-];
+].flatMap((page) => [page, `${page}auth/callback`]);
 
 function passwordHash(password, salt = crypto.randomBytes(16).toString("hex")) {
   return `scrypt:${salt}:${crypto.scryptSync(password, salt, 32).toString("hex")}`;
@@ -56,6 +57,16 @@ function signingKey(file) {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, JSON.stringify(jwk), { mode: 0o600 });
   return jwk;
+}
+
+// The provider's sign-out page (RP-initiated logout): the form oidc-provider gives, in the pages' three languages.
+async function logoutSource(ctx, form) {
+  ctx.type = "html";
+  ctx.body = `<!doctype html><html lang="uz"><head><meta charset="utf-8"><title>OSS — chiqish / выход / sign out</title>
+<style>body{font-family:sans-serif;max-width:26rem;margin:4rem auto}button{padding:.5rem 1.2rem;margin:.3rem}</style></head><body>
+<h1>OSS</h1><p>Chiqasizmi? · Выйти? · Sign out of OSS?</p>${form}
+<button type="submit" form="op.logoutForm" value="yes" name="logout" id="sign-out" autofocus>Chiqish · Выйти · Sign out</button>
+<button type="submit" form="op.logoutForm" id="stay">Qolish · Остаться · Stay signed in</button></body></html>`;
 }
 
 function escapeHtml(text) {
@@ -119,7 +130,8 @@ async function main() {
     },
     features: {
       devInteractions: { enabled: false },
-      rpInitiatedLogout: { enabled: true },
+      rpInitiatedLogout: { enabled: true, logoutSource },
+      revocation: { enabled: true }, // the pages' backend revokes the refresh token when staff sign out
       resourceIndicators: {
         enabled: true,
         defaultResource: () => audience,

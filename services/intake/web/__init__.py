@@ -24,7 +24,7 @@ SERVICE_QUERY = ServiceQuerySchema()
 STATUS_LOOKUP = StatusLookupSchema()
 
 
-class IntakeWebPages(static_pages("desk", PAGES / "desk"), static_pages("status", PAGES / "status")):
+class IntakeWebPages(static_pages("desk", PAGES / "desk", sign_in=True), static_pages("status", PAGES / "status")):
     """The pages, and the endpoints only they need."""
 
     @api("GET", "/api/v1/services", summary="The region's published services, as forms to file",

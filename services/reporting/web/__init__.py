@@ -15,7 +15,7 @@ PAGES = Path(__file__).resolve().parent
 PERIOD = PeriodSchema()
 
 
-class DashboardPages(static_pages("dashboard", PAGES / "dashboard")):
+class DashboardPages(static_pages("dashboard", PAGES / "dashboard", sign_in=True)):
     """The dashboard, and the national endpoint only it needs."""
 
     @api("GET", "/api/v1/reports/monthly", summary="Every region's figures month by month, asked for at once",

@@ -1,9 +1,11 @@
 // The desk: operators file applications and list their centre's; officers move their agencies'
-// applications on. Every API call carries the signed-in token; the token lives in sessionStorage only.
+// applications on. Staff sign in at the identity provider through the desk's own service, which keeps
+// the tokens in its session (oss_common/web_sessions.py): this page never holds one. Its API calls
+// carry the session's HttpOnly cookie and the X-OSS-Session header; a 401 means sign in again.
 "use strict";
 
 (function () {
-  const TOKEN_KEY = "oss.token";
+  const PAGE_HEADER = { "X-OSS-Session": "1" };
   const LANGUAGE_KEY = "oss.language";
   const STATUSES = ["awaiting_payment", "submitted", "accepted", "in_review", "returned_for_correction", "resubmitted",
                     "approved", "rejected", "issued", "withdrawn"];
@@ -16,6 +18,8 @@
   let applications = [];
   let queue = [];
   let idempotencyKey = newKey();
+  let me = null;  // who is signed in: {subject, role, region, centres, agencies}, from auth/session
+  let provider = null;  // the identity provider's issuer; null: the demo's fallback (a pasted token)
 
   // Strings
 
@@ -49,20 +53,7 @@
     renderQueue();
   }
 
-  // The token and the API
-
-  function token() { return sessionStorage.getItem(TOKEN_KEY); }
-
-  function claims(value) {
-    // Read, not verified: the server checks every request; this only picks the tabs to show.
-    try {
-      const part = value.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-      const json = decodeURIComponent(Array.from(atob(part), (c) => "%" + c.charCodeAt(0).toString(16).padStart(2, "0")).join(""));
-      return JSON.parse(json);
-    } catch (error) {
-      return null;
-    }
-  }
+  // The API (the session cookie goes with every same-origin call)
 
   function newKey() {
     // crypto.randomUUID needs a secure context; a centre's LAN may serve plain HTTP.
@@ -79,9 +70,7 @@
   }
 
   async function api(method, path, body, headers) {
-    const options = { method, headers: Object.assign({ "Accept": "application/json" }, headers || {}) };
-    const bearer = token();
-    if (bearer) options.headers["Authorization"] = "Bearer " + bearer;
+    const options = { method, headers: Object.assign({ "Accept": "application/json" }, PAGE_HEADER, headers || {}) };
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
@@ -94,7 +83,7 @@
     }
     const payload = await response.json().catch(() => ({}));
     if (response.status === 401) {
-      signOut(t("signin.invalid"));
+      signedOut(t("signin.expired"));
     }
     if (!response.ok) throw new ApiError(response.status, payload);
     return payload;
@@ -113,19 +102,55 @@
 
   // Signing in and out
 
-  function signIn(value) {
-    const found = claims(value);
-    if (!found || !found.role) {
+  async function boot() {
+    const refused = new URLSearchParams(location.search).get("signin_error");
+    if (refused) history.replaceState(null, "", location.pathname);
+    let answer;
+    try {
+      const response = await fetch("auth/session", { headers: { "Accept": "application/json" }, cache: "no-store" });
+      answer = await response.json();
+    } catch (error) {
+      signedOut(t("error.network"));
+      return;
+    }
+    provider = answer.provider;
+    if (answer.signed_in) start(answer.principal);
+    else signedOut(refused ? t("signin.refused") : "");
+  }
+
+  async function signInWithToken(value) {
+    // The demo's fallback where no identity provider runs: the service checks the token and keeps it.
+    const response = await fetch("auth/token", {
+      method: "POST", headers: Object.assign({ "Content-Type": "application/json" }, PAGE_HEADER),
+      body: JSON.stringify({ token: value }) }).catch(() => null);
+    $("#token").value = "";
+    if (!response || !response.ok) {
       show($("#sign-in-error"), t("signin.invalid"));
       return;
     }
-    sessionStorage.setItem(TOKEN_KEY, value);
-    start();
+    boot();
   }
 
-  function signOut(message) {
-    sessionStorage.removeItem(TOKEN_KEY);
+  async function signOut() {
+    let endSession = null;
+    try {
+      const response = await fetch("auth/sign-out", { method: "POST", headers: PAGE_HEADER });
+      endSession = (await response.json()).end_session_url;
+    } catch (error) {
+      endSession = null;
+    }
+    if (endSession) {
+      location.assign(endSession);  // the provider ends its own session, then comes back here
+      return;
+    }
+    signedOut("");
+  }
+
+  function signedOut(message) {
+    me = null;
     $("#sign-in").hidden = false;
+    $("#provider-sign-in").hidden = !provider;
+    $("#sign-in-form").hidden = Boolean(provider);
     $("#tabs").hidden = true;
     $("#who").hidden = true;
     $("#sign-out").hidden = true;
@@ -133,24 +158,29 @@
     show($("#sign-in-error"), message || "");
   }
 
-  function start() {
-    const found = claims(token() || "");
-    if (!found) return signOut();
+  function start(principal) {
+    me = principal;
     $("#sign-in").hidden = true;
-    $("#token").value = "";
     show($("#sign-in-error"), "");
     $("#who").hidden = false;
     $("#sign-out").hidden = false;
-    $("#who-name").textContent = `${found.sub || ""} (${found.role}${found.region ? ", " + found.region : ""})`;
-    const tabs = $$("#tabs button").filter((button) => button.dataset.role === found.role);
+    $("#who-name").textContent = `${me.subject} (${me.role}${me.region ? ", " + me.region : ""})`;
+    const tabs = $$("#tabs button").filter((button) => button.dataset.role === me.role);
     $$("#tabs button").forEach((button) => { button.hidden = !tabs.includes(button); });
     $("#tabs").hidden = !tabs.length;
-    renderCentres(found.centres || []);
-    if (found.role === "operator") {
+    renderCentres(me.centres || []);
+    if (me.role === "operator") {
       loadServices();
       loadDistricts();
     }
-    if (tabs.length) openTab(tabs[0].dataset.tab);
+    if (tabs.length) {
+      openTab(tabs[0].dataset.tab);
+    } else {  // signed in, but neither an operator nor an officer: nothing of the desk is theirs
+      $("#sign-in").hidden = false;
+      $("#provider-sign-in").hidden = true;
+      $("#sign-in-form").hidden = true;
+      show($("#sign-in-error"), t("error.forbidden"));
+    }
   }
 
   function openTab(name) {
@@ -181,7 +211,7 @@
   }
 
   async function loadDistricts() {
-    if (!token() || (claims(token()) || {}).role !== "operator") return;
+    if (!me || me.role !== "operator") return;
     const select = $("#district");
     const chosen = select.value;
     try {
@@ -611,7 +641,7 @@
     $("#language").addEventListener("change", (event) => setLanguage(event.target.value));
     $("#sign-in-form").addEventListener("submit", (event) => {
       event.preventDefault();
-      signIn($("#token").value.trim());
+      signInWithToken($("#token").value.trim());
     });
     $("#sign-out").addEventListener("click", () => signOut());
     $$("#tabs button").forEach((button) => button.addEventListener("click", () => openTab(button.dataset.tab)));
@@ -623,6 +653,6 @@
     $("#status-filter").addEventListener("change", loadApplications);
     $("#refresh").addEventListener("click", loadApplications);
     $("#officer-refresh").addEventListener("click", loadQueue);
-    if (token()) start();
+    boot();
   });
 }());

@@ -1,5 +1,5 @@
 // The printable receipt of an application's fee: the invoice as intake holds it (amounts are integer
-// tiyin, shown in so'm), fetched with the desk's token from this tab's sessionStorage.
+// tiyin, shown in so'm), fetched with the desk's sign-in session (its HttpOnly cookie and X-OSS-Session).
 "use strict";
 
 (function () {
@@ -22,7 +22,7 @@
     document.querySelectorAll("[data-i18n]").forEach((element) => { element.textContent = t(element.dataset.i18n); });
     const tracking = new URLSearchParams(location.search).get("tracking") || "";
     const response = await fetch(`/api/v1/applications/${encodeURIComponent(tracking)}/receipt`, {
-      headers: { "Accept": "application/json", "Authorization": "Bearer " + (sessionStorage.getItem("oss.token") || "") },
+      headers: { "Accept": "application/json", "X-OSS-Session": "1" },
     });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {

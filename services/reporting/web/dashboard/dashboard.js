@@ -1,13 +1,17 @@
 // The ministry's dashboard: per-region cards, monthly charts and a comparison table, from national
-// reporting's summary and monthly series. Every call carries the analyst's token (sessionStorage).
+// reporting's summary and monthly series. The analyst signs in at the identity provider through this
+// service, which keeps the tokens in its session (oss_common/web_sessions.py); the page holds none, its
+// calls carry the session's HttpOnly cookie and the X-OSS-Session header.
 "use strict";
 
 (function () {
-  const TOKEN_KEY = "oss.token";
+  const PAGE_HEADER = { "X-OSS-Session": "1" };
   const LANGUAGE_KEY = "oss.language";
   const $ = (selector) => document.querySelector(selector);
   let language = localStorage.getItem(LANGUAGE_KEY) || "uz";
   let data = null;
+  let provider = null;  // the identity provider's issuer; null: the demo's fallback (a pasted token)
+  let signedIn = false;
 
   function t(key, values) {
     const table = window.OSS_STRINGS[language] || window.OSS_STRINGS.uz;
@@ -28,30 +32,81 @@
     element.hidden = !text;
   }
 
-  const token = () => sessionStorage.getItem(TOKEN_KEY);
-
   async function api(path) {
     let response;
     try {
-      response = await fetch(path, { headers: { "Accept": "application/json", "Authorization": "Bearer " + (token() || "") } });
+      response = await fetch(path, { headers: Object.assign({ "Accept": "application/json" }, PAGE_HEADER) });
     } catch (error) {
       throw new Error(t("network"));
     }
     const payload = await response.json().catch(() => ({}));
-    if (response.status === 401 || response.status === 403) {
-      signOut(t("signin.invalid"));
-      throw new Error(t("signin.invalid"));
+    if (response.status === 401) {
+      signedOut(t("signin.expired"));
+      throw new Error(t("signin.expired"));
+    }
+    if (response.status === 403) {
+      throw new Error(t("signin.not_analyst"));
     }
     if (!response.ok) throw new Error(t("error", { message: payload.message || response.status }));
     return payload;
   }
 
-  function signOut(message) {
-    sessionStorage.removeItem(TOKEN_KEY);
+  async function boot() {
+    const refused = new URLSearchParams(location.search).get("signin_error");
+    if (refused) history.replaceState(null, "", location.pathname);
+    let answer;
+    try {
+      answer = await (await fetch("auth/session", { headers: { "Accept": "application/json" }, cache: "no-store" })).json();
+    } catch (error) {
+      signedOut(t("network"));
+      return;
+    }
+    provider = answer.provider;
+    if (!answer.signed_in) {
+      signedOut(refused ? t("signin.refused") : "");
+      return;
+    }
+    signedIn = true;
+    $("#sign-in").hidden = true;
+    $("#sign-out").hidden = false;
+    load();
+  }
+
+  async function signInWithToken(value) {
+    // The demo's fallback where no identity provider runs: the service checks the token and keeps it.
+    const response = await fetch("auth/token", {
+      method: "POST", headers: Object.assign({ "Content-Type": "application/json" }, PAGE_HEADER),
+      body: JSON.stringify({ token: value }) }).catch(() => null);
+    $("#token").value = "";
+    if (!response || !response.ok) {
+      show($("#sign-in-error"), t("signin.invalid"));
+      return;
+    }
+    boot();
+  }
+
+  async function signOut() {
+    let endSession = null;
+    try {
+      endSession = (await (await fetch("auth/sign-out", { method: "POST", headers: PAGE_HEADER })).json()).end_session_url;
+    } catch (error) {
+      endSession = null;
+    }
+    if (endSession) {
+      location.assign(endSession);  // the provider ends its own session, then comes back here
+      return;
+    }
+    signedOut("");
+  }
+
+  function signedOut(message) {
+    signedIn = false;
     data = null;
     $("#board").hidden = true;
     $("#sign-out").hidden = true;
     $("#sign-in").hidden = false;
+    $("#provider-sign-in").hidden = !provider;
+    $("#sign-in-form").hidden = Boolean(provider);
     show($("#sign-in-error"), message);
   }
 
@@ -71,12 +126,13 @@
       const [summary, monthly] = await Promise.all([
         api("/api/v1/reports/summary?" + query), api("/api/v1/reports/monthly?" + query)]);
       data = { summary, monthly };
-      $("#sign-in").hidden = true;
       $("#board").hidden = false;
-      $("#sign-out").hidden = false;
       render();
     } catch (error) {
-      if (token()) show($("#board-error"), error.message);
+      if (signedIn) {
+        $("#board").hidden = false;
+        show($("#board-error"), error.message);
+      }
     }
   }
 
@@ -188,13 +244,11 @@
     });
     $("#sign-in-form").addEventListener("submit", (event) => {
       event.preventDefault();
-      sessionStorage.setItem(TOKEN_KEY, $("#token").value.trim());
-      $("#token").value = "";
       show($("#sign-in-error"), "");
-      load();
+      signInWithToken($("#token").value.trim());
     });
     $("#sign-out").addEventListener("click", () => signOut());
     $("#period").addEventListener("submit", (event) => { event.preventDefault(); load(); });
-    if (token()) load();
+    boot();
   });
 }());
