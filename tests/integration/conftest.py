@@ -136,9 +136,10 @@ def oidc_provider(tmp_path_factory):
         yield provider
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser(stack):
-    """Headless Chromium (Debian's, driven by Playwright) for a module's browser tests."""
+    """Headless Chromium (Debian's, driven by Playwright) for the browser tests: one for the session, as
+    Playwright's sync API starts once per process (it is never stopped, see below)."""
     if stack.databases.backend != "sqlite":
         pytest.skip("the browser tests run against the SQLite stack only")
     if not (Path(CHROMIUM).exists() or shutil.which("chromium")):

@@ -124,6 +124,7 @@
       method: "POST", headers: Object.assign({ "Content-Type": "application/json" }, PAGE_HEADER),
       body: JSON.stringify({ token: value }) }).catch(() => null);
     $("#token").value = "";
+    if (response) await response.json().catch(() => null);  // read to the end, so nothing is left loading
     if (!response || !response.ok) {
       show($("#sign-in-error"), t("signin.invalid"));
       return;
