@@ -47,7 +47,7 @@ def run_promtool(*args):
 
 def test_prometheus_config_and_rules_are_valid():
     assert "SUCCESS" in run_promtool("check", "config", "prometheus.yml")
-    assert "SUCCESS: 7 rules found" in run_promtool("check", "rules", "alerts.yml")
+    assert "SUCCESS: 8 rules found" in run_promtool("check", "rules", "alerts.yml")
 
 
 def test_alert_rules_pass_their_unit_tests():
