@@ -388,7 +388,7 @@ def stored_application(stack, tracking):
     return row
 
 
-def test_operator_files_a_paid_application_takes_the_fee_and_prints_the_receipt(stack, browser):
+def test_operator_files_a_paid_application_takes_the_fee_and_prints_the_receipt(stack, reporting, browser):
     problems = []
     paid_service = next(service for service in seed_document()["services"] if service["code"] == "apostille")
     desk = new_page(browser, problems)
@@ -421,4 +421,19 @@ def test_operator_files_a_paid_application_takes_the_fee_and_prints_the_receipt(
     assert desk.inner_text("#r-state").strip() == "paid"
     assert PERSONAL["pinfl"] not in desk.content() and PERSONAL["full_name"] not in desk.content()
     desk.screenshot(path=str(ARTIFACTS / "desk-fee-receipt.png"), full_page=True)
+
+    # The ministry's dashboard: Jizzakh's fees, as many invoices as intake holds, the fee paid among them.
+    wait_caught_up(stack, REGION, reporting["processes"][REGION])
+    engine = create_engine(stack.intake_db[REGION])
+    with engine.connect() as connection:
+        invoices = connection.execute(text("SELECT count(*) FROM invoices")).scalar_one()
+    engine.dispose()
+    ministry = new_page(browser, problems)
+    sign_in(ministry, f"{reporting['national'].url}/dashboard/", token(ANALYST))
+    ministry.select_option("#language", "en")
+    fees = ministry.locator(f'#fees tbody tr[data-region="{REGION}"] td')
+    fees.first.wait_for()
+    assert as_number(fees.nth(1).inner_text()) == invoices >= 1
+    assert as_number(fees.nth(3).inner_text()) >= 82_400  # paid, in so'm
+    ministry.screenshot(path=str(ARTIFACTS / "dashboard-fees.png"), full_page=True)
     assert problems == []
