@@ -84,7 +84,7 @@ def test_a_paid_service_is_invoiced_at_filing_and_waits_for_payment(stack):
     assert invoice["amount_tiyin"] == FEE and isinstance(invoice["amount_tiyin"], int)
     assert invoice["currency"] == "UZS" and invoice["state"] == "issued" and invoice["invoice_number"].isdigit()
     (event,) = [body for _, body in events if body["data"]["tracking_number"] == filed["tracking_number"]]
-    assert event["schema_version"] == 4 and event["data"]["open"] is False
+    assert event["schema_version"] >= 4 and event["data"]["open"] is False  # the invoice came with version 4
     assert event["data"]["invoice"]["amount_tiyin"] == FEE
     assert event["data"]["invoice"]["pay_url"].startswith("https://checkout.paycom.uz/")
     checkout = base64.b64decode(event["data"]["invoice"]["pay_url"].rsplit("/", 1)[1]).decode()
