@@ -43,7 +43,8 @@ def region_file(slug: str) -> str:
 # 9100/9200/9300 + {n}, SQLite under var/). ${{VAR:default}} reads the environment, so secrets stay out.
 region: {slug}
 settings: {{}}         # every service of the region
-services:            # per service: its own broker user (oss-<service>-<region>) and its own database
+services:            # per service: its own broker user (oss-<service>-<region>) and its own database;
+                     # on the cluster every node, `;` between them: amqp://U:P@rabbitmq-1/oss;amqp://U:P@rabbitmq-2/oss;...
   intake:
     AMQP_URI: ${{INTAKE_AMQP_URI:amqp://guest:guest@127.0.0.1:5672/}}  # amqp://oss-intake-{slug}:...@broker/oss
     # DATABASE_URL: postgresql://oss_intake:${{INTAKE_DB_PASSWORD}}@db.{slug}.example/intake_{_db(slug)}
