@@ -32,7 +32,7 @@ from oss_common.service_kinds import (  # noqa: E402
     service_config, service_kind,
 )
 from oss_common.status import deployment_status, format_status  # noqa: E402
-from oss_common.supervisor import run_group, run_stack  # noqa: E402
+from oss_common.supervisor import IdentityProviderProcess, run_group, run_stack  # noqa: E402
 
 log = logging.getLogger("oss")
 
@@ -459,6 +459,35 @@ def demo_tokens(regions: list[Region], signing_key: SigningKey,
     return tokens
 
 
+def demo_identity_provider(regions: list) -> tuple:
+    """The demo's identity provider for the pages of `regions` and the services' settings for it, or
+    (None, why not) where it cannot run (no Node.js or its packages: `make oidc`) or another is set."""
+    if os.environ.get("AUTH_OIDC_ISSUER"):
+        return None, f"the services take the tokens of AUTH_OIDC_ISSUER={os.environ['AUTH_OIDC_ISSUER']}"
+    if not IdentityProviderProcess.installed():
+        return None, ("NO IDENTITY PROVIDER: Node.js or the provider's packages are missing (deploy/local/ensure-oidc.sh "
+                      "installs them as root). The pages fall back to the project's own demo tokens below (paste one); "
+                      "a deployment signs staff in at its provider instead.")
+    pages = []
+    for kind in (SERVICES["intake"], SERVICES["reporting"]):
+        for region in instances(kind, regions):
+            if kind.name == "intake" or region is None:
+                port = service_config(kind, region)["WEB_SERVER_ADDRESS"].rsplit(":", 1)[1]
+                page = "desk" if kind.name == "intake" else "dashboard"
+                pages += [f"http://{host}:{port}/{page}/" for host in ("127.0.0.1", "localhost")]
+    provider = IdentityProviderProcess(pages, log_path=var_dir() / "log" / "oidc-provider.log")
+    os.environ.update(AUTH_OIDC_ISSUER=provider.issuer, AUTH_OIDC_AUDIENCE="urn:oss:api")
+    return provider, None
+
+
+def sign_in_banner(provider: IdentityProviderProcess) -> str:
+    pages = ", ".join(page for page in provider.pages if page.startswith("http://127.0.0.1:"))
+    lines = [f"Staff sign in on the pages ({pages}) at the identity provider {provider.issuer}, as:"]
+    lines += [f"  {login:<20} {login.replace('.', '-')}-demo   {role}{', ' + region if region else ''}"
+              for login, role, region in IdentityProviderProcess.staff()]
+    return "".join(line + "\n" for line in lines)
+
+
 def cmd_demo(args: argparse.Namespace) -> int | None:
     from services.notifications.demo_sinks import DemoSinks
 
@@ -467,15 +496,18 @@ def cmd_demo(args: argparse.Namespace) -> int | None:
     path = var_dir() / "demo-tokens.txt"
     path.write_text("".join(f"{label}\t{token}\n" for label, token in tokens), encoding="utf-8")
     os.chmod(path, 0o600)
+    provider, no_provider = demo_identity_provider(regions)
+    sign_in = sign_in_banner(provider) if provider else f"{no_provider}\n"
     # Citizens' messages go to local sinks (a real SMTP server and an Eskiz-speaking endpoint), shown on a page.
     sinks = DemoSinks(var_dir() / "demo-messages.jsonl").start()
     for key, value in sinks.settings().items():
         os.environ.setdefault(key, str(value))
-    banner = (f"Messages sent to citizens (SMS and e-mail, in their language): {sinks.url}\n"
-              f"Demo tokens (valid 12 hours, `oss token issue` makes more; also in {path}; send as Authorization: Bearer <token>):\n"
+    banner = (f"Messages sent to citizens (SMS and e-mail, in their language): {sinks.url}\n" + sign_in
+              + f"Demo tokens for curl and `oss` (valid 12 hours, `oss token issue` makes more; also in {path}; "
+              "send as Authorization: Bearer <token>):\n"
               + "".join(f"  {label:<18} {token}\n" for label, token in tokens))
     try:
-        return run_stack(regions, seed=Path(args.seed), banner=banner)
+        return run_stack(regions, seed=Path(args.seed), banner=banner, provider=provider)
     finally:
         sinks.stop()
 

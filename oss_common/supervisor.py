@@ -1,5 +1,7 @@
 """Start service processes, wait until they answer, stop them cleanly: `oss demo` and the tests."""
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,7 +38,12 @@ class ServiceProcess:
     def url(self):
         return f"http://127.0.0.1:{self.http_port}"
 
-    def start(self) -> None:
+    @property
+    def summary(self) -> str:
+        """Its line in the list `supervise` prints."""
+        return f"{self.name:<24} {self.url}/api/v1/   metrics: http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def start(self) -> "ServiceProcess":
         command = [sys.executable, "-m", "oss_common.cli", "run", "--service", self.service]
         if self.region:
             command += ["--region", self.region]
@@ -130,7 +137,7 @@ def supervise(processes: list, title: str, start=None, banner: str = "") -> None
                 process.wait_healthy()
         print(f"\n{title}:")
         for process in processes:
-            print(f"  {process.name:<24} {process.url}/api/v1/   metrics: http://127.0.0.1:{process.metrics_port}/metrics")
+            print(f"  {process.summary}")
         if banner:
             print("\n" + banner, end="")
         print("\nCtrl-C stops everything.", flush=True)
@@ -171,14 +178,19 @@ def run_group(members: list[tuple], log_dir: Path | None = None, migrate: bool =
     return supervise(processes, f"running {names}")
 
 
-def run_stack(regions: list[str], seed: Path, banner: str = "") -> None:
-    """Every service for the given regions until Ctrl-C; the catalogue first, then the seed, then
-    the rest. Idempotent across runs: data stays under var/, the seed loads without duplicates."""
+def run_stack(regions: list[str], seed: Path, banner: str = "", provider: "IdentityProviderProcess | None" = None) -> int:
+    """Every service for the given regions until Ctrl-C; the identity provider first (when there is
+    one: the services read its keys as they start), the catalogue, then the seed, then the rest.
+    Idempotent across runs: data stays under var/, the seed loads without duplicates."""
     var_dir().mkdir(parents=True, exist_ok=True)
     processes = stack_processes(regions, var_dir() / "log")
     catalogue, others = processes[0], processes[1:]
+    if provider is not None:
+        processes.insert(0, provider)
 
     def start():
+        if provider is not None:
+            provider.start().wait_healthy()
         catalogue.start().wait_healthy()
         subprocess.run([sys.executable, "-m", "oss_common.cli", "catalogue", "load", str(seed)], check=True, cwd=PROJECT_ROOT)
         for process in others:
@@ -187,3 +199,65 @@ def run_stack(regions: list[str], seed: Path, banner: str = "") -> None:
             process.wait_healthy()
 
     return supervise(processes, "OSS platform demo is up (logs under var/log/, data under var/)", start, banner)
+
+
+OIDC_DIR = PROJECT_ROOT / "deploy" / "local" / "oidc"
+DEMO_ISSUER = "http://127.0.0.1:8400"
+
+
+class IdentityProviderProcess(ServiceProcess):
+    """The demo's OpenID Connect provider (deploy/local/oidc/server.js, run by node), provisioned with
+    the demo staff of staff.json; its client may come back to the `pages` (their sign-in callbacks)."""
+
+    def __init__(self, pages: list[str], issuer: str = DEMO_ISSUER, log_path: Path | None = None):
+        super().__init__("oidc-provider", log_path=log_path, http_port=issuer.rsplit(":", 1)[1])
+        self.issuer, self.pages = issuer, pages
+        redirects = [uri for page in pages for uri in (page, f"{page}auth/callback")]
+        self.env.update(OIDC_ISSUER=issuer, OIDC_KEYS_FILE=str(var_dir() / "oidc" / "signing-key.json"),
+                        OIDC_REDIRECT_URIS=",".join(redirects))
+
+    @classmethod
+    def installed(cls) -> bool:
+        """Whether node and the provider's packages (deploy/local/ensure-oidc.sh) are here."""
+        return shutil.which("node") is not None and (OIDC_DIR / "node_modules" / "oidc-provider").is_dir()
+
+    @property
+    def name(self) -> str:
+        return "oidc-provider"
+
+    @property
+    def url(self) -> str:
+        return self.issuer
+
+    @property
+    def summary(self) -> str:
+        return f"{self.name:<24} {self.issuer}/.well-known/openid-configuration"
+
+    def start(self) -> "IdentityProviderProcess":
+        output = None
+        if self.log_path:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log_handle = output = open(self.log_path, "ab")
+        self.process = subprocess.Popen(["node", "server.js"], env=self.env, cwd=OIDC_DIR, stdout=output,
+                                        stderr=subprocess.STDOUT if output else None, start_new_session=True)
+        return self
+
+    def wait_healthy(self, timeout: float = 30.0) -> "IdentityProviderProcess":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the identity provider exited with {self.process.returncode}"
+                                   + (f"; see {self.log_path}" if self.log_path else ""))
+            try:
+                if requests.get(f"{self.issuer}/.well-known/openid-configuration", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"the identity provider did not answer at {self.issuer} within {timeout:.0f}s")
+
+    @staticmethod
+    def staff() -> list[tuple]:
+        """[(login, role, region)] of the demo's accounts."""
+        document = json.loads((OIDC_DIR / "staff.json").read_text(encoding="utf-8"))
+        return [(person["login"], person["role"], person.get("region")) for person in document["staff"]]
