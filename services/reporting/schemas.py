@@ -62,7 +62,8 @@ class OpenDataQuerySchema(StrictSchema):
         return {"month": month_of(start), "start": start, "end": next_month - timedelta(days=1)}
 
 
-# What the HTTP API answers (documentation for the OpenAPI document; the reports are built in operations).
+# What the HTTP API answers: views.py dumps the summary, SLA, overdue and open-data reports with these, and the
+# OpenAPI document is built from them.
 
 class ServiceCountSchema(StrictSchema):
     service_code = fields.String(required=True)

@@ -10,10 +10,13 @@ from services.reporting.domain import (
     COUNT_DIMENSIONS, compliance, month_of, months_between, processing_figures, ranked, suppress,
 )
 from services.reporting.models import ApplicationState, DailyCount, DailyDecision, FeeState
+from services.reporting.schemas import OpenDataReportSchema, OverdueReportSchema, SlaReportSchema, SummaryReportSchema
 
 BREAKDOWN_KEYS = {"service": "service_code", "district": "district", "centre": "centre",
                   "channel": "channel", "status": "status"}
 DECISION_COUNTS = ("approved", "rejected", "on_time", "late")
+# The reports as the API answers them (the OpenAPI document is built from these schemas).
+SUMMARY, SLA, OVERDUE, OPEN_DATA = SummaryReportSchema(), SlaReportSchema(), OverdueReportSchema(), OpenDataReportSchema()
 
 
 def _period(column, start, end):
@@ -55,17 +58,17 @@ def summary(session, start=None, end=None):
         .order_by(DailyCount.day)
     ).all()
     report = {
-        "from": iso_date(start),
-        "to": iso_date(end),
+        "start": start,
+        "end": end,
         "totals": {
             "applications": counts["all"].get("", 0),
             "open": open_count(session, start, end),
         },
-        "by_day": [{"day": day.isoformat(), "applications": count} for day, count in by_day if count],
+        "by_day": [{"day": day, "applications": count} for day, count in by_day if count],
     }
     for dimension, key in BREAKDOWN_KEYS.items():
         report[f"by_{dimension}"] = ranked(counts[dimension], key)
-    return report
+    return SUMMARY.dump(report)
 
 
 def decision_counts(session, start=None, end=None):
@@ -106,16 +109,16 @@ def sla(session, start=None, end=None):
                 "compliance": compliance(figures["on_time"], figures["late"])}
 
     empty = dict.fromkeys(DECISION_COUNTS, 0)
-    return {
-        "from": iso_date(start),
-        "to": iso_date(end),
+    return SLA.dump({
+        "start": start,
+        "end": end,
         "totals": {**row(counts["all"].get("", empty)), "processing": processing_figures(every_time)},
         "by_service": [
             {"service_code": code, **row(figures), "processing": processing_figures(times.get(code, []))}
             for code, figures in sorted(counts["service"].items())
         ],
         "by_district": [{"district": code, **row(figures)} for code, figures in sorted(counts["district"].items())],
-    }
+    })
 
 
 def overdue(session, today, limit=1000, offset=0):
@@ -131,16 +134,16 @@ def overdue(session, today, limit=1000, offset=0):
         .where(*late).order_by(ApplicationState.due_date, ApplicationState.tracking_number)
         .offset(offset).limit(limit)
     ).all()
-    return {
-        "as_of": today.isoformat(),
+    return OVERDUE.dump({
+        "as_of": today,
         "open_backlog": backlog,
         "overdue": total,
         "items": [
             {"tracking_number": number, "service_code": code, "district": district, "centre": centre,
-             "status": status, "due_date": due.isoformat(), "days_overdue": (today - due).days}
+             "status": status, "due_date": due, "days_overdue": (today - due).days}
             for number, code, district, centre, status, due in rows
         ],
-    }
+    })
 
 
 FEE_FIGURES = ("invoiced_tiyin", "paid_tiyin", "refunded_tiyin", "outstanding_tiyin")
@@ -178,7 +181,7 @@ def open_data(session, month, start, end):
     published_total = suppress({"": total})[""]
     fee_totals = fees(session, start, end)["totals"]
     # Money only as the month's totals: one invoice's amount would tell what one person paid for.
-    report = {"month": month, "from": iso_date(start), "to": iso_date(end), "suppressed_below": 5,
+    report = {"month": month, "start": start, "end": end, "suppressed_below": 5,
               "totals": {"applications": published_total},
               "fees": {figure: fee_totals[figure] if fee_totals["invoices"] >= 5 else None for figure in FEE_FIGURES}}
     for dimension in ("service", "district", "channel", "status"):
@@ -187,7 +190,7 @@ def open_data(session, month, start, end):
             {BREAKDOWN_KEYS[dimension]: value, "applications": cells[value], "suppressed": cells[value] is None}
             for value in sorted(cells)
         ]
-    return report
+    return OPEN_DATA.dump(report)
 
 
 def regional_summary(session, start=None, end=None):
