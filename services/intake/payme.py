@@ -121,9 +121,16 @@ def handle(new_uow, settings: PaymeSettings, authorization, payload, now_ms: int
         return answer(request_id, error=exc)
 
 
+MAX_INTEGER = 2**53 - 1  # what a JSON number holds exactly; more is not a time, amount or reason Payme sends
+MAX_ID = 64
+
+
 def _param(params, name, kind):
+    """A parameter of the call, of its JSON type and within what Payme sends (else -32600 naming it)."""
     value = params.get(name)
     if not isinstance(value, kind) or isinstance(value, bool):
+        raise _error(-32600, name)
+    if (kind is int and not -MAX_INTEGER <= value <= MAX_INTEGER) or (kind is str and not 0 < len(value) <= MAX_ID):
         raise _error(-32600, name)
     return value
 

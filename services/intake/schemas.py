@@ -292,7 +292,7 @@ class DeskPaymentSchema(StrictSchema):
 
     method = fields.String(required=True, validate=validate.OneOf(PAYMENT_METHODS))
     receipt_number = fields.String(required=True, validate=RECEIPT)
-    amount_tiyin = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    amount_tiyin = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10**13))
 
 
 class RefundRequestSchema(StrictSchema):

@@ -235,7 +235,7 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
         """Always HTTP 200 with a JSON-RPC answer, as Payme expects; errors are its codes."""
         try:
             payload = json.loads(request.get_data(cache=False) or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):
             return payme.answer(None, error=payme.PaymeError(-32700, "Ошибка разбора JSON", "JSON tahlil xatosi", "Parse error"))
         return payme.handle(self.unit_of_work, self.payments, request.headers.get("Authorization"), payload,
                             int(self.clock().timestamp() * 1000))
