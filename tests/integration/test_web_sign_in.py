@@ -269,3 +269,20 @@ def test_the_ministry_signs_in_to_the_dashboard_in_chromium(signed_in, browser):
     no_token_in_the_page(ministry)
     ministry.screenshot(path=str(ARTIFACTS / "dashboard-signed-in-at-provider.png"), full_page=True)
     assert problems == []
+
+
+def test_when_the_provider_session_ends_the_page_asks_to_sign_in_again_in_chromium(signed_in, browser):
+    problems = []
+    desk = new_page(browser, problems)
+    sign_in_in_browser(desk, signed_in.desk, "jizzakh.officer")
+    desk.wait_for_selector("#tab-officer:not([hidden])")
+    # Signed out at the provider in another tab: the desk's token cannot be refreshed any more.
+    other_tab = desk.context.new_page()
+    other_tab.goto(f"{signed_in.provider.discovery['end_session_endpoint']}?client_id=oss-web")
+    other_tab.click("#sign-out")
+    desk.wait_for_timeout(1500)  # past the access token's refresh margin (ACCESS_TTL)
+    desk.click("#officer-refresh")
+    desk.wait_for_selector("#provider-sign-in:not([hidden])")
+    assert desk.inner_text("#sign-in-error") == "Your session has ended: sign in again."
+    desk.screenshot(path=str(ARTIFACTS / "desk-session-ended.png"), full_page=True)
+    assert problems == []
