@@ -34,7 +34,7 @@ PUBLIC = {
     ("reporting", "GET", "/api/v1/open-data/summary"),
     ("reporting-national", "GET", "/health"),
 }
-PATH_VALUES = {"code": "photocopying", "tracking_number": "JI-2026-000001"}
+PATH_VALUES = {"code": "photocopying", "tracking_number": "JI-2026-000001", "centre": "jizzakh-city"}
 
 
 def operations():
