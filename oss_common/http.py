@@ -145,7 +145,10 @@ class ApiHandler(HttpRequestHandler):
     the service's own pages carries no token but their sign-in session's cookie and the header
     X-OSS-Session (oss_common.web_sessions): the session's access token stands for the bearer. Public
     endpoints are rate-limited per client address (AnonymousLimits): past the limit, 429 with
-    Retry-After, before any worker is taken.
+    Retry-After, before any worker is taken. `unlimited_when=factory` exempts the callers a public
+    endpoint authenticates itself (a partner's servers behind few addresses): `factory(config)` gives
+    a check of the request, true for a caller with the right credentials; any other request, wrong
+    credentials included, counts against its address's limit.
     """
 
     server = OssWebServer()
@@ -156,6 +159,7 @@ class ApiHandler(HttpRequestHandler):
         doc = {name: kwargs.pop(name) for name in ApiDoc.__dataclass_fields__ if name in kwargs}
         self.doc = ApiDoc(**doc)
         self.public = public
+        self.unlimited_when = kwargs.pop("unlimited_when", None)
         self.roles = tuple(roles or ROLES)
         unknown = set(self.roles) - set(ROLES)
         if unknown:
@@ -168,6 +172,7 @@ class ApiHandler(HttpRequestHandler):
         config = self.container.config
         self.region = config.get("REGION") or None
         self.keys = None if self.public else trusted_keys(config)
+        self.unlimited = self.unlimited_when(config) if self.unlimited_when else None
         self.tokens = VerifiedTokens()
 
     def authenticate(self, request: Request) -> Principal | Response:
@@ -188,7 +193,8 @@ class ApiHandler(HttpRequestHandler):
     def handle_request(self, request):
         request.environ[WEB_SESSIONS_KEY] = self.web_sessions
         if self.public:
-            refusal = self.anonymous_limits.refusal(request)
+            trusted = self.unlimited is not None and self.unlimited(request)
+            refusal = None if trusted else self.anonymous_limits.refusal(request)
             if refusal is not None:
                 ANONYMOUS_REFUSED.labels(self.container.service_name, self.region or "national", self.method_name,
                                          "address").inc()

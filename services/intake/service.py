@@ -230,7 +230,7 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
         return views.takings(self.db, centre, query["day"] or local_date(self.clock()))
 
     @api("POST", "/api/v1/payme", public=True, summary="Payme's merchant API (JSON-RPC 2.0; Basic auth with the merchant key)",
-         body=PaymeRequestSchema, response=PaymeAnswerSchema)
+         body=PaymeRequestSchema, response=PaymeAnswerSchema, unlimited_when=payme.authenticated_caller)
     def http_payme(self, request):
         """Always HTTP 200 with a JSON-RPC answer, as Payme expects; errors are its codes."""
         try:

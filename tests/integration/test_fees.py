@@ -272,3 +272,43 @@ def test_money_is_counted_in_prometheus_by_region_service_and_movement_only(stac
     lines = [line for line in page.splitlines() if line.startswith("oss_fees_tiyin_total{")]
     assert any('movement="paid"' in line and f'service_code="{PAID_SERVICE}"' in line for line in lines)
     assert filed["tracking_number"] not in page and filed["invoice"]["invoice_number"] not in page
+
+
+LIMITED_BURST = 5
+
+
+def test_payme_with_the_merchant_key_is_not_held_to_the_anonymous_rate_limit_but_wrong_keys_are(stack):
+    """Payme's servers are few addresses: its authenticated calls pass the per-address limit of
+    anonymous callers; calls without or with a wrong key count, so guessing the key is limited."""
+    limited = stack.start("intake", region=REGION, database_url=stack.intake_db[REGION], migrate=False,
+                          FORWARDED_HOPS=1, ANONYMOUS_RATE_LIMIT=f"{LIMITED_BURST}/3600")
+    try:
+        number = file_paid(stack)["invoice"]["invoice_number"]
+        check = {"amount": FEE, "account": {"invoice": number}}
+
+        def call(address, key):
+            headers = {"X-Forwarded-For": address}
+            if key is not None:
+                headers["Authorization"] = "Basic " + base64.b64encode(f"Paycom:{key}".encode()).decode()
+            return requests.post(f"{limited.url}/api/v1/payme", json={"id": 7, "method": "CheckPerformTransaction",
+                                                                      "params": check}, headers=headers, timeout=30)
+
+        payme_address = "203.0.113.10"
+        answers = [call(payme_address, PAYME_KEY) for _ in range(LIMITED_BURST * 3)]
+        assert [answer.status_code for answer in answers] == [200] * (LIMITED_BURST * 3)
+        assert all(answer.json() == {"jsonrpc": "2.0", "id": 7, "result": {"allow": True}} for answer in answers)
+
+        guesser = "203.0.113.20"
+        guesses = [call(guesser, f"guess-{index}") for index in range(LIMITED_BURST)]
+        assert all(guess.status_code == 200 and guess.json()["error"]["code"] == -32504 for guess in guesses)
+        refused = call(guesser, "guess-again")
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        anonymous = "203.0.113.30"
+        burst = [call(anonymous, None) for _ in range(LIMITED_BURST + 1)]
+        assert [answer.status_code for answer in burst] == [200] * LIMITED_BURST + [429]
+        assert burst[0].json()["error"]["code"] == -32504
+
+        # Payme's own address still passes with the key even after others used theirs up.
+        assert call(payme_address, PAYME_KEY).json()["result"] == {"allow": True}
+    finally:
+        limited.stop()
