@@ -265,7 +265,10 @@ class PublicStatusSchema(StrictSchema):
     final = fields.Boolean(required=True)
     submitted_on = fields.Date(required=True)
     due_date = fields.Date(required=True)
-    history = fields.List(fields.Nested(PublicStatusChangeSchema), required=True)
+    clock_paused = fields.Boolean(required=True, metadata={
+        "description": "returned for correction: the time limit is stopped until the application is resubmitted"})
+    history = fields.List(fields.Nested(PublicStatusChangeSchema), required=True, metadata={
+        "description": "status changes (an extension or a closure day moves the due date, not the status)"})
 
 
 PAYMENT_METHODS = ("cash", "card")

@@ -320,6 +320,7 @@ def public_status(application, definition):
         "final": not ApplicationWorkflow(application.status).allowed,
         "submitted_on": local_date(application.submitted_at).isoformat(),
         "due_date": application.due_date.isoformat(),
+        "clock_paused": application.clock_paused_on is not None,
         "history": [{"status": change.to_status, "on": local_date(change.occurred_at).isoformat()}
-                    for change in application.history],
+                    for change in application.history if change.from_status != change.to_status],
     }

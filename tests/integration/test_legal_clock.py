@@ -90,15 +90,17 @@ def test_returned_twice_extended_once_and_a_closure_day_end_on_the_due_date_comp
     body["applicant"] = dict(body["applicant"], channel="none")
     filed = requests.post(f"{intakes['filed']}/api/v1/applications", json=body, headers=OPERATOR, timeout=30)
     assert filed.status_code == 201, filed.text
-    number, centre = filed.json()["tracking_number"], filed.json()["centre"]
+    number, centre, code = filed.json()["tracking_number"], filed.json()["centre"], filed.json()["status_code"]
     assert filed.json()["due_date"] == DUE_GROSS.isoformat()
     # In December 2026 it is long overdue, and reporting says so...
     wait_until(lambda: overdue_numbers(reporting_url).get(number) == DUE_GROSS.isoformat(), "the filing in reporting")
 
     returned = move(intakes["returned"], number, "returned_for_correction", "the land lease contract is unsigned")
     assert returned["clock"] == {"paused": True, "working_days_left": 12, "started_on": "2026-03-02", "extensions": 0}
-    # ...but not while its clock is stopped: the citizen has it.
+    # ...but not while its clock is stopped: the citizen has it, and the status page says so.
     wait_until(lambda: number not in overdue_numbers(reporting_url), "the pause in reporting")
+    status = requests.post(f"{intakes['returned']}/api/v1/status/{number}", json={"code": code}, timeout=30)
+    assert status.status_code == 200 and status.json()["clock_paused"] is True, status.text
 
     assert move(intakes["resubmitted"], number, "resubmitted")["due_date"] == DUE_RESUMED.isoformat()
     wait_until(lambda: overdue_numbers(reporting_url).get(number) == DUE_RESUMED.isoformat(), "the resumption in reporting")
@@ -150,6 +152,11 @@ def test_returned_twice_extended_once_and_a_closure_day_end_on_the_due_date_comp
     assert decided["history"][5]["actor"] == "officer:test-officer"
     assert decided["history"][5]["reason"] == "the water authority's opinion is awaited"
     assert decided["history"][6]["reason"] == "power cut"
+    status = requests.post(f"{intakes['decided']}/api/v1/status/{number}", json={"code": code}, timeout=30).json()
+    assert status["clock_paused"] is False and status["due_date"] == DUE_FINAL.isoformat()
+    assert [entry["status"] for entry in status["history"]] == [  # an extension or a closure is no status change
+        "submitted", "returned_for_correction", "resubmitted", "returned_for_correction", "resubmitted", "accepted",
+        "in_review", "approved"]
 
     # Decided on Mon 13 April: on time by the net clock (the gross due date was 26 March).
     def sla():
