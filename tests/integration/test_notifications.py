@@ -413,6 +413,7 @@ def test_a_national_instance_chosen_by_configuration_alone(stack, notifications,
         assert health["service"] == "notifications"
     finally:
         process.stop()
+        notifications.start()  # the module's later tests hear from the regional instance again
 
 
 def test_the_invoice_and_the_payment_reach_the_citizen_in_their_language(stack, notifications, mailbox):
