@@ -14,7 +14,7 @@ from oss_common.events import utc_now
 from oss_common.regions import get_region
 from services.catalogue.models import Base as CatalogueBase, CatalogueChange, OutboxEvent as CatalogueOutbox
 from services.catalogue.service import CatalogueService
-from services.intake.exceptions import ApplicationInvalid, ServiceNotAvailable, TransitionRejected
+from services.intake.exceptions import ApplicationInvalid, ExtensionInvalid, ServiceNotAvailable, TransitionRejected
 from services.intake.models import Application, Base as IntakeBase, OutboxEvent as IntakeOutbox
 from services.intake import use_cases, views
 from services.intake.commands import SubmitApplication
@@ -197,3 +197,27 @@ def test_a_decision_after_the_due_date_counts_an_sla_breach_and_one_on_time_does
             intake.transition(number, status, reason="documents checked")
     assert breaches() == breaches_before + 1
     assert (decided("approved"), decided("rejected")) == (approved_before + 1, rejected_before + 1)
+
+
+def test_the_clock_over_rpc_an_officers_extension_and_a_centre_heads_closure():
+    session = memory_session(IntakeBase)
+    clocked = {**DEFINITION, "clock": {"stops_on_return": True, "extension_working_days": 3, "max_extensions": 1}}
+    head = Principal("head", "centre-head", region="jizzakh", centres=("jizzakh-city",))
+    intake = worker_factory(IntakeService, db=session, catalogue=FakeCatalogue(clocked),
+                            caller=CallerAs(OPERATOR_AT_DESK, OFFICER_ALIYEV, head, region="jizzakh"), clock=utc_now)
+    filed = intake.submit_application(submission())
+    number = filed["tracking_number"]
+    with pytest.raises(ValidationError):
+        intake.extend_deadline(number, 2, "")
+    with pytest.raises(ExtensionInvalid) as refused:
+        intake.extend_deadline(number, 4, "expert opinion awaited")
+    assert "working_days" in refused.value.fields
+    extended = intake.extend_deadline(number, 2, "expert opinion awaited")
+    assert extended["clock"]["extensions"] == 1 and extended["history"][-1]["clock"] == "extended"
+    assert extended["history"][-1]["actor"] == "officer:aliyev" and extended["due_date"] > filed["due_date"]
+    closure = intake.declare_closure("jizzakh-city", extended["due_date"], "power cut")
+    assert closure["declared_by"] == "centre-head:head" and closure["applications_moved"] == 1
+    with pytest.raises(Forbidden):
+        intake.declare_closure("zaamin", extended["due_date"], "power cut")
+    types = [event.event_type for event in intake.db.scalars(select(IntakeOutbox))]
+    assert types == ["application.submitted", "application.deadline_extended", "application.due_date_moved"]
