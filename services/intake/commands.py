@@ -91,3 +91,11 @@ class DeclareClosure:
     actor: str
     caller: Principal | None = None  # a region administrator, or the head of that centre; None over RPC
     at: datetime | None = None  # None: now
+
+
+@dataclass(frozen=True)
+class ExpireUnpaidInvoices:
+    """Cancel invoices still unpaid after their due date and withdraw their applications."""
+
+    at: datetime | None = None  # None: now
+    batch: int = 100  # at most this many in one run; the next run takes the rest

@@ -36,6 +36,12 @@ class NoInvoice(InvalidInput):
     code = "no_invoice"
 
 
+class InvoiceExpired(Conflict):
+    """An invoice past its due date is not paid: the application was (or is about to be) withdrawn."""
+
+    code = "invoice_expired"
+
+
 class RefundRefused(Conflict):
     code = "refund_not_allowed"
 class ExtensionInvalid(InvalidInput):

@@ -27,7 +27,7 @@ from services.intake.domain import InvoiceState, Status
 from services.intake.exceptions import InvoicePaid
 from services.intake.metrics import count_fee
 from services.intake.unit_of_work import IntakeUnitOfWork
-from services.intake.use_cases import mark_paid, reverse_payment
+from services.intake.use_cases import is_expired, mark_paid, reverse_payment
 
 TIMEOUT_MS = 43_200_000
 LOGIN = "Paycom"
@@ -97,7 +97,8 @@ def _error(code, data=None):
                  "Cannot cancel: the work has started"),
         -31008: ("Невозможно выполнить операцию", "Amalni bajarib bo‘lmaydi", "Unable to perform the operation"),
         -31050: ("Счёт не найден", "Hisob-faktura topilmadi", "Invoice not found"),
-        -31051: ("Счёт уже оплачен или закрыт", "Hisob-faktura to‘langan yoki yopilgan", "Invoice already paid or closed"),
+        -31051: ("Счёт уже оплачен, закрыт или просрочен", "Hisob-faktura to‘langan, yopilgan yoki muddati o‘tgan",
+                 "Invoice already paid, closed or expired"),
         -31052: ("Счёт ожидает оплаты другой транзакцией", "Hisob-faktura boshqa tranzaksiya bilan to‘lanmoqda",
                  "Invoice is being paid by another transaction"),
     }
@@ -143,8 +144,9 @@ def _param(params, name, kind):
     return value
 
 
-def _payable(uow: IntakeUnitOfWork, params, for_update=False):
-    """The invoice the account names, checked for the amount; the error Payme expects otherwise."""
+def _payable(uow: IntakeUnitOfWork, params, now_ms, for_update=False):
+    """The invoice the account names, outstanding and not past its due date, checked for the amount;
+    the error Payme expects otherwise."""
     amount = _param(params, "amount", int)
     account = params.get("account")
     number = account.get(ACCOUNT_FIELD) if isinstance(account, dict) else None
@@ -153,7 +155,7 @@ def _payable(uow: IntakeUnitOfWork, params, for_update=False):
     invoice = uow.invoices.by_number(str(number), for_update=for_update)
     if invoice is None:
         raise _error(-31050, ACCOUNT_FIELD)
-    if invoice.state != InvoiceState.ISSUED:
+    if invoice.state != InvoiceState.ISSUED or is_expired(invoice, _instant(now_ms)):
         raise _error(-31051, ACCOUNT_FIELD)
     if amount != invoice.amount_tiyin:
         raise _error(-31001, "amount")
@@ -162,7 +164,7 @@ def _payable(uow: IntakeUnitOfWork, params, for_update=False):
 
 def check_perform_transaction(new_uow, params, now_ms):
     with new_uow() as uow:
-        invoice = _payable(uow, params)
+        invoice = _payable(uow, params, now_ms)
         if uow.invoices.active_transaction(invoice.invoice_number) is not None:
             raise _error(-31052, ACCOUNT_FIELD)
     return {"allow": True}
@@ -180,7 +182,7 @@ def create_transaction(new_uow, params, now_ms):
                 uow.commit()
                 raise _error(-31008)
             return _created(transaction)
-        invoice = _payable(uow, params, for_update=True)
+        invoice = _payable(uow, params, now_ms, for_update=True)
         if uow.invoices.active_transaction(invoice.invoice_number) is not None:
             raise _error(-31052, ACCOUNT_FIELD)
         if now_ms - time_ms >= TIMEOUT_MS:

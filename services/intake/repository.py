@@ -274,6 +274,13 @@ class Invoices:
             query = query.with_for_update().execution_options(populate_existing=True)
         return self.session.scalar(query)
 
+    def unpaid_before(self, day, limit: int) -> list[Invoice]:
+        """Outstanding invoices whose due date is before `day`, oldest first, locked (rows another
+        process holds are skipped: that one expires them)."""
+        query = (select(Invoice).where(Invoice.state == "issued", Invoice.due_date < day).order_by(Invoice.id)
+                 .limit(limit).with_for_update(skip_locked=True).execution_options(populate_existing=True))
+        return list(self.session.scalars(query))
+
     def receipt_taken(self, centre: str, receipt_number: str) -> bool:
         return self.session.scalar(select(Invoice.id).where(Invoice.centre == centre,
                                                             Invoice.receipt_number == receipt_number)) is not None

@@ -12,11 +12,12 @@ from oss_common.errors import BadRequest
 from oss_common.http import HealthCheck, api, json_body, principal, query_params
 from oss_common.metrics import Metrics
 from oss_common.openapi import OpenApiDocs
+from oss_common.timers import configured_timer
 from oss_common.outbox import OutboxRelay
 from oss_common.schemas import localized
 from services.intake import payme, use_cases, views
 from services.intake.commands import (
-    DeclareClosure, ExtendDeadline, PayAtDesk, RefundFee, SellOfficeService, SubmitApplication, Transition,
+    DeclareClosure, ExpireUnpaidInvoices, ExtendDeadline, PayAtDesk, RefundFee, SellOfficeService, SubmitApplication, Transition,
 )
 from services.intake.dependencies import CatalogueCache, Clock, Payments
 from services.intake.models import OutboxEvent
@@ -46,6 +47,7 @@ REFUND_REQUEST = RefundRequestSchema()
 OFFICE_SALE = OfficeSaleRequestSchema()
 TAKINGS_QUERY = TakingsQuerySchema()
 MAX_IDEMPOTENCY_KEY = 128
+DEFAULT_INVOICE_EXPIRY_CHECK_SECONDS = 900  # an invoice expires within a quarter of an hour after its due date
 
 
 class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
@@ -132,6 +134,13 @@ class IntakeService(HealthCheck, Open311, OpenApiDocs, IntakeWebPages):
     def on_catalogue_changed(self, event):
         use_cases.copy_catalogue_change(self.unit_of_work(), event)
         self.catalogue.invalidate()
+
+    # Timer
+
+    @configured_timer("INVOICE_EXPIRY_CHECK_SECONDS", DEFAULT_INVOICE_EXPIRY_CHECK_SECONDS)
+    def expire_unpaid_invoices(self):
+        """Invoices unpaid after their due date: cancelled, their applications withdrawn."""
+        use_cases.expire_unpaid_invoices(self.unit_of_work(), ExpireUnpaidInvoices(at=self.clock()))
 
     # HTTP
 

@@ -12,8 +12,8 @@ from oss_common.calendar import add_working_days, local_date
 from oss_common.events import utc_now
 from services.intake import events
 from services.intake.commands import (
-    DeclareClosure, ExtendDeadline, PayAtDesk, RefundFee, ReissueStatusCode, SellOfficeService, SubmitApplication,
-    Transition,
+    DeclareClosure, ExpireUnpaidInvoices, ExtendDeadline, PayAtDesk, RefundFee, ReissueStatusCode, SellOfficeService,
+    SubmitApplication, Transition,
 )
 from services.intake.domain import (
     AWAITING_DECISION, CLOSURE, CURRENCY, DECISIONS, EXTENDED, INVOICE_DUE_WORKING_DAYS, PAUSED, RESUMED, STARTED,
@@ -23,8 +23,8 @@ from services.intake.domain import (
 )
 from services.intake.events import invoice_data
 from services.intake.exceptions import (
-    ApplicationInvalid, ClosureExists, ExtensionInvalid, ExtensionNotAllowed, IdempotencyKeyReused, InvoicePaid,
-    NoInvoice, RefundRefused, ServiceNotAvailable, TransitionRejected, UnknownCentre, application_not_found,
+    ApplicationInvalid, ClosureExists, ExtensionInvalid, ExtensionNotAllowed, IdempotencyKeyReused, InvoiceExpired,
+    InvoicePaid,    NoInvoice, RefundRefused, ServiceNotAvailable, TransitionRejected, UnknownCentre, application_not_found,
 )
 from services.intake.metrics import count_decision, count_fee, count_submission
 from services.intake.repository import IdempotencyKeyTaken
@@ -218,10 +218,14 @@ def pay_at_desk(uow: IntakeUnitOfWork, command: PayAtDesk):
         if invoice.amount_tiyin != command.amount_tiyin:
             raise ApplicationInvalid(f"the invoice is for {invoice.amount_tiyin} tiyin",
                                      fields={"amount_tiyin": [f"must be {invoice.amount_tiyin}"]})
+        now = command.at or utc_now()
+        if invoice.state == InvoiceState.ISSUED and is_expired(invoice, now):
+            raise InvoiceExpired(f"invoice {invoice.invoice_number} was due by {invoice.due_date.isoformat()}; it is not paid now",
+                                 fields={"invoice_number": [f"expired after {invoice.due_date.isoformat()}"]})
         if invoice.state == InvoiceState.ISSUED and uow.invoices.receipt_taken(invoice.centre, command.receipt_number):
             raise ApplicationInvalid("this receipt number was already recorded at the centre",
                                      fields={"receipt_number": ["already recorded at this centre"]})
-        mark_paid(uow, application, invoice, command.method, command.receipt_number, command.actor, command.at or utc_now())
+        mark_paid(uow, application, invoice, command.method, command.receipt_number, command.actor, now)
         uow.commit()
     count_fee(uow.region.slug, application.service_code, "paid", invoice.amount_tiyin)
     return application, invoice
@@ -272,6 +276,45 @@ def sell_office_service(uow: IntakeUnitOfWork, command: SellOfficeService):
         uow.commit()
     count_fee(uow.region.slug, sale.service_code, "sold", sale.amount_tiyin)
     return sale
+
+
+EXPIRY_ACTOR = "intake:invoice-expiry"
+
+
+def is_expired(invoice, now) -> bool:
+    """Whether an outstanding invoice is past its due date (a Tashkent date, the last day to pay)."""
+    return invoice.due_date < local_date(now)
+
+
+def expire_unpaid_invoices(uow: IntakeUnitOfWork, command: ExpireUnpaidInvoices) -> list[str]:
+    """Invoices still unpaid after their due date are cancelled and their applications withdrawn
+    (`application.status_changed` to withdrawn with the reason, the invoice `cancelled` in it: the
+    citizen is told). An invoice Payme is paying right now (a created transaction) waits for that
+    transaction to end. Returns the tracking numbers withdrawn."""
+    now = command.at or utc_now()
+    withdrawn = []
+    with uow:
+        for invoice in uow.invoices.unpaid_before(local_date(now), command.batch):
+            if uow.invoices.active_transaction(invoice.invoice_number) is not None:
+                continue
+            application = uow.applications.get(invoice.tracking_number, for_update=True)
+            if application is None or application.status != Status.AWAITING_PAYMENT:
+                continue
+            reason = f"the fee was not paid by {invoice.due_date.strftime('%d.%m.%Y')}: invoice {invoice.invoice_number} cancelled"
+            workflow = ApplicationWorkflow(application.status)
+            previous = workflow.transition(Status.WITHDRAWN, reason)
+            invoice.state = InvoiceState.CANCELLED.value
+            application.status = workflow.status.value
+            application.updated_at = now
+            application.version += 1
+            uow.applications.append_history(application, from_status=previous.value, to_status=workflow.status.value,
+                                            actor=EXPIRY_ACTOR, reason=reason, occurred_at=now)
+            definition = uow.catalogue.get(application.service_code)
+            uow.emit(events.STATUS_CHANGED, events.event_data(application, definition, EXPIRY_ACTOR, previous.value, reason,
+                                                              invoice=_priced(uow, invoice)), now, events.VERSION)
+            withdrawn.append(application.tracking_number)
+        uow.commit()
+    return withdrawn
 
 
 def mark_paid(uow, application, invoice, method, receipt_number, actor, now):

@@ -1,19 +1,4 @@
-"""Entrypoints configured from the service's settings."""
-from nameko.timer import Timer
+"""Entrypoints configured from the service's settings (the timer lives in oss_common.timers)."""
+from oss_common.timers import ConfiguredTimer, configured_timer
 
-from oss_common.config import setting
-
-
-class ConfiguredTimer(Timer):
-    """nameko's timer, firing every `<config_key>` seconds (`default` when unset)."""
-
-    def __init__(self, config_key, default, **kwargs):
-        self.config_key = config_key
-        super().__init__(interval=default, **kwargs)
-
-    def setup(self):
-        self.interval = setting(self.container.config, self.config_key, self.interval, float)
-        super().setup()
-
-
-configured_timer = ConfiguredTimer.decorator
+__all__ = ["ConfiguredTimer", "configured_timer"]

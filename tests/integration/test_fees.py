@@ -4,11 +4,15 @@ receipts, refunds, and the centre's office sales and takings. Amounts are intege
 import base64
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 
 from oss_common.auth import OFFICER, OPERATOR
+from oss_common.calendar import local_date
+from oss_common.events import utc_now
 from tests.integration.conftest import PAYME_KEY, auth, event_listener, post, valid_submission
 
 pytestmark = pytest.mark.integration
@@ -312,3 +316,47 @@ def test_payme_with_the_merchant_key_is_not_held_to_the_anonymous_rate_limit_but
         assert call(payme_address, PAYME_KEY).json()["result"] == {"allow": True}
     finally:
         limited.stop()
+
+
+def test_an_invoice_unpaid_after_its_due_date_is_cancelled_its_application_withdrawn_and_payment_refused(stack):
+    """An invoice issued a week ago and due yesterday (its row is moved back in the database, as if
+    time had passed): paying it is refused at the desk (409 naming the field) and by Payme (-31051);
+    intake's periodic job cancels it, withdraws the application and announces it."""
+    with event_listener(stack.amqp_uri, f"{REGION}.application.*") as collect:
+        filed = file_paid(stack)
+        number, tracking = filed["invoice"]["invoice_number"], filed["tracking_number"]
+        engine = create_engine(stack.intake_db[REGION])
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE invoices SET due_date = :day WHERE invoice_number = :number"),
+                               {"day": local_date(utc_now()) - timedelta(days=1), "number": number})
+        engine.dispose()
+
+        refused = pay_at_desk(stack, tracking)
+        assert refused.status_code == 409 and "invoice_number" in refused.json()["fields"], refused.text
+        payme = PaymeClient(stack.urls[REGION])
+        assert payme.error("CheckPerformTransaction", {"amount": FEE, "account": {"invoice": number}}) == -31051
+        assert payme.error("CreateTransaction", {"id": uuid.uuid4().hex[:24], "time": now_ms(), "amount": FEE,
+                                                 "account": {"invoice": number}}) == -31051
+        assert application(stack, tracking)["status"] == "awaiting_payment"  # refusals change nothing
+
+        expiring = stack.start("intake", region=REGION, database_url=stack.intake_db[REGION], migrate=False,
+                               INVOICE_EXPIRY_CHECK_SECONDS=1)
+        try:
+            received = collect(until=lambda got: any(body["data"]["tracking_number"] == tracking
+                                                     and body["type"] == "application.status_changed" for _, body in got),
+                               timeout=30)
+        finally:
+            expiring.stop()
+    (event,) = [body for _, body in received
+                if body["data"]["tracking_number"] == tracking and body["type"] == "application.status_changed"]
+    data = event["data"]
+    assert (data["status"], data["previous_status"], data["final"]) == ("withdrawn", "awaiting_payment", True)
+    assert data["invoice"]["state"] == "cancelled" and data["invoice"]["invoice_number"] == number
+    assert "not paid" in data["reason"]
+    withdrawn = application(stack, tracking)
+    assert withdrawn["status"] == "withdrawn" and withdrawn["invoice"]["state"] == "cancelled"
+    assert withdrawn["history"][-1]["reason"] == data["reason"]
+
+    again = pay_at_desk(stack, tracking)
+    assert again.status_code == 409 and "invoice_number" in again.json()["fields"]
+    assert payme.error("CheckPerformTransaction", {"amount": FEE, "account": {"invoice": number}}) == -31051
