@@ -110,6 +110,11 @@ COMPOSE_HEADER = """\
 #   (the superuser, used by nothing but the init script), OSS_<SERVICE>_AMQP_PASSWORD for each broker user
 #   (OSS_CATALOGUE_..., OSS_REPORTING_..., OSS_INTAKE_JIZZAKH_..., and so on), OSS_<DATABASE>_DB_PASSWORD for
 #   each database role, and OSS_AUTH_JWKS (the URL, or a mounted file, of the token issuers' public keys),
+#   OSS_PAYME_MERCHANT_ID_<REGION> and OSS_PAYME_KEY_<REGION> for each oblast's Payme merchant (empty: no online
+#   payment). Staff sign in to the pages at an OpenID Connect provider (README "Signing in to the pages"), e.g.
+#   Keycloak: OSS_AUTH_OIDC_ISSUER=https://id.gov.example.uz/realms/oss OSS_AUTH_OIDC_AUDIENCE=urn:oss:api
+#   OSS_AUTH_OIDC_CLAIMS=role=realm_access.roles, and OSS_<SERVICE>_PUBLIC_URL the address staff reach a
+#   service's pages at (WEB_PUBLIC_URL, e.g. OSS_INTAKE_JIZZAKH_PUBLIC_URL=https://desk.jizzakh.gov.example.uz),
 # and give the broker users the same passwords once (they are imported without one):
 #   docker compose exec rabbitmq-1 rabbitmqctl change_password oss-intake-jizzakh "$OSS_INTAKE_JIZZAKH_AMQP_PASSWORD"
 # Ports are those of ARCHITECTURE.md (HTTP 8000 / 8100+n / 8200+n / 8300+n, metrics 9000 / 9100+n ...);
@@ -127,6 +132,12 @@ x-oss: &oss
     rabbitmq-3: {{condition: service_healthy}}
     postgres: {{condition: service_healthy}}
 """
+
+
+def _payme_secrets(principal):
+    """A regional intake's Payme merchant (each oblast its own): id and key from the environment, never a file."""
+    region = _env(principal.removeprefix("intake-"))
+    return {"PAYME_MERCHANT_ID": f"${{OSS_PAYME_MERCHANT_ID_{region}:-}}", "PAYME_KEY": f"${{OSS_PAYME_KEY_{region}:-}}"}
 
 
 def compose(slugs: list[str]) -> str:
@@ -163,7 +174,12 @@ def compose(slugs: list[str]) -> str:
                 "AMQP_URI": amqp_uri_list(user, password=_secret(principal, "AMQP")),
                 "AUTH_JWKS": "${OSS_AUTH_JWKS:?set OSS_AUTH_JWKS to the token issuers JWKS URL or file}",
                 "DATABASE_URL": f"postgresql://{database}:{_secret(database, 'DB')}@postgres:5432/{database}",
-            },
+                # Staff sign in at the ministry's OpenID Connect provider (empty: tokens of AUTH_JWKS only).
+                "AUTH_OIDC_ISSUER": "${OSS_AUTH_OIDC_ISSUER:-}",
+                "AUTH_OIDC_AUDIENCE": "${OSS_AUTH_OIDC_AUDIENCE:-urn:oss:api}",
+                "AUTH_OIDC_CLAIMS": "${OSS_AUTH_OIDC_CLAIMS:-}",
+                "WEB_PUBLIC_URL": f"${{OSS_{_env(principal)}_PUBLIC_URL:-}}",
+            } | (_payme_secrets(principal) if principal.startswith("intake-") else {}),
             "ports": [f"{http}:{http}", f"{metrics}:{metrics}"],
         }
     tail = {
@@ -217,9 +233,11 @@ def kubernetes_overlay(slug: str) -> dict[str, str]:
 #     --from-literal=REPORTING_AMQP_URI='amqp://oss-reporting-{slug}:...@...' \\
 #     --from-literal=INTAKE_DATABASE_URL=postgresql://intake_{_db(slug)}:...@.../intake_{_db(slug)} \\
 #     --from-literal=NOTIFICATIONS_DATABASE_URL=... --from-literal=REPORTING_DATABASE_URL=... \\
-#     [--from-literal=SMTP_PASSWORD=... --from-literal=SMS_GATEWAY_TOKEN=...]
+#     [--from-literal=SMTP_PASSWORD=... --from-literal=SMS_GATEWAY_TOKEN=...] \
+#     [--from-literal=PAYME_MERCHANT_ID=... --from-literal=PAYME_KEY=...]
 #   (each service its own broker user, naming every node of the cluster of deploy/k8s/rabbitmq/, and its own
-#   PostgreSQL role; see README "Trust between oblasts" and "The clustered broker").
+#   PostgreSQL role; see README "Trust between oblasts" and "The clustered broker"; PAYME_*: the oblast's
+#   Payme merchant, see README "Fees and payments").
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 namespace: oss-{slug}
@@ -234,6 +252,8 @@ configMapGenerator:
     behavior: merge
     literals:
       - REGION={slug}
+      # The address staff reach this oblast's pages at (sign-in callbacks; README "Signing in to the pages"):
+      # - WEB_PUBLIC_URL=https://desk.{slug}.gov.example.uz
 """
     namespace = f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: oss-{slug}\n"
     return {"kustomization.yaml": kustomization, "namespace.yaml": namespace}

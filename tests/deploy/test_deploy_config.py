@@ -262,3 +262,36 @@ def test_kubernetes_overlay_renders_to_valid_objects(overlay):
 def test_region_add_writes_the_file_the_shipped_oblasts_have():
     for slug in deployed_slugs():
         assert artefacts.region_file(slug) == (DEPLOY / "regions" / f"{slug}.yml").read_text(encoding="utf-8"), slug
+
+
+def test_sign_in_and_payme_settings_reach_every_deployment_and_payme_stays_a_secret():
+    """Every service takes the OpenID Connect provider and its public address from the environment (its
+    config.yml maps them); each oblast's intake takes its own Payme merchant, from the environment in
+    compose and from the region's secret on Kubernetes, never a value written in the repository."""
+    for kind in ("catalogue", "intake", "notifications", "reporting"):
+        config = (PROJECT_ROOT / "services" / kind / "config.yml").read_text(encoding="utf-8")
+        for name in ("AUTH_OIDC_ISSUER", "AUTH_OIDC_AUDIENCE", "AUTH_OIDC_CLAIMS", "WEB_PUBLIC_URL"):
+            assert f"{name}: ${{{name}:" in config, (kind, name)
+    raw = yaml.load((DEPLOY / "compose.yml").read_text(encoding="utf-8"), Loader=yaml.BaseLoader)  # ${...} as written
+    for name, service in raw["services"].items():
+        environment = service.get("environment") or {}
+        if "DATABASE_URL" not in environment:  # the broker, PostgreSQL, monitoring
+            continue
+        for key in ("AUTH_OIDC_ISSUER", "AUTH_OIDC_AUDIENCE", "AUTH_OIDC_CLAIMS", "WEB_PUBLIC_URL"):
+            assert environment[key].startswith("${OSS_"), (name, key)
+        if name.startswith("intake-"):
+            region = name.removeprefix("intake-").upper().replace("-", "_")
+            assert environment["PAYME_KEY"] == f"${{OSS_PAYME_KEY_{region}:-}}"
+            assert environment["PAYME_MERCHANT_ID"] == f"${{OSS_PAYME_MERCHANT_ID_{region}:-}}"
+        else:
+            assert "PAYME_KEY" not in environment, name
+    intake = next(document for document in yaml.safe_load_all((DEPLOY / "k8s/base/regional/intake.yaml").read_text())
+                  if document["kind"] == "Deployment")
+    env = {item["name"]: item for item in intake["spec"]["template"]["spec"]["containers"][0]["env"]}
+    for key in ("PAYME_MERCHANT_ID", "PAYME_KEY"):
+        assert env[key]["valueFrom"]["secretKeyRef"] == {"name": "oss-region", "key": key, "optional": True}
+    for slug in deployed_slugs():
+        overlay = (DEPLOY / "k8s/overlays" / slug / "kustomization.yaml").read_text(encoding="utf-8")
+        assert "--from-literal=PAYME_KEY=" in overlay and "WEB_PUBLIC_URL=https://" in overlay
+    base = (DEPLOY / "k8s/base/regional/kustomization.yaml").read_text(encoding="utf-8")
+    assert "AUTH_OIDC_ISSUER=https://id.oss.gov.uz/realms/oss" in base and "AUTH_OIDC_CLAIMS=role=realm_access.roles" in base
