@@ -330,7 +330,7 @@ class OfficeSaleViewSchema(StrictSchema):
     amount_tiyin = fields.Integer(required=True)
     currency = fields.String(required=True)
     method = fields.String(required=True)
-    sold_at = fields.AwareDateTime(required=True)
+    sold_at = Timestamp(required=True)
 
 
 class TakingsQuerySchema(StrictSchema):

@@ -7,16 +7,19 @@ from datetime import time as clock_time
 from sqlalchemy import func, select
 
 from oss_common.calendar import TASHKENT, local_date
-from oss_common.events import rfc3339
 from services.intake.domain import CURRENCY, FINAL, ApplicationWorkflow, fee_on, status_code_digest
 from oss_common.errors import ApiError
 from services.intake.exceptions import application_not_found
 from services.intake.models import Application, CatalogueEntry, CentreClosure, Invoice, OfficeSale, OutboxEvent
-from services.intake.schemas import ApplicationViewSchema, ClosureViewSchema, InvoiceViewSchema, mask_phone, mask_pinfl
+from services.intake.schemas import (
+    ApplicationViewSchema, ClosureViewSchema, InvoiceViewSchema, OfficeSaleViewSchema, PublicStatusSchema, ReceiptSchema,
+    TakingsSchema, mask_phone, mask_pinfl,
+)
 
 APPLICATION_VIEW = ApplicationViewSchema()
 INVOICE_VIEW = InvoiceViewSchema()
 CLOSURE_VIEW = ClosureViewSchema()
+RECEIPT, SALE, TAKINGS, PUBLIC_STATUS = ReceiptSchema(), OfficeSaleViewSchema(), TakingsSchema(), PublicStatusSchema()
 
 
 def get_application(session, tracking):
@@ -94,17 +97,18 @@ def _invoice_values(invoice):
 
 def receipt_view(region_slug, application, definition):
     """What the desk prints for an application's fee (no applicant data: the receipt stays with the citizen anyway)."""
-    return {"region": region_slug, "tracking_number": application.tracking_number,
-            "service_code": application.service_code,
-            "service_name": definition["names"] if definition is not None else None,
-            "centre": application.centre, "invoice": invoice_view(application.invoice)}
+    return RECEIPT.dump({"region": region_slug, "tracking_number": application.tracking_number,
+                         "service_code": application.service_code,
+                         "service_name": definition["names"] if definition is not None else None,
+                         "centre": application.centre, "invoice": _invoice_values(application.invoice)})
 
 
 def sale_view(sale, definition):
-    return {"receipt_number": sale.receipt_number, "centre": sale.centre, "service_code": sale.service_code,
-            "service_name": definition["names"] if definition is not None else None, "quantity": sale.quantity,
-            "unit_tiyin": sale.unit_tiyin, "amount_tiyin": sale.amount_tiyin, "currency": CURRENCY,
-            "method": sale.method, "sold_at": rfc3339(sale.sold_at)}
+    """An office sale as OfficeSaleViewSchema shows it."""
+    return SALE.dump({"receipt_number": sale.receipt_number, "centre": sale.centre, "service_code": sale.service_code,
+                      "service_name": definition["names"] if definition is not None else None,
+                      "quantity": sale.quantity, "unit_tiyin": sale.unit_tiyin, "amount_tiyin": sale.amount_tiyin,
+                      "currency": CURRENCY, "method": sale.method, "sold_at": sale.sold_at})
 
 
 def takings(session, centre, day):
@@ -127,8 +131,8 @@ def takings(session, centre, day):
                 for code, method, count, total in rows]
 
     office, paid = lines(sales), lines(fees)
-    return {"centre": centre, "day": day.isoformat(), "office_sales": office, "fees": paid,
-            "total_tiyin": sum(line["amount_tiyin"] for line in office + paid)}
+    return TAKINGS.dump({"centre": centre, "day": day, "office_sales": office, "fees": paid,
+                         "total_tiyin": sum(line["amount_tiyin"] for line in office + paid)})
 
 
 def closure_view(closure, applications_moved=None) -> dict:
@@ -312,15 +316,15 @@ def public_status(application, definition):
     """Where an application stands, for the citizen holding its tracking number and status code: the service, the status,
     the due date and the dates of its status changes; nothing about the applicant, no officer's
     reason, no actor."""
-    return {
+    return PUBLIC_STATUS.dump({
         "tracking_number": application.tracking_number,
         "service_code": application.service_code,
         "service_name": definition["names"] if definition is not None else None,
         "status": application.status,
         "final": not ApplicationWorkflow(application.status).allowed,
-        "submitted_on": local_date(application.submitted_at).isoformat(),
-        "due_date": application.due_date.isoformat(),
+        "submitted_on": local_date(application.submitted_at),
+        "due_date": application.due_date,
         "clock_paused": application.clock_paused_on is not None,
-        "history": [{"status": change.to_status, "on": local_date(change.occurred_at).isoformat()}
+        "history": [{"status": change.to_status, "on": local_date(change.occurred_at)}
                     for change in application.history if change.from_status != change.to_status],
-    }
+    })

@@ -31,6 +31,7 @@ DOWNLOADS = ("text/csv", exports.XLSX_MIMETYPE)
 REPORT_QUERY = ReportQuerySchema()
 OVERDUE_QUERY = OverdueQuerySchema()
 OPEN_DATA_QUERY = OpenDataQuerySchema()
+NATIONAL_SUMMARY = NationalSummarySchema()
 # A region's reports: the ministry's analysts and the region's own staff (a token of another region gets 403).
 REGIONAL_READERS = (ANALYST, OPERATOR, OFFICER)
 
@@ -174,4 +175,4 @@ class NationalReportingService(OpenApiDocs, DashboardPages):
         answers, missing = self.regions("regional_summary", iso_date(start), iso_date(end))
         for slug in missing:
             REPORTING_REGIONS_MISSING.labels(slug).inc()
-        return {"from": iso_date(start), "to": iso_date(end), **merge_regions(answers, missing, self.regions.slugs)}
+        return NATIONAL_SUMMARY.dump({"start": start, "end": end, **merge_regions(answers, missing, self.regions.slugs)})

@@ -10,13 +10,16 @@ from services.reporting.domain import (
     COUNT_DIMENSIONS, compliance, month_of, months_between, processing_figures, ranked, suppress,
 )
 from services.reporting.models import ApplicationState, DailyCount, DailyDecision, FeeState
-from services.reporting.schemas import OpenDataReportSchema, OverdueReportSchema, SlaReportSchema, SummaryReportSchema
+from services.reporting.schemas import (
+    FeeReportSchema, OpenDataReportSchema, OverdueReportSchema, SlaReportSchema, SummaryReportSchema,
+)
 
 BREAKDOWN_KEYS = {"service": "service_code", "district": "district", "centre": "centre",
                   "channel": "channel", "status": "status"}
 DECISION_COUNTS = ("approved", "rejected", "on_time", "late")
 # The reports as the API answers them (the OpenAPI document is built from these schemas).
 SUMMARY, SLA, OVERDUE, OPEN_DATA = SummaryReportSchema(), SlaReportSchema(), OverdueReportSchema(), OpenDataReportSchema()
+FEES = FeeReportSchema()
 
 
 def _period(column, start, end):
@@ -171,7 +174,7 @@ def fees(session, start=None, end=None):
              for month, centre, code, count, *sums in rows]
     totals = {figure: sum(line[figure] for line in lines) for figure in FEE_FIGURES}
     totals["invoices"] = sum(line["invoices"] for line in lines)
-    return {"from": iso_date(start), "to": iso_date(end), "currency": "UZS", "totals": totals, "rows": lines}
+    return FEES.dump({"start": start, "end": end, "currency": "UZS", "totals": totals, "rows": lines})
 
 
 def open_data(session, month, start, end):

@@ -13,6 +13,7 @@ from services.reporting.schemas import NationalMonthlySchema, PeriodSchema
 
 PAGES = Path(__file__).resolve().parent
 PERIOD = PeriodSchema()
+NATIONAL_MONTHLY = NationalMonthlySchema()
 
 
 class DashboardPages(static_pages("dashboard", PAGES / "dashboard", sign_in=True)):
@@ -29,4 +30,4 @@ class DashboardPages(static_pages("dashboard", PAGES / "dashboard", sign_in=True
         report = merge_monthly(answers, missing, self.regions.slugs)
         for region in report["regions"]:
             region["names"] = get_region(region["region"]).names
-        return {"from": start, "to": end, **report}
+        return NATIONAL_MONTHLY.dump({"start": query["start"], "end": query["end"], **report})
