@@ -19,10 +19,11 @@ from services.catalogue.service import CatalogueService
 from services.intake.service import IntakeService
 from services.notifications.models import Base as NotificationsBase
 from services.notifications.service import NotificationService
-from services.reporting.service import ReportingService
+from services.reporting import views as reporting_views
+from services.reporting.service import NationalReportingService, ReportingService
 from tests.conftest import CallerAs
 from tests.unit.test_notifications_service import application_event, make_service
-from tests.unit.test_reporting_projection import MIGRATIONS, apply_all, history
+from tests.unit.test_reporting_projection import MIGRATIONS, _fee_event, apply_all, history
 from tests.unit.test_services_with_worker_factory import (
     DEFINITION, L, OFFICER_ALIYEV, OPERATOR_AT_DESK as DESK, FakeCatalogue, IntakeBase, memory_session, submission,
 )
@@ -113,10 +114,87 @@ def test_reportings_answers_are_what_its_document_says(tmp_path):
     upgrade(MIGRATIONS, url)
     Session = session_factory(url)
     apply_all(Session, history("JI-2026-000001", "submitted", "accepted", "approved"))
+    apply_all(Session, [_fee_event("submitted", 1, "awaiting_payment", "issued"),
+                        _fee_event("paid", 2, "submitted", "paid", "cash")])
     with Session() as session:
         analyst = Principal("a", ANALYST)
         service = worker_factory(ReportingService, reader=session, caller=CallerAs(analyst))
         summary = agrees(ReportingService, "GET", "/api/v1/reports/summary", service.http_summary(request(analyst)))
-        assert summary["totals"]["applications"] == 1
+        assert summary["totals"]["applications"] == 2
         agrees(ReportingService, "GET", "/api/v1/reports/sla", service.http_sla(request(analyst)))
         agrees(ReportingService, "GET", "/api/v1/reports/overdue", service.http_overdue(request(analyst)))
+        fees = agrees(ReportingService, "GET", "/api/v1/reports/fees", service.http_fees(request(analyst)))
+        assert fees["from"] is None and fees["totals"]["paid_tiyin"] == 8_240_000 and fees["rows"][0]["month"] == "2026-03"
+
+
+class TwoRegions:
+    """National reporting's view of the regions: Jizzakh answers (through JSON, as over RPC), Samarkand does not."""
+
+    slugs = ["jizzakh", "samarkand"]
+
+    def __init__(self, answers):
+        self.answers = answers
+
+    def __call__(self, method, *args):
+        return {"jizzakh": json.loads(json.dumps(self.answers[method]))}, ["samarkand"]
+
+
+def test_national_reportings_answers_are_what_its_document_says(tmp_path):
+    url = f"sqlite:///{tmp_path / 'reporting.db'}"
+    upgrade(MIGRATIONS, url)
+    Session = session_factory(url)
+    apply_all(Session, history("JI-2026-000001", "submitted", "accepted", "approved"))
+    apply_all(Session, [_fee_event("submitted", 1, "awaiting_payment", "issued")])
+    with Session() as session:
+        answers = {"regional_summary": reporting_views.regional_summary(session),
+                   "monthly": reporting_views.monthly(session, None, None, today=utc_now().date())}
+    analyst = Principal("a", ANALYST)
+    service = worker_factory(NationalReportingService, regions=TwoRegions(answers), caller=CallerAs(analyst))
+    summary = agrees(NationalReportingService, "GET", "/api/v1/reports/summary",
+                     service.http_summary(request(analyst, query="from=2026-01-01")))
+    assert summary["from"] == "2026-01-01" and summary["partial"] and summary["missing"] == ["samarkand"]
+    assert summary["totals"]["applications"] == 2 and summary["regions"][0]["region"] == "jizzakh"
+    assert summary["fees"]["by_region"][0]["outstanding_tiyin"] == 8_240_000
+    monthly = agrees(NationalReportingService, "GET", "/api/v1/reports/monthly", service.http_monthly(request(analyst)))
+    assert monthly["from"] is None and monthly["regions"][0]["names"] and monthly["totals"][0]["submitted"] >= 1
+
+
+FEE = {"fee_amounts": [{"effective_from": "2025-08-01", "amount_tiyin": 82_400}]}
+PAID = {**DEFINITION, "code": "passport", "fee": {"free": False, "bca_multiple": 0.002}, **FEE}
+OFFICE = {**DEFINITION, "code": "printing", "fee": {"free": False, "bca_multiple": 0.002, "collection": "desk"}, **FEE}
+
+
+class NoGuessing:
+    """Status lookups never refused (the limit has tests of its own)."""
+
+    def address(self, request):
+        return "127.0.0.1"
+
+    def refusal(self, address, tracking_number):
+        return None
+
+    def wrong(self, address, tracking_number):
+        pass
+
+
+def test_intakes_desk_and_public_answers_are_what_its_document_says():
+    intake = worker_factory(IntakeService, db=memory_session(IntakeBase), catalogue=FakeCatalogue(PAID, OFFICE),
+                            caller=CallerAs(DESK, OFFICER_ALIYEV, region="jizzakh"), clock=utc_now,
+                            status_guesses=NoGuessing())
+    filed = intake.http_submit(request(DESK, "POST", body=submission(service_code="passport")))[-1]
+    number, amount = filed["tracking_number"], filed["invoice"]["amount_tiyin"]
+    intake.http_pay_at_desk(request(DESK, "POST", body={"method": "cash", "receipt_number": "R-1",
+                                                        "amount_tiyin": amount}), number)
+    receipt = agrees(IntakeService, "GET", "/api/v1/applications/{tracking_number}/receipt",
+                     intake.http_receipt(request(DESK), number))
+    assert receipt["invoice"]["state"] == "paid" and receipt["service_name"] == PAID["names"]
+    sale = agrees(IntakeService, "POST", "/api/v1/office-sales", intake.http_sell(
+        request(DESK, "POST", body={"service_code": "printing", "quantity": 3, "method": "card"})))
+    assert sale["amount_tiyin"] == 3 * 82_400 and sale["sold_at"].endswith("Z") and sale["currency"] == "UZS"
+    takings = agrees(IntakeService, "GET", "/api/v1/office-sales/takings", intake.http_takings(request(DESK)))
+    assert takings["total_tiyin"] == 3 * 82_400 + amount and len(takings["day"]) == 10
+    assert [line["method"] for line in takings["office_sales"] + takings["fees"]] == ["card", "cash"]
+    public = agrees(IntakeService, "POST", "/api/v1/status/{tracking_number}", intake.http_public_status(
+        request(None, "POST", body={"code": filed["status_code"]}), number))
+    assert public["status"] == "submitted" and [change["status"] for change in public["history"]] == \
+        ["awaiting_payment", "submitted"] and len(public["submitted_on"]) == 10
