@@ -7,10 +7,15 @@ from datetime import datetime, time, timezone
 from oss_common.calendar import TASHKENT
 from oss_common.schemas import localized
 from services.intake.domain import Status
-from services.intake.open311.schemas import MAX_SPAN
+from services.intake.open311.schemas import (
+    MAX_SPAN, Open311RequestSchema, Open311ServiceDefinitionSchema, Open311ServiceSchema, w3_datetime,
+)
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 LIST_DATATYPES = ("singlevaluelist", "multivaluelist")
+# The records as the answers carry them (the OpenAPI document is built from these schemas).
+SERVICE_RECORD, DEFINITION_RECORD = Open311ServiceSchema(), Open311ServiceDefinitionSchema()
+REQUEST_RECORD = Open311RequestSchema()
 CLOSED_STATUSES = frozenset({Status.APPROVED, Status.REJECTED, Status.ISSUED, Status.WITHDRAWN})
 OPEN_STATUSES = frozenset(Status) - CLOSED_STATUSES
 STATUS_NOTES = {
@@ -82,15 +87,9 @@ def request_window(start, end, now):
     return start, end
 
 
-def w3_datetime(moment):
-    """An instant as GeoReport writes it: UTC, to the second, `Z`."""
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-    return aware.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
 def expected_datetime(due_date):
     """The legal deadline is a Tashkent date; the request is expected by the end of that day."""
-    return w3_datetime(datetime.combine(due_date, time(23, 59, 59), tzinfo=TASHKENT))
+    return datetime.combine(due_date, time(23, 59, 59), tzinfo=TASHKENT)
 
 
 def changeset(definitions):
@@ -107,7 +106,7 @@ def changeset(definitions):
 
 
 def service_record(definition, lang, request_type):
-    return {
+    return SERVICE_RECORD.dump({
         "service_code": definition["code"],
         "service_name": localized(definition["names"], lang),
         "description": localized(definition["descriptions"], lang),
@@ -115,7 +114,7 @@ def service_record(definition, lang, request_type):
         "type": request_type,
         "keywords": ", ".join(definition.get("keywords") or ()),
         "group": definition["group"],
-    }
+    })
 
 
 def attribute_record(attribute, lang):
@@ -136,7 +135,8 @@ def attribute_record(attribute, lang):
 
 def definition_record(definition, lang):
     attributes = sorted(definition.get("attributes") or (), key=lambda attribute: attribute["order"])
-    return {"service_code": definition["code"], "attributes": [attribute_record(a, lang) for a in attributes]}
+    return DEFINITION_RECORD.dump({"service_code": definition["code"],
+                            "attributes": [attribute_record(a, lang) for a in attributes]})
 
 
 def request_record(application, definition, region, lang):
@@ -144,7 +144,7 @@ def request_record(application, definition, region, lang):
     district and the workflow state; never the applicant."""
     district = region.district(application.district)
     agency = (definition or {}).get("agency") or {}
-    return {
+    return REQUEST_RECORD.dump({
         "service_request_id": application.tracking_number,
         "status": open311_status(application.status),
         "status_notes": STATUS_NOTES[Status(application.status)],
@@ -153,8 +153,8 @@ def request_record(application, definition, region, lang):
         "description": None,
         "agency_responsible": localized(agency["names"], lang) if agency.get("names") else application.agency,
         "service_notice": None,
-        "requested_datetime": w3_datetime(application.submitted_at),
-        "updated_datetime": w3_datetime(application.updated_at),
+        "requested_datetime": application.submitted_at,
+        "updated_datetime": application.updated_at,
         "expected_datetime": expected_datetime(application.due_date),
         "address": ", ".join(filter(None, (localized(district.names, lang) if district else None,
                                            localized(region.names, lang)))),
@@ -163,7 +163,7 @@ def request_record(application, definition, region, lang):
         "lat": None,
         "long": None,
         "media_url": None,
-    }
+    })
 
 
 def attribute_fields(form_items):

@@ -1,7 +1,7 @@
 """What crosses the Open311 GeoReport v2 wire: query arguments, the POST form, and the documents
 answered (the latter describe the JSON format for the OpenAPI document)."""
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -155,7 +155,21 @@ def normal_phone(phone):
     return digits
 
 
-# The documents answered, as their JSON looks (XML has the same names, by the Spark convention).
+# The documents answered, as their JSON looks (XML has the same names, by the Spark convention); the answers are
+# dumped by these schemas.
+
+def w3_datetime(moment):
+    """An instant as GeoReport writes it: UTC, to the second, `Z` (a naive one is UTC)."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return aware.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class W3Instant(fields.AwareDateTime):
+    """A date-time as GeoReport answers it (see w3_datetime)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else w3_datetime(value)
+
 
 class Open311ServiceSchema(StrictSchema):
     service_code = fields.String(required=True)
@@ -183,6 +197,10 @@ class Open311AttributeSchema(StrictSchema):
     description = fields.String(required=True)
     values = fields.List(fields.Nested(Open311ValueSchema), metadata={"description": "list datatypes only"})
 
+    def get_attribute(self, obj, attr, default):
+        """Keys only: an attribute without `values` has none (not dict.values)."""
+        return obj.get(attr, default)
+
 
 class Open311ServiceDefinitionSchema(StrictSchema):
     service_code = fields.String(required=True)
@@ -200,9 +218,9 @@ class Open311RequestSchema(StrictSchema):
     description = fields.String(required=True, allow_none=True)
     agency_responsible = fields.String(required=True, allow_none=True)
     service_notice = fields.String(required=True, allow_none=True)
-    requested_datetime = fields.AwareDateTime(required=True)
-    updated_datetime = fields.AwareDateTime(required=True)
-    expected_datetime = fields.AwareDateTime(required=True, allow_none=True)
+    requested_datetime = W3Instant(required=True)
+    updated_datetime = W3Instant(required=True)
+    expected_datetime = W3Instant(required=True, allow_none=True)
     address = fields.String(required=True, allow_none=True)
     address_id = fields.String(required=True)
     zipcode = fields.String(required=True, allow_none=True)

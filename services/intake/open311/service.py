@@ -35,6 +35,7 @@ QUERY = Open311QuerySchema()
 REQUESTS_QUERY = RequestsQuerySchema()
 FORM = RequestFormSchema()
 SUBMISSION = SubmissionSchema()
+DISCOVERY, TOKENS, CREATED = Open311DiscoverySchema(), Open311TokenSchema(many=True), Open311CreatedSchema(many=True)
 
 
 def queued_key(token):
@@ -69,7 +70,7 @@ class Open311:
             }],
             "extensions": [dict(extension) for extension in mapping.EXTENSIONS],
         }
-        return render(format, "discovery", document)
+        return render(format, "discovery", DISCOVERY.dump(document))
 
     @open311("GET", f"{BASE}/services.{FORMAT}", summary="GeoReport: the services offered in this region",
              query=QUERY, response=Open311ServiceSchema(many=True))
@@ -126,7 +127,8 @@ class Open311:
         application = views.find_by_key(self.db, queued_key(token)) if TOKEN.match(token) else None
         if application is None:
             raise NotFound(f"token {token!r} not found; a queued request gets its service_request_id within seconds")
-        return render(format, "service_requests", [{"service_request_id": application.tracking_number, "token": token}])
+        return render(format, "service_requests",
+                      TOKENS.dump([{"service_request_id": application.tracking_number, "token": token}]))
 
     @open311("POST", f"{BASE}/requests.{FORMAT}", summary="GeoReport: file a service request (needs an api_key)",
              form=FORM, response=Open311CreatedSchema(many=True), errors=(403, 404))
@@ -164,7 +166,7 @@ class Open311:
             application, _created = use_cases.submit(self.unit_of_work(), command)
             record = {"service_request_id": application.tracking_number,
                       "service_notice": mapping.service_notice(application, definition), "account_id": None}
-        return render(format, "service_requests", [record])
+        return render(format, "service_requests", CREATED.dump([record]))
 
     @open311_fallback("GET,POST,PUT,PATCH,DELETE", f"{BASE}/<path:resource>", hidden=True)
     def open311_unknown(self, request, resource):
