@@ -1,6 +1,7 @@
 """What the main endpoints answer agrees with their OpenAPI document: each entrypoint is called as HTTP calls it
 (single workers on SQLite, as test_services_with_worker_factory.py builds them) and its JSON answer is checked
 against the response schema the document gives for that path, method and status (the schemas views.py dumps with)."""
+import hashlib
 import json
 
 import pytest
@@ -16,12 +17,15 @@ from oss_common.http import PRINCIPAL_KEY
 from oss_common.openapi import openapi_document
 from services.catalogue.models import Base as CatalogueBase
 from services.catalogue.service import CatalogueService
+from services.intake.models import CatalogueEntry
+from services.intake.open311.dependencies import Open311Settings
 from services.intake.service import IntakeService
 from services.notifications.models import Base as NotificationsBase
 from services.notifications.service import NotificationService
 from services.reporting import views as reporting_views
 from services.reporting.service import NationalReportingService, ReportingService
 from tests.conftest import CallerAs
+from tests.unit.test_open311 import DEFINITION as OPEN311_SERVICE
 from tests.unit.test_notifications_service import application_event, make_service
 from tests.unit.test_reporting_projection import MIGRATIONS, _fee_event, apply_all, history
 from tests.unit.test_services_with_worker_factory import (
@@ -198,3 +202,35 @@ def test_intakes_desk_and_public_answers_are_what_its_document_says():
         request(None, "POST", body={"code": filed["status_code"]}), number))
     assert public["status"] == "submitted" and [change["status"] for change in public["history"]] == \
         ["awaiting_payment", "submitted"] and len(public["submitted_on"]) == 10
+
+
+OFFERED = {**OPEN311_SERVICE, "version": 3, "required_documents": DEFINITION["required_documents"]}
+
+
+def test_open311s_json_answers_are_what_its_document_says():
+    db = memory_session(IntakeBase)
+    db.add(CatalogueEntry(code="photocopying", version=3, state="published", refreshed_at=utc_now(),
+                          definition={**OPEN311_SERVICE, "public_interest": True}))
+    db.commit()
+    key = "k" * 32
+    settings = Open311Settings({"OPEN311_API_KEYS": f"partner:{hashlib.sha256(key.encode()).hexdigest()}:*"})
+    intake = worker_factory(IntakeService, db=db, catalogue=FakeCatalogue(OFFERED), open311_settings=settings,
+                            caller=CallerAs(DESK, OFFICER_ALIYEV, region="jizzakh"), clock=utc_now)
+    filing = submission(attributes={"pages": 2, "paper_size": "A4"})
+    number = intake.http_submit(request(DESK, "POST", body=filing))[-1]["tracking_number"]
+
+    def answer(path, response):
+        return agrees(IntakeService, "GET", f"/open311/v2/{path}.{{format}}", json.loads(response.get_data()))
+
+    discovery = answer("discovery", intake.open311_discovery(request(None), "json"))
+    assert discovery["changeset"] == "2026-01-02T03:04:05Z" and discovery["endpoints"][0]["formats"]
+    (service,) = answer("services", intake.open311_services(request(None, query="lang=en"), "json"))
+    assert service == {"service_code": "photocopying", "service_name": "Copies", "description": "Photocopying",
+                       "metadata": True, "type": "realtime", "keywords": "copy, print", "group": "office-services"}
+    definition = answer("services/{service_code}", intake.open311_service_definition(request(None), "photocopying", "json"))
+    assert [attribute["code"] for attribute in definition["attributes"]][:2] == ["pages", "paper_size"]
+    assert "values" not in definition["attributes"][0] and definition["attributes"][1]["values"][0]["key"] == "A4"
+    (listed,) = answer("requests", intake.open311_requests(request(None, query=f"api_key={key}"), "json"))
+    (one,) = answer("requests/{service_request_id}", intake.open311_request(request(None), number, "json"))
+    assert listed == one and one["service_request_id"] == number and one["requested_datetime"].endswith("Z")
+    assert len(one["requested_datetime"]) == 20 and one["expected_datetime"].endswith("T18:59:59Z")
