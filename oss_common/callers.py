@@ -7,6 +7,7 @@ worker's context data into every call), so the national reporting asks each regi
 analyst's own token. A command (`oss catalogue load`) sends its own: caller_context(token).
 """
 from nameko.extensions import DependencyProvider
+from nameko.containers import WorkerContext
 
 from oss_common.auth import Principal, Unauthorized, VerifiedTokens, authorize, trusted_keys
 
@@ -46,5 +47,5 @@ class RpcCaller(DependencyProvider):
         self.region = config.get("REGION") or None
         self.tokens = VerifiedTokens()
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: WorkerContext) -> "Caller":
         return Caller(self, worker_ctx.context_data.get(CONTEXT_KEY))

@@ -19,10 +19,12 @@ this one place, so that no service's consumer handles a failure its own way.
 import functools
 import logging
 from datetime import datetime, timezone
+from typing import Any
 
 import eventlet
 from eventlet.semaphore import Semaphore
 from kombu import Connection, Producer
+from kombu.message import Message
 from marshmallow import ValidationError
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from nameko.messaging import Consumer, QueueConsumer
@@ -196,7 +198,7 @@ class EventHandler(Consumer):
                 log.debug("queue depth of %s unavailable: %s", self.queue_name, type(exc).__name__)
                 eventlet.sleep(self.depth_interval)
 
-    def handle_message(self, body, message):
+    def handle_message(self, body: Any, message: Message) -> None:
         try:
             envelope = load_envelope(body)
         except ValidationError as exc:

@@ -18,12 +18,13 @@ from eventlet.semaphore import Semaphore
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from nameko.extensions import DependencyProvider
+from nameko.containers import WorkerContext
 from datetime import timezone
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from oss_common.config import as_flag, setting
@@ -406,12 +407,12 @@ class Database(DependencyProvider):
         self.Session = session_factory(self.url, settings=self.settings)
         self.sessions = {}
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: WorkerContext) -> Session:
         session = self.Session()
         self.sessions[worker_ctx] = session
         return session
 
-    def worker_teardown(self, worker_ctx):
+    def worker_teardown(self, worker_ctx: WorkerContext) -> None:
         session = self.sessions.pop(worker_ctx, None)
         if session is None:
             return

@@ -190,7 +190,7 @@ class ApiHandler(HttpRequestHandler):
         except ApiError as exc:
             return error_response(exc)
 
-    def handle_request(self, request):
+    def handle_request(self, request: Request) -> Response:
         request.environ[WEB_SESSIONS_KEY] = self.web_sessions
         if self.public:
             trusted = self.unlimited is not None and self.unlimited(request)

@@ -6,8 +6,10 @@ Labels are service, entrypoint, region and queue only: never anything a citizen 
 """
 import logging
 import time
+from typing import Any
 
 from nameko.extensions import DependencyProvider
+from nameko.containers import WorkerContext
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 log = logging.getLogger(__name__)
@@ -98,10 +100,10 @@ class Metrics(DependencyProvider):
         self.starts = {}
         serve_metrics(config.get("METRICS_PORT"))
 
-    def worker_setup(self, worker_ctx):
+    def worker_setup(self, worker_ctx: WorkerContext) -> None:
         self.starts[worker_ctx] = time.perf_counter()
 
-    def worker_result(self, worker_ctx, result=None, exc_info=None):
+    def worker_result(self, worker_ctx: WorkerContext, result: Any = None, exc_info: tuple | None = None) -> None:
         started = self.starts.pop(worker_ctx, None)
         entrypoint = worker_ctx.entrypoint
         labels = (self.container.service_name, entrypoint.method_name, self.region)
@@ -111,5 +113,5 @@ class Metrics(DependencyProvider):
         if exc_info is not None:
             ENTRYPOINT_ERRORS.labels(*labels, exc_info[0].__name__).inc()
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: WorkerContext) -> "Metrics":
         return self

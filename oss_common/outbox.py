@@ -20,6 +20,7 @@ import eventlet
 from eventlet.event import Event
 from kombu import Connection, Exchange, Producer
 from nameko.extensions import DependencyProvider
+from nameko.containers import WorkerContext
 from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, bindparam, cast, func, or_, select, update
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
@@ -165,10 +166,10 @@ class OutboxRelay(DependencyProvider):
             self._thread.kill()
         self._close()
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: WorkerContext) -> "OutboxRelay":
         return self
 
-    def worker_teardown(self, worker_ctx):
+    def worker_teardown(self, worker_ctx: WorkerContext) -> None:
         self.wake()
 
     def wake(self) -> None:

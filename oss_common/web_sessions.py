@@ -84,7 +84,7 @@ class WebSessions(SharedExtension):
         super().__init__()
         self.clock = clock
 
-    def setup(self):
+    def setup(self) -> None:
         config = self.container.config
         self.config = config
         self.cookie = "oss_" + re.sub(r"[^A-Za-z0-9_]", "_", self.container.service_name)
