@@ -173,14 +173,18 @@ def file_and_approve(stack):
 
 def new_page(browser, problems):
     """A page that records script errors, console errors (a CSP violation shows there) and requests
-    that failed or answered 404 for a file of the page; the API's expected 4xx answers are not problems."""
+    that failed or answered 404 for a file of the page; the API's expected 4xx answers, and its calls
+    aborted by a navigation, are not problems."""
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     page.on("console", lambda message: message.type == "error" and not message.text.startswith("Failed to load resource")
             and problems.append(message.text))
     page.on("response", lambda response: response.status >= 400 and "/api/" not in response.url
             and problems.append(f"{response.url}: {response.status}"))
     page.on("pageerror", lambda error: problems.append(str(error)))
-    page.on("requestfailed", lambda request: problems.append(f"{request.url}: {request.failure}"))
+    # An API call still in flight when the page navigates (signing out) is aborted by the browser:
+    # not a fault of the page. A file of the page that fails to load still is.
+    page.on("requestfailed", lambda request: not ("/api/" in request.url and request.failure == "net::ERR_ABORTED")
+            and problems.append(f"{request.url}: {request.failure}"))
     return page
 
 
