@@ -342,7 +342,7 @@ class HealthCheck:
         problems = self.readiness_problems()
         if problems:
             raise Unavailable(f"not ready: {'; '.join(problems)}", fields={"health": problems})
-        return {"status": "ok", "service": self.name}
+        return HealthSchema().dump({"status": "ok", "service": self.name})
 
     def readiness_problems(self) -> list[str]:
         return []

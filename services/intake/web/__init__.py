@@ -67,4 +67,5 @@ class IntakeWebPages(static_pages("desk", PAGES / "desk", sign_in=True), static_
          response=StatusCodeSchema, errors=(404,))
     def http_reissue_status_code(self, request, tracking_number):
         command = ReissueStatusCode(tracking_number, caller=principal(request))
-        return {"tracking_number": tracking_number, "status_code": use_cases.reissue_status_code(self.unit_of_work(), command)}
+        code = use_cases.reissue_status_code(self.unit_of_work(), command)
+        return StatusCodeSchema().dump({"tracking_number": tracking_number, "status_code": code})
