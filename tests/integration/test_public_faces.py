@@ -202,3 +202,29 @@ def test_refused_status_guesses_are_counted_without_numbers_or_addresses(faces):
     assert any('limit="status_address"' in name for name in refused)
     assert any('limit="status_tracking"' in name for name in refused)
     assert not re.search(r"[A-Z]{2}-\d{4}-\d{6}", text) and "192.0.2." not in text and "198.51.100" not in text
+
+
+def test_a_lost_receipt_gets_a_new_status_code_and_the_old_one_stops_working(stack):
+    """The desk reissues the code (the citizen lost the receipt): only the new one answers, only a
+    token of the region's operators may ask, and nothing else about the application changes."""
+    url = stack.urls[REGION]
+    tracking, old_code = file(stack)
+    address = f"10.9.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    before = status(url, tracking, old_code, address)
+    assert before.status_code == 200, before.text
+    reissue = f"{url}/api/v1/applications/{tracking}/status-code"
+    assert requests.post(reissue, timeout=30).status_code == 401
+    assert requests.post(reissue, headers=auth("operator", "jizzakh"), timeout=30).status_code == 403
+    assert requests.post(reissue, headers=auth("officer", REGION), timeout=30).status_code == 403
+    missing = requests.post(f"{url}/api/v1/applications/{tracking[:-6]}999999/status-code",
+                            headers=auth("operator", REGION), timeout=30)
+    assert missing.status_code == 404, missing.text
+    assert status(url, tracking, old_code, address).status_code == 200  # the refused requests changed nothing
+    answer = requests.post(reissue, headers=auth("operator", REGION), timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert set(answer.json()) == {"tracking_number", "status_code"} and answer.json()["tracking_number"] == tracking
+    new_code = answer.json()["status_code"]
+    assert new_code != old_code
+    assert status(url, tracking, old_code, address).status_code == 404
+    after = status(url, tracking, new_code, address)
+    assert after.status_code == 200 and after.json() == before.json()
