@@ -63,15 +63,19 @@ def page_files(directory: Path) -> dict[str, Path]:
 class PageSet:
     """The files of one set of pages, read into memory once (they are small and never change while running)."""
 
-    def __init__(self, prefix, directory):
+    def __init__(self, prefix, directory, shared=()):
         self.prefix = prefix
         self.directory = Path(directory)
+        self.shared = [Path(folder) for folder in shared]  # folders whose files every page of the set may load
         self._files = None
 
     @property
     def files(self):
         if self._files is None:
-            self._files = {name: (path.read_bytes(), content_type(name)) for name, path in page_files(self.directory).items()}
+            found = {}
+            for folder in (*self.shared, self.directory):  # the set's own file wins over a shared one of its name
+                found.update(page_files(folder))
+            self._files = {name: (path.read_bytes(), content_type(name)) for name, path in found.items()}
         return self._files
 
     def response(self, name):
@@ -83,10 +87,14 @@ class PageSet:
         return Response(body, status=200, content_type=mimetype, headers=SECURITY_HEADERS)
 
 
+SIGN_IN_ASSETS = Path(__file__).with_name("web_assets")  # sign-in.js: the pages' side of sign_in_endpoints
+
+
 def static_pages(prefix: str, directory: Path, sign_in: bool = False) -> type:
     """A mixin serving `directory` under `/<prefix>/` (its index.html) and `/<prefix>/<file>`,
-    without a token; with `sign_in`, also the endpoints its pages sign staff in and out with."""
-    pages = PageSet(prefix, directory)
+    without a token; with `sign_in`, also the endpoints its pages sign staff in and out with, and
+    the script those pages call them through (`sign-in.js`)."""
+    pages = PageSet(prefix, directory, shared=[SIGN_IN_ASSETS] if sign_in else ())
     method = prefix.replace("-", "_")
 
     def index(self, request):

@@ -5,7 +5,7 @@
 "use strict";
 
 (function () {
-  const PAGE_HEADER = { "X-OSS-Session": "1" };
+  const PAGE_HEADER = window.OssSignIn.PAGE_HEADER;
   const LANGUAGE_KEY = "oss.language";
   const $ = (selector) => document.querySelector(selector);
   let language = localStorage.getItem(LANGUAGE_KEY) || "uz";
@@ -56,7 +56,7 @@
     if (refused) history.replaceState(null, "", location.pathname);
     let answer;
     try {
-      answer = await (await fetch("auth/session", { headers: { "Accept": "application/json" }, cache: "no-store" })).json();
+      answer = await window.OssSignIn.session();
     } catch (error) {
       signedOut(t("network"));
       return;
@@ -73,13 +73,8 @@
   }
 
   async function signInWithToken(value) {
-    // The demo's fallback where no identity provider runs: the service checks the token and keeps it.
-    const response = await fetch("auth/token", {
-      method: "POST", headers: Object.assign({ "Content-Type": "application/json" }, PAGE_HEADER),
-      body: JSON.stringify({ token: value }) }).catch(() => null);
     $("#token").value = "";
-    if (response) await response.json().catch(() => null);  // read to the end, so nothing is left loading
-    if (!response || !response.ok) {
+    if (!(await window.OssSignIn.withToken(value))) {
       show($("#sign-in-error"), t("signin.invalid"));
       return;
     }
@@ -87,17 +82,7 @@
   }
 
   async function signOut() {
-    let endSession = null;
-    try {
-      endSession = (await (await fetch("auth/sign-out", { method: "POST", headers: PAGE_HEADER })).json()).end_session_url;
-    } catch (error) {
-      endSession = null;
-    }
-    if (endSession) {
-      location.assign(endSession);  // the provider ends its own session, then comes back here
-      return;
-    }
-    signedOut("");
+    if (!(await window.OssSignIn.signOut())) signedOut("");
   }
 
   function signedOut(message) {
