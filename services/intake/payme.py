@@ -175,12 +175,7 @@ def create_transaction(new_uow, params, now_ms):
     with new_uow() as uow:
         transaction = uow.invoices.transaction(payme_id, for_update=True)
         if transaction is not None:
-            if transaction.state != CREATED:
-                raise _error(-31008)
-            if now_ms - transaction.payme_time >= TIMEOUT_MS:
-                _cancel(transaction, REASON_TIMEOUT, now_ms)
-                uow.commit()
-                raise _error(-31008)
+            _refuse_unless_waiting(uow, transaction, now_ms)
             return _created(transaction)
         invoice = _payable(uow, params, now_ms, for_update=True)
         if uow.invoices.active_transaction(invoice.invoice_number) is not None:
@@ -194,6 +189,17 @@ def create_transaction(new_uow, params, now_ms):
         return _created(transaction)
 
 
+def _refuse_unless_waiting(uow, transaction, now_ms):
+    """-31008 for a transaction acted on again that no longer waits to be performed; one still
+    waiting past Payme's 12-hour timeout is cancelled first (and that is committed)."""
+    if transaction.state != CREATED:
+        raise _error(-31008)
+    if now_ms - transaction.payme_time >= TIMEOUT_MS:
+        _cancel(transaction, REASON_TIMEOUT, now_ms)
+        uow.commit()
+        raise _error(-31008)
+
+
 def perform_transaction(new_uow, params, now_ms):
     payme_id = _param(params, "id", str)
     with new_uow() as uow:
@@ -202,12 +208,7 @@ def perform_transaction(new_uow, params, now_ms):
             raise _error(-31003)
         if transaction.state == PERFORMED:
             return _performed(transaction)
-        if transaction.state != CREATED:
-            raise _error(-31008)
-        if now_ms - transaction.payme_time >= TIMEOUT_MS:
-            _cancel(transaction, REASON_TIMEOUT, now_ms)
-            uow.commit()
-            raise _error(-31008)
+        _refuse_unless_waiting(uow, transaction, now_ms)
         invoice = uow.invoices.by_number(transaction.invoice_number, for_update=True)
         application = uow.applications.get(invoice.tracking_number, for_update=True)
         try:
