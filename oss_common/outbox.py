@@ -280,8 +280,15 @@ class OutboxRelay(DependencyProvider):
             for row in returned
         ])
         OUTBOX_RETURNED.labels(self.service_name, self.region).inc(len(returned))
-        log.error("broker returned %d event(s) of %s as unroutable (no queue bound for %s); kept in the outbox",
-                  len(returned), self.service_name, ", ".join(sorted({row.routing_key for row in returned})))
+        # An error the first time an event comes back; a warning each time it comes back again, so a
+        # region whose queues are missing for hours does not fill the log with errors (the
+        # OssOutboxEventsUnroutable alert and oss_outbox_unroutable_events keep saying so).
+        first = [row for row in returned if row.returns == 0]
+        for rows, level, what in ((first, logging.ERROR, "as unroutable"),
+                                  ([row for row in returned if row.returns], logging.WARNING, "again")):
+            if rows:
+                log.log(level, "broker returned %d event(s) of %s %s (no queue bound for %s); kept in the outbox",
+                        len(rows), self.service_name, what, ", ".join(sorted({row.routing_key for row in rows})))
 
     def _note_backlog(self, connection, rows, exact):
         """Count every unsent row (an index range scan), not just this batch: the backlog alert's

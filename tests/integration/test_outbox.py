@@ -1,5 +1,6 @@
 """The outbox: an event committed while the broker is down is delivered once it is back; one no queue
 is bound for stays unsent until one is; confirms settle exactly the tags they name."""
+import logging
 import subprocess
 import time
 
@@ -102,9 +103,8 @@ def _outbox_rows(relay):
         return {row.event_id: row for row in connection.execute(select(table)).all()}
 
 
-def test_an_event_no_queue_is_bound_for_stays_in_the_outbox_until_one_is(relay):
-
-
+def test_an_event_no_queue_is_bound_for_stays_in_the_outbox_until_one_is(relay, caplog):
+    caplog.set_level(logging.WARNING, logger="oss_common.outbox")
     returned_before = OUTBOX_RETURNED.labels("intake_jizzakh", "jizzakh")._value.get()
     unroutable = make_event("application.submitted", "jizzakh", "intake_jizzakh", {"n": 1})
     with Session(relay.engine) as session:
@@ -120,6 +120,17 @@ def test_an_event_no_queue_is_bound_for_stays_in_the_outbox_until_one_is(relay):
 
     relay.relay_batch()  # held: not published again before its retry time
     assert _outbox_rows(relay)[unroutable["event_id"]].returns == 1
+    with Session(relay.engine) as session:  # its hold over, still no queue: returned again, held longer
+        session.execute(update(relay.model).values(retry_at=None))
+        session.commit()
+    relay.relay_batch()
+    again = _outbox_rows(relay)[unroutable["event_id"]]
+    assert again.sent_at is None and again.returns == 2
+    # An error the first time, a warning when it comes back again (the alert keeps saying it).
+    said = [(record.levelno, record.getMessage()) for record in caplog.records if "unroutable" in record.getMessage()
+            or " again " in record.getMessage()]
+    assert [level for level, _ in said] == [logging.ERROR, logging.WARNING], said
+    assert all("jizzakh.application.submitted" in message for _, message in said)
 
     queue = Queue("late-consumer", bindings=[binding(EVENTS_EXCHANGE, routing_key="jizzakh.application.*")],
                   durable=True, auto_delete=False)
