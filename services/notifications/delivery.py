@@ -4,11 +4,18 @@
   3. the channel sends; the outcome is committed and the claim released.
 A row still claimed after an attempt could have lasted was left mid-send (a crash): it is failed as
 "outcome unknown" rather than sent again. No transaction stays open while a channel sends.
+
+Once the channel has answered, the outcome is known and only has to be written down: a database that
+is away then is waited out (capped back-off, for up to the policy's `record_outcome_for`), so that an
+outage between sending and recording neither sends twice nor leaves the claim for the watch to call
+"outcome unknown".
 """
+import logging
+import time
 from datetime import datetime, timedelta
 
 from oss_common.events import utc_now
-from oss_common.failures import retry_delay
+from oss_common.failures import is_transient, retry_delay
 from services.notifications.domain import FINISHED, PENDING, SENT, delivery_key
 from services.notifications.exceptions import (
     DeliveryDeferred, DeliveryFailed, PermanentFailure, TemplateProblem, TemporaryFailure,
@@ -16,6 +23,8 @@ from services.notifications.exceptions import (
 from services.notifications.models import Delivery
 from services.notifications.repository import MAX_ERROR_LENGTH
 from services.notifications.unit_of_work import NotificationsUnitOfWork
+
+log = logging.getLogger(__name__)
 
 FAILED_EVENT = "notification.failed"
 LEFT_MID_SEND = "outcome unknown: an attempt stopped while sending; not repeated so that it cannot arrive twice"
@@ -89,6 +98,24 @@ def _claim(uow, delivery, now):
 
 
 def _settle(uow, delivery, status, error=None, next_attempt_at=None):
-    with uow:
-        uow.deliveries.settle(delivery, status, error, next_attempt_at)
-        uow.commit()
+    """Record an attempt's outcome (sent, or pending again) and release the claim, waiting out a
+    database that is away for up to `record_outcome_for`; raises what the last try raised after that,
+    or at once for a failure that does not pass."""
+    policy = uow.policy
+    deadline = time.monotonic() + policy.record_outcome_for.total_seconds()
+    tries = 0
+    while True:
+        try:
+            with uow:
+                uow.deliveries.settle(delivery, status, error, next_attempt_at)
+                uow.commit()
+            return
+        except Exception as exc:  # only a failure that passes is waited out
+            tries += 1
+            if not is_transient(exc) or time.monotonic() >= deadline:
+                raise
+            delay = retry_delay(tries, policy.retry_base_seconds, policy.retry_ceiling_seconds)
+            # (Nothing of the delivery is read here: after the rollback its attributes would load again.)
+            log.warning("a delivery's outcome (%s) cannot be recorded yet (%s); trying again in %.1fs",
+                        status, type(exc).__name__, delay)
+            time.sleep(delay)

@@ -68,6 +68,7 @@ class Policy(DependencyProvider):
     def setup(self):
         config = self.container.config
         send_timeout = setting(config, "SEND_TIMEOUT_SECONDS", 10.0, float)
+        record_outcome_for = setting(config, "OUTCOME_RECORD_SECONDS", 600.0, float)
         language = setting(config, "AGENCY_LANGUAGE", "uz")
         if language not in LANGUAGES:
             raise ConfigurationError(f"AGENCY_LANGUAGE must be one of {', '.join(LANGUAGES)}")
@@ -81,9 +82,11 @@ class Policy(DependencyProvider):
             # The same schedule the event consumer follows between retries of an event.
             retry_base_seconds=setting(config, "RETRY_BASE_SECONDS", DEFAULT_RETRY_BASE_SECONDS, float),
             retry_ceiling_seconds=setting(config, "RETRY_CEILING_SECONDS", DEFAULT_RETRY_CEILING_SECONDS, float),
-            # An attempt is a handful of socket operations, each bounded by the timeout; one claimed
-            # longer ago than all of them could take was cut off mid-send.
-            abandon_after=timedelta(seconds=6 * send_timeout),
+            # An attempt is a handful of socket operations, each bounded by the timeout, and then the
+            # recording of its outcome, which waits out a database that is away for up to
+            # OUTCOME_RECORD_SECONDS; one claimed longer ago than all of it could take was cut off mid-send.
+            abandon_after=timedelta(seconds=6 * send_timeout + record_outcome_for),
+            record_outcome_for=timedelta(seconds=record_outcome_for),
             agency_addresses=addresses,
             agency_default_address=setting(config, "AGENCY_EMAIL_DEFAULT", None),
             agency_language=language,

@@ -96,6 +96,9 @@ class DeliveryPolicy:
     retry_base_seconds: float = 0.5
     retry_ceiling_seconds: float = 60.0
     abandon_after: timedelta = timedelta(seconds=30)
+    # How long a worker whose channel has answered keeps trying to record the outcome through a
+    # database that is away (abandon_after covers it, so the watch never takes such a claim for a crash).
+    record_outcome_for: timedelta = timedelta(seconds=0)
     agency_addresses: dict = field(default_factory=dict)
     agency_default_address: str | None = None
     agency_language: str = DEFAULT_LANGUAGE

@@ -47,6 +47,7 @@ class SmsGatewayDouble:
         self.status = 200
         self.accepted = []
         self.refused = []
+        self.failed = 0  # messages answered with a failing `status` (a 503 while a test makes it fail)
         self.server = None
 
     @property
@@ -66,6 +67,8 @@ class SmsGatewayDouble:
                     status = gateway.status
                     if status == 200:
                         gateway.accepted.append((body["mobile_phone"], body["message"], self.headers.get("Authorization")))
+                    else:
+                        gateway.failed += 1
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()

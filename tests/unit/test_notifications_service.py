@@ -329,7 +329,9 @@ def test_policy_from_settings():
                         AGENCY_LANGUAGE="ru")
     assert (policy.region, policy.producer, policy.retry_ceiling_seconds, policy.retry_base_seconds) == (
         "fergana", "notifications_fergana", 7, 0.25)
-    assert policy.abandon_after == timedelta(seconds=30) and policy.agency_language == "ru"
+    assert policy.record_outcome_for == timedelta(seconds=600)  # the default
+    assert policy.abandon_after == timedelta(seconds=6 * 5 + 600) and policy.agency_language == "ru"
+    assert configured(Policy(), OUTCOME_RECORD_SECONDS="90").abandon_after == timedelta(seconds=6 * 10 + 90)
     assert policy.agency_address("khokimiyat") == "hokim@fergana.example.uz"
     assert policy.agency_address("cadastre-agency") == "oss@fergana.example.uz"
     assert configured(Policy(), REGION="").region == "national"

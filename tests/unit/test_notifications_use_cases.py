@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 from marshmallow import ValidationError
+from sqlalchemy.exc import OperationalError
 
 from oss_common import application_events
 from oss_common.events import make_event
@@ -150,6 +151,50 @@ def test_an_attempt_cut_off_mid_send_is_failed_by_the_watch_never_repeated():
     use_cases.watch_deadlines(uow, WatchDeadlines(now=MONDAY))
     assert delivery.status == FAILED and "outcome unknown" in delivery.last_error and uow.channels.sent == []
     assert [event["type"] for event in uow.published] == ["notification.failed"]
+
+
+class DatabaseAwayWhileSettling(FakeDeliveries):
+    """Recording an outcome meets `failures` (a database that is away) before it goes through."""
+
+    def __init__(self, *failures):
+        super().__init__()
+        self.failures = list(failures)
+        self.settle_tries = 0
+
+    def settle(self, delivery, status, error=None, next_attempt_at=None):
+        self.settle_tries += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        super().settle(delivery, status, error, next_attempt_at)
+
+
+def database_away():
+    return OperationalError("UPDATE deliveries", {}, ConnectionRefusedError("connection refused"))
+
+
+def test_a_sent_message_is_recorded_as_sent_through_a_database_outage_and_never_sent_again():
+    uow = FakeUnitOfWork(retry_base_seconds=0.01, retry_ceiling_seconds=0.02, record_outcome_for=timedelta(seconds=30))
+    uow.deliveries = DatabaseAwayWhileSettling(database_away(), database_away(), database_away())
+    event = application_event()
+    delivery = use_cases.notify_citizen(uow, citizen_notice(event))
+    assert (delivery.status, delivery.attempts, uow.deliveries.settle_tries) == (SENT, 1, 4)
+    use_cases.notify_citizen(uow, citizen_notice(event))  # the event again: nothing more is sent
+    assert len(uow.channels.sent) == 1 and uow.observe.settled == [("sms", "sent")]
+
+
+def test_recording_an_outcome_gives_up_past_its_time_and_at_once_on_what_does_not_pass():
+    uow = FakeUnitOfWork(retry_base_seconds=0.01, retry_ceiling_seconds=0.01, record_outcome_for=timedelta(seconds=0.1))
+    uow.deliveries = DatabaseAwayWhileSettling(*[database_away() for _ in range(1000)])
+    with pytest.raises(OperationalError):
+        notify(uow)
+    [delivery] = uow.deliveries.rows.values()
+    assert delivery.attempt_started_at is not None, "still claimed: the watch decides later, nothing is sent again"
+    assert 2 < uow.deliveries.settle_tries < 1000
+    bug = FakeUnitOfWork(record_outcome_for=timedelta(seconds=30))
+    bug.deliveries = DatabaseAwayWhileSettling(KeyError("status"))
+    with pytest.raises(KeyError):
+        notify(bug)
+    assert bug.deliveries.settle_tries == 1
 
 
 def test_the_deadline_watch_tells_the_agency_once_per_threshold():
