@@ -10,13 +10,19 @@ as `-` (oss-intake-fergana).
 No user may configure (declare, delete) any exchange, nor write to the shared ones (`nameko-rpc`,
 `oss.events`, `oss.dlx`): so none can bind them to an exchange of its own, delete them, or make a
 queue dead-letter into them. A user publishes to its own outlets `<user>.rpc`, `<user>.events` and
-`<user>.dlx`, which the definitions bind into the shared exchanges for exactly the routing keys the
-principal owns; topic permissions pin the same keys on the outlets (a publish outside them is refused)
-and the binding keys on the shared exchanges (a queue can be bound only to the principal's own
-keys). Queues: configure, write and read on the principal's own queues only:
+`<user>.dlx`: the definitions bind the first two into the shared exchanges for exactly the routing
+keys the principal owns, and the dlx outlet straight to the principal's own parking queues (below);
+topic permissions pin the same keys on the outlets (a publish outside them is refused) and the
+binding keys on the shared exchanges (a queue can be bound only to the principal's own keys).
+RabbitMQ checks a publish's routing key but not the extra keys a `CC` or `BCC` header names, and
+routes by all of them; an outlet bound into `oss.dlx` would so carry a message to any region's
+`.retry` or `.requeue` key, and back into that region's queue as if it had been retried there.
+Bound to its own queues only, the dlx outlet reaches nothing else whatever keys a message names.
+Queues: configure, write and read on the principal's own queues only:
   rpc-<service>                       nameko's RPC queue, bound to `nameko-rpc` by `<service>.*`
-  <service>.<purpose>[.dead]          event queues on `oss.events`, their dead letters on `oss.dlx`
+  <service>.<purpose>[.dead|.retry]   event queues on `oss.events`, their dead letters and retries
   rpc-<service>.dead                  RPC requests that could not be read (oss_common.consumers)
+  <queue>.dropped                     what `oss dead-letters drop` removed from `<queue>.dead`
   rpc.reply-<user>-<uuid>             RPC reply queues, bound by `reply-<user>-<uuid>` (oss_common.rpc)
 Every deployed consumer's event queues (with their dead-letter and retry queues) and bindings are
 declared here too, so an event published before its consumer ever started is kept for it (the
@@ -27,7 +33,8 @@ from urllib.parse import unquote, urlparse
 
 from oss_common.config import ConfigurationError
 from oss_common.events import (
-    BROKER_DELIVERY_LIMIT, DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, NATIONAL, dead_letter_queue, event_queue, retry_queue,
+    BROKER_DELIVERY_LIMIT, DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, NATIONAL, dead_letter_queue, dropped_queue, event_queue,
+    requeue_key, retry_queue,
 )
 
 VHOST = "oss"
@@ -97,11 +104,33 @@ class Principal:
         self.dead_lettering = self.event_queues + ((f"rpc-{name}",) if self.serves_rpc else ())
         # Keys on `oss.dlx` of its event queues' retries: to `<queue>.retry`, and back by `<queue>.requeue`.
         self.retrying = tuple(f"{queue}.{suffix}" for queue in self.event_queues for suffix in ("retry", "requeue"))
+        # Keys of the records `oss dead-letters drop` keeps.
+        self.dropping = tuple(f"{queue}.dropped" for queue in self.dead_lettering)
+
+    def dlx_routes(self):
+        """(routing key, queue) of everything its dlx outlet carries, each to one of its own queues:
+        a dead letter to `<queue>.dead`, a retry to `<queue>.retry` and back to `<queue>` by
+        `<queue>.requeue` (after the back-off or a replay), a drop's record to `<queue>.dropped`."""
+        routes = []
+        for queue in self.dead_lettering:
+            routes.append((queue, f"{queue}.dead"))
+            if queue in self.event_queues:
+                routes += [(f"{queue}.retry", f"{queue}.retry"), (requeue_key(queue), queue)]
+            routes.append((f"{queue}.dropped", f"{queue}.dropped"))
+        return routes
+
+    def parking_queues(self):
+        """The queues the definitions declare for it beside the deployment's event queues (which
+        `queue_definitions` declares with their `.dead` and `.retry`): its RPC queue's dead letters
+        and every `.dropped`."""
+        queues = [dead_letter_queue(f"rpc-{self.name}")] if self.serves_rpc else []
+        return queues + [dropped_queue(queue) for queue in self.dead_lettering]
 
     def queue_pattern(self):
         names = [f"rpc-{self.name}"] if self.serves_rpc else []
         names += list(self.event_queues) + [f"{queue}.dead" for queue in self.dead_lettering]
         names += [f"{queue}.retry" for queue in self.event_queues]
+        names += [f"{queue}.dropped" for queue in self.dead_lettering]
         alternatives = [re.escape(name) for name in names] + [rf"rpc\.reply-{re.escape(self.user)}-{UUID}"]
         return "^(" + "|".join(alternatives) + ")$"
 
@@ -126,10 +155,11 @@ class Principal:
         topics = [
             (RPC_EXCHANGE, "^$", "^(" + "|".join(bind_rpc + [own_replies]) + ")$"),
             (EVENTS_EXCHANGE.name, "^$", _anchored(_topic_regex(key) for key in self.binds)),
-            (DEAD_LETTER_EXCHANGE.name, "^$", _anchored(re.escape(key) for key in self.dead_lettering + self.retrying)),
+            (DEAD_LETTER_EXCHANGE.name, "^$",
+             _anchored(re.escape(key) for key in self.dead_lettering + self.retrying + self.dropping)),
             (f"{self.user}.rpc", self.rpc_keys(), "^$"),
             (f"{self.user}.events", _anchored(_topic_regex(key) for key in self.publishes), "^$"),
-            (f"{self.user}.dlx", _anchored(re.escape(key) for key in self.dead_lettering + self.retrying), "^$"),
+            (f"{self.user}.dlx", _anchored(re.escape(key) for key, _ in self.dlx_routes()), "^$"),
         ]
         topic_permissions = [{"user": self.user, "vhost": VHOST, "exchange": exchange, "write": write, "read": read}
                              for exchange, write, read in topics]
@@ -137,7 +167,8 @@ class Principal:
             [_binding(f"{self.user}.rpc", RPC_EXCHANGE, call) for call in self.calls]
             + ([_binding(f"{self.user}.rpc", RPC_EXCHANGE, "*")] if self.callers else [])
             + [_binding(f"{self.user}.events", EVENTS_EXCHANGE.name, key) for key in self.publishes]
-            + [_binding(f"{self.user}.dlx", DEAD_LETTER_EXCHANGE.name, key) for key in self.dead_lettering + self.retrying]
+            # Straight to its own queues, not into oss.dlx: see the module's docstring (CC headers).
+            + [_binding(f"{self.user}.dlx", queue, key, destination_type="queue") for key, queue in self.dlx_routes()]
         )
         return user, permission, topic_permissions, self.outlets(), bindings
 
@@ -153,8 +184,8 @@ def _anchored(alternatives):
     return "^(" + "|".join(alternatives) + ")$" if alternatives else "^$"
 
 
-def _binding(source, destination, routing_key):
-    return {"source": source, "vhost": VHOST, "destination": destination, "destination_type": "exchange",
+def _binding(source, destination, routing_key, destination_type="exchange"):
+    return {"source": source, "vhost": VHOST, "destination": destination, "destination_type": destination_type,
             "routing_key": routing_key, "arguments": {}}
 
 
@@ -192,30 +223,43 @@ def principals(region_slugs: list[str], national_notifications: bool = False, pr
     return national + regional
 
 
-def queue_definitions(event_queues, prefix: str = USER_PREFIX) -> tuple[list, list]:
+def dead_letter_outlet(queue: str, prefix: str = USER_PREFIX) -> str:
+    """The dlx outlet of the principal owning event queue `<principal>.<purpose>`."""
+    return f"{user_name(queue.split('.', 1)[0], prefix)}.{OUTLETS[DEAD_LETTER_EXCHANGE.name]}"
+
+
+def queue_definitions(event_queues, prefix: str = USER_PREFIX, other_queues=()) -> tuple[list, list]:
     """Queues and bindings of the deployment's consumers, from (queue name, binding patterns) pairs,
     declared exactly as the code declares them (oss_common.events), dead-lettering through their
-    owner's outlet."""
-    queues, bindings = [], []
+    owner's outlet; then `other_queues` (kombu Queues) as they are."""
+    declared = []
     for name, patterns in event_queues:
-        dead_letter_outlet = f"{user_name(name.split('.', 1)[0], prefix)}.{OUTLETS[DEAD_LETTER_EXCHANGE.name]}"
-        for queue in (event_queue(name, patterns, dead_letter_outlet), dead_letter_queue(name),
-                      retry_queue(name, dead_letter_outlet)):
-            queues.append({"name": queue.name, "vhost": VHOST, "durable": True, "auto_delete": False,
-                           "arguments": dict(queue.queue_arguments)})
-            # kombu keeps a queue's bindings as a set: sorted, so that the file is the same every time.
-            pairs = sorted((item.exchange.name, item.routing_key) for item in queue.bindings) or \
-                [(queue.exchange.name, queue.routing_key)]
-            bindings.extend({"source": exchange, "vhost": VHOST, "destination": queue.name, "destination_type": "queue",
-                             "routing_key": routing_key, "arguments": {}} for exchange, routing_key in pairs)
+        declared += [event_queue(name, patterns, dead_letter_outlet(name, prefix)), dead_letter_queue(name),
+                     retry_queue(name, dead_letter_outlet(name, prefix))]
+    queues, bindings = [], []
+    for queue in declared + list(other_queues):
+        queues.append({"name": queue.name, "vhost": VHOST, "durable": True, "auto_delete": False,
+                       "arguments": dict(queue.queue_arguments)})
+        # kombu keeps a queue's bindings as a set: sorted, so that the file is the same every time.
+        pairs = sorted((item.exchange.name, item.routing_key) for item in queue.bindings) or \
+            [(queue.exchange.name, queue.routing_key)]
+        bindings.extend({"source": exchange, "vhost": VHOST, "destination": queue.name, "destination_type": "queue",
+                         "routing_key": routing_key, "arguments": {}} for exchange, routing_key in pairs)
     return queues, bindings
 
 
 def definitions(region_slugs: list[str], national_notifications: bool = False, prefix: str = USER_PREFIX,
                 event_queues=()) -> dict:
     """The whole definitions document for a deployment of these regions and their consumers' queues."""
-    queues, queue_bindings = queue_definitions(event_queues, prefix)
-    parts = [principal.definitions() for principal in principals(region_slugs, national_notifications, prefix)]
+    members = principals(region_slugs, national_notifications, prefix)
+    queues, queue_bindings = queue_definitions(event_queues, prefix,
+                                               [queue for principal in members for queue in principal.parking_queues()])
+    declared = {queue["name"] for queue in queues}
+    missing = sorted({queue for principal in members for _, queue in principal.dlx_routes()} - declared)
+    if missing:
+        raise ConfigurationError(f"no definitions for the queues {', '.join(missing)} (each principal's own event queues "
+                                 "must be among the deployment's event queues)")
+    parts = [principal.definitions() for principal in members]
     exchange = {"vhost": VHOST, "type": "topic", "durable": True, "auto_delete": False, "internal": False, "arguments": {}}
     return {
         "rabbit_version": "3.10.8",
@@ -229,11 +273,16 @@ def definitions(region_slugs: list[str], national_notifications: bool = False, p
             {
                 # Event queues (`<service>.<purpose>`) are declared quorum with these same values as
                 # arguments (oss_common.events.event_queue); the policy keeps a queue declared without
-                # them (by hand, by an older build) from ever dropping a poison message.
-                "vhost": VHOST, "name": "oss-event-queues", "pattern": r"^[a-z]+(_[a-z0-9-]+)?\.[a-z_]+$",
+                # them (by hand, by an older build) from ever dropping a poison message. One per queue,
+                # naming its owner's dlx outlet: a policy's dead-letter exchange is not checked against
+                # the user who declares the queue, and `oss.dlx` itself would route a dead letter by
+                # any key its CC header names (another region's `.requeue`).
+                "vhost": VHOST, "name": f"oss-event-queue-{name}", "pattern": f"^{re.escape(name)}$",
                 "apply-to": "queues", "priority": 1,
-                "definition": {"dead-letter-exchange": DEAD_LETTER_EXCHANGE.name, "delivery-limit": BROKER_DELIVERY_LIMIT},
-            },
+                "definition": {"dead-letter-exchange": dead_letter_outlet(name, prefix), "dead-letter-routing-key": name,
+                               "delivery-limit": BROKER_DELIVERY_LIMIT},
+            }
+            for name, _ in event_queues
         ],
         "queues": queues,
         "bindings": [binding for _, _, _, _, bindings in parts for binding in bindings] + queue_bindings,

@@ -276,6 +276,9 @@ def deployment_event_topology(regions: list[Region]) -> list[tuple[str, tuple[st
 def cmd_dead_letters(args: argparse.Namespace) -> int | None:
     import json
 
+    from amqp.exceptions import AccessRefused
+
+    from oss_common.broker import amqp_user
     from oss_common.dead_letters import DeadLetterError, DeadLetters, format_summaries
 
     amqp_uri = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
@@ -288,7 +291,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int | None:
                 print(format_summaries(summaries))
                 return 1 if any(summary.messages for summary in summaries) else 0
             if args.action == "show":
-                print(json.dumps(dead_letters.show(args.queue, args.message_id), indent=2, ensure_ascii=False))
+                print(json.dumps(dead_letters.show(args.queue, args.message_id), indent=2, ensure_ascii=False, default=str))
                 return 0
             if args.action == "replay":
                 if bool(args.id) == args.all:
@@ -301,6 +304,10 @@ def cmd_dead_letters(args: argparse.Namespace) -> int | None:
             return 0
     except DeadLetterError as exc:
         print(f"oss dead-letters: {exc}", file=sys.stderr)
+        return 1
+    except AccessRefused as exc:
+        # Another principal's queue (a region's user may touch its own queues only): the broker's own words.
+        print(f"oss dead-letters: the broker refused user {amqp_user(amqp_uri)!r}: {exc.reply_text}", file=sys.stderr)
         return 1
 
 

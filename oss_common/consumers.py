@@ -204,9 +204,7 @@ class EventHandler(Consumer):
         except ValidationError as exc:
             self._park(message, f"malformed envelope: {sorted(exc.messages)}")
             return
-        delivered_as = message.delivery_info.get("routing_key")
-        if delivered_as == requeue_key(self.queue_name):  # back from its retry queue or a replay
-            delivered_as = (message.headers or {}).get("x-original-routing-key")
+        delivered_as = original_routing_key(message, self.queue_name)
         problem = self._misaddressed(envelope, delivered_as)
         if problem:
             self._park(message, problem)
@@ -268,8 +266,8 @@ class EventHandler(Consumer):
         headers = {key: value for key, value in (message.headers or {}).items()
                    if key not in ("x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
                                   "x-delivery-count")}
-        headers.setdefault("x-original-routing-key", message.delivery_info.get("routing_key"))
-        headers.update({RETRIES_HEADER: retries, "x-retry-reason": reason})
+        headers.update({"x-original-routing-key": original_routing_key(message, self.queue_name),
+                        RETRIES_HEADER: retries, "x-retry-reason": reason})
         try:
             self._publish(message, f"{self.queue_name}.retry", headers, expiration=delay)
         except Exception as exc:  # noqa: BLE001 - the broker may be away: the unacked message waits here instead
@@ -327,13 +325,24 @@ class EventHandler(Consumer):
         log.error("dead-lettered a %s event from %s: %s", event_type[:64], self.queue_name, error)
 
 
+def original_routing_key(message, queue_name: str) -> str | None:
+    """The routing key `message` was published with on `oss.events`: the key it was delivered by,
+    or, when it came back by `queue_name`'s requeue key (after a retry's back-off or a replay),
+    the `x-original-routing-key` the retry or the dead letter recorded. Only that way in is a
+    header trusted: on any other a publisher's own `x-original-routing-key` is replaced, so that a
+    replayed dead letter meets the same check it failed."""
+    delivered = message.delivery_info.get("routing_key")
+    if delivered == requeue_key(queue_name):
+        return (message.headers or {}).get("x-original-routing-key")
+    return delivered
+
+
 def dead_letter_message(amqp_uri: str, queue_name: str, message, error: str, handler: str | None = None) -> None:
     """Park `message` (its body as it came) in `<queue_name>.dead` through the user's dead-letter
     outlet, with why in `x-error`; confirmed before the caller acks the original."""
     headers = dict(message.headers or {})
     headers.update({"x-error": error[:500], "x-failed-queue": queue_name,
-                    # A retried message came back by its queue's requeue key: keep the key it was published with.
-                    "x-original-routing-key": headers.get("x-original-routing-key") or message.delivery_info.get("routing_key"),
+                    "x-original-routing-key": original_routing_key(message, queue_name),
                     "x-dead-lettered-at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     if handler:
         headers["x-failed-handler"] = handler

@@ -6,7 +6,7 @@ the event's body and properties, with `x-error` (why), `x-failed-queue`, `x-fail
 
 - list: per dead-letter queue, how many, the oldest, the reasons, how many were dropped.
 - show: one message, personal data masked.
-- replay: back to the queue it failed on (through its requeue binding on `oss.dlx`), confirmed
+- replay: back to the queue it failed on (through its requeue key on the user's dlx outlet), confirmed
   before it leaves the dead-letter queue. Consumers record the event ids they applied, so an
   event replayed twice is applied once.
 - drop: remove one for good; a record (event id, type, queue, error, reason, who, when; never the
@@ -20,10 +20,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from amqp.exceptions import NotFound
-from kombu import Connection, Producer, Queue
+from kombu import Connection, Producer
 
 from oss_common.broker import ensure_connected, outlet
-from oss_common.events import DEAD_LETTER_EXCHANGE, requeue_key, utc_now
+from oss_common.events import DEAD_LETTER_EXCHANGE, dropped_queue, requeue_key, utc_now
 
 DEAD_SUFFIX = ".dead"
 # Keys whose values are personal data wherever they appear in an event body.
@@ -42,11 +42,6 @@ class DeadLetterError(Exception):
 def base_queue(name: str) -> str:
     """`intake_jizzakh.catalogue` for `intake_jizzakh.catalogue` or `intake_jizzakh.catalogue.dead`."""
     return name[:-len(DEAD_SUFFIX)] if name.endswith(DEAD_SUFFIX) else name
-
-
-def dropped_queue(name: str) -> Queue:
-    return Queue(f"{name}.dropped", exchange=DEAD_LETTER_EXCHANGE, routing_key=f"{name}.dropped", durable=True,
-                 auto_delete=False, queue_arguments={"x-queue-type": "quorum"})
 
 
 @dataclass
@@ -218,7 +213,8 @@ class DeadLetters:
                     "dropped_by": by or getpass.getuser(),
                     "dropped_at": utc_now().isoformat(timespec="seconds"),
                 }
-                producer.publish(json.dumps(record), exchange=DEAD_LETTER_EXCHANGE, routing_key=f"{name}.dropped",
+                producer.publish(json.dumps(record), exchange=outlet(self.amqp_uri, DEAD_LETTER_EXCHANGE.name),
+                                 routing_key=f"{name}.dropped",
                                  content_type="application/json", delivery_mode=2, message_id=message_id,
                                  mandatory=True, retry=False)
                 channel.basic_ack(message.delivery_tag)

@@ -140,6 +140,12 @@ def retry_queue(name: str, dead_letter_exchange: str = DEAD_LETTER_EXCHANGE.name
     )
 
 
+def dropped_queue(name: str) -> Queue:
+    """Where `oss dead-letters drop` records (never the body) what it removed from `<name>.dead`."""
+    return Queue(f"{name}.dropped", exchange=DEAD_LETTER_EXCHANGE, routing_key=f"{name}.dropped", durable=True,
+                 auto_delete=False, queue_arguments={"x-queue-type": "quorum"})
+
+
 def dead_letter_queue(name: str) -> Queue:
     """Where the messages that `name`'s consumers gave up on are kept for inspection."""
     return Queue(
