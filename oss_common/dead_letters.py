@@ -4,8 +4,10 @@ Every event queue `<queue>` has `<queue>.dead` on `oss.dlx` (oss_common.events).
 the event's body and properties, with `x-error` (why), `x-failed-queue`, `x-failed-handler`,
 `x-original-routing-key` and `x-dead-lettered-at` headers (oss_common.consumers).
 
-- list: per dead-letter queue, how many, the oldest, the reasons, how many were dropped.
-- show: one message, personal data masked.
+- list: per dead-letter queue, how many, the oldest, the reasons (masked), how many were dropped.
+- show: one message, personal data masked in its body and its headers (`mask`: personal fields by
+  name, and e-mail addresses, phone, PINFL and passport numbers in any string, an x-error too; a
+  header none of ours writes is shown masked whole).
 - replay: back to the queue it failed on (through its requeue key on the user's dlx outlet), confirmed
   before it leaves the dead-letter queue. Consumers record the event ids they applied, so an
   event replayed twice is applied once.
@@ -16,6 +18,7 @@ Messages are read with basic.get and, unless a command takes them, given back to
 """
 import getpass
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -26,10 +29,27 @@ from oss_common.broker import ensure_connected, outlet
 from oss_common.events import DEAD_LETTER_EXCHANGE, dropped_queue, requeue_key, utc_now
 
 DEAD_SUFFIX = ".dead"
-# Keys whose values are personal data wherever they appear in an event body.
+# Keys whose values are personal data wherever they appear in a body (an event's contact, an RPC
+# request's applicant, Open311's requester, a service's attributes such as person_full_name).
 PERSONAL_KEYS = frozenset({"phone", "email", "pinfl", "full_name", "passport", "applicant_name", "applicant_phone",
-                           "applicant_email", "applicant_pinfl"})
+                           "applicant_email", "applicant_pinfl", "first_name", "last_name", "middle_name",
+                           "patronymic", "address", "birth_date", "date_of_birth", "description", "device_id"})
+PERSONAL_KEY_PARTS = re.compile(r"(^|_)(pinfl|passport|phone|email|full_name|first_name|last_name|birth_date|address)($|_)")
+# Values that are personal data whatever carries them (a free-text field, an x-error quoting a value):
+# e-mail addresses, phone numbers however written, PINFLs and other runs of nine digits or more, and
+# passport numbers (two capitals, seven digits). Not tracking numbers, event ids, dates or codes.
+PERSONAL_VALUES = re.compile(
+    r"[^\s@\"'<>(),;:]+@[^\s@\"'<>(),;:]+"
+    r"|(?<![\w-])\+?998(?:[\s().-]*\d){9}(?![\w-])"
+    r"|(?<![\w-])\+?\d{9,}(?![\w-])"
+    r"|\b[A-Z]{2}\s?\d{7}\b"
+)
 MASK = "***"
+# Headers `show` prints (masked as any string is); any other header's value, which nothing here
+# wrote and which could say anything, is shown as MASK.
+SHOWN_HEADERS = frozenset({"x-error", "x-failed-queue", "x-failed-handler", "x-original-routing-key", "x-dead-lettered-at",
+                           "x-replayed-at", "x-oss-retries", "x-retry-reason", "x-delivery-count",
+                           "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason"})
 # Headers a replayed copy does not carry: the broker's own history and the last failure's back-off.
 DROPPED_ON_REPLAY = ("x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
                      "x-delivery-count", "x-oss-retries", "x-retry-reason")
@@ -53,12 +73,27 @@ class QueueSummary:
     dropped: int = 0
 
 
+def personal_key(key: object) -> bool:
+    key = str(key).lower()
+    return key in PERSONAL_KEYS or bool(PERSONAL_KEY_PARTS.search(key))
+
+
+def mask_text(text: str) -> str:
+    """`text` with every e-mail address, long number and passport number in it replaced by MASK."""
+    return PERSONAL_VALUES.sub(MASK, text)
+
+
 def mask(value: object) -> object:
-    """The value with every personal field (PERSONAL_KEYS, at any depth) replaced by MASK."""
+    """The value with every personal field (PERSONAL_KEYS and keys naming one, at any depth) replaced
+    by MASK, and what looks like personal data in any other string (mask_text) masked too."""
     if isinstance(value, dict):
-        return {key: (MASK if key in PERSONAL_KEYS and item else mask(item)) for key, item in value.items()}
-    if isinstance(value, list):
+        return {key: (MASK if personal_key(key) and item not in (None, "") else mask(item)) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
         return [mask(item) for item in value]
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        return mask_text(value)
     return value
 
 
@@ -128,7 +163,7 @@ class DeadLetters:
             messages = self._browse(channel, name + DEAD_SUFFIX)
             for message in messages:
                 headers = message.headers or {}
-                result.reasons[_text(headers.get("x-error")) or "(no reason recorded)"] += 1
+                result.reasons[mask_text(_text(headers.get("x-error")) or "(no reason recorded)")] += 1
                 when = _text(headers.get("x-dead-lettered-at"))
                 if when and (result.oldest is None or when < result.oldest):
                     result.oldest = when
@@ -148,7 +183,8 @@ class DeadLetters:
             channel.close()
         for message in messages:
             if message.properties.get("message_id") == message_id:
-                headers = {key: _text(value) for key, value in (message.headers or {}).items() if key != "x-death"}
+                headers = {key: (mask(value) if key in SHOWN_HEADERS else MASK)
+                           for key, value in (message.headers or {}).items() if key != "x-death"}
                 return {"message_id": message_id, "queue": name + DEAD_SUFFIX, "headers": headers,
                         "body": mask(_body(message))}
         raise DeadLetterError(f"no message {message_id!r} in {name}{DEAD_SUFFIX}")
@@ -208,7 +244,7 @@ class DeadLetters:
                     "event_id": message_id,
                     "event_type": body.get("type") if isinstance(body, dict) else None,
                     "queue": name,
-                    "error": _text(headers.get("x-error")),
+                    "error": mask_text(_text(headers.get("x-error")) or "") or None,
                     "reason": reason.strip(),
                     "dropped_by": by or getpass.getuser(),
                     "dropped_at": utc_now().isoformat(timespec="seconds"),

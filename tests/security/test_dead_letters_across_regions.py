@@ -4,7 +4,7 @@ replay or drop Jizzakh's dead letters with `oss dead-letters`, nor put a message
 queues through the dead-letter routes (its `.retry`, `.requeue` or `.dead` keys), neither by routing
 key, nor by the `CC`/`BCC` headers RabbitMQ routes by without checking them against topic
 permissions, nor by a queue of its own redeclared to dead-letter where the policy sends it.
-Jizzakh's own user lists, shows and drops its own."""
+Jizzakh's own user lists, shows (personal data masked) and drops its own."""
 import json
 import os
 import subprocess
@@ -87,20 +87,29 @@ def test_another_regions_users_are_refused_every_dead_letters_command(broker, pr
             connection.channel().queue_purge(f"{QUEUE}.dead")
 
 
-def test_the_regions_own_user_lists_shows_and_drops_its_dead_letters(broker):
+def test_the_regions_own_user_lists_shows_masked_and_drops_its_dead_letters(broker):
     own = broker("notifications_jizzakh")
     event_id = park(broker)
     listed = oss(own, "list", QUEUE)
     assert listed.returncode == 1 and f"{QUEUE}.dead" in listed.stdout and "DeadLetter: delivery failed" in listed.stdout
     shown = oss(own, "show", QUEUE, event_id)
     assert shown.returncode == 0, shown.stderr
-    assert json.loads(shown.stdout)["body"]["data"]["tracking_number"] == "JI-2026-000077"
+    message = json.loads(shown.stdout)
+    assert message["body"]["data"]["tracking_number"] == "JI-2026-000077"  # what an operator needs stays
+    assert message["body"]["data"]["contact"] == {"phone": "***", "email": "***"}
+    assert message["body"]["data"]["attributes"] == {"person_full_name": "***"}
+    assert message["headers"]["x-error"] == "DeadLetter: delivery failed: *** refused (***, ***)"
+    assert message["headers"]["x-note"] == "***"  # a header nothing of ours writes: masked whole
+    assert message["headers"]["x-original-routing-key"] == "jizzakh.application.submitted"
+    for output in (listed.stdout, shown.stdout):
+        assert not any(value in output for value in PERSONAL), output
     dropped = oss(own, "drop", QUEUE, "--id", event_id, "--reason", "test data")
     assert dropped.returncode == 0, dropped.stderr
     assert jizzakhs_queues(broker) == {QUEUE: 0, f"{QUEUE}.retry": 0, f"{QUEUE}.dead": 0, f"{QUEUE}.dropped": 1}
     with Connection(own) as connection:
         record = json.loads(connection.channel().basic_get(f"{QUEUE}.dropped", no_ack=True).body)
     assert record["reason"] == "test data" and record["event_id"] == event_id
+    assert not any(value in json.dumps(record) for value in PERSONAL), record
 
 
 def publish_confirmed(uri, outlet_kind, routing_key, headers=None, expiration=None, body=None):
