@@ -11,7 +11,8 @@ What a handler's failure does depends on what it is (oss_common.failures):
 - anything else is tried again up to DELIVERY_LIMIT deliveries with the same back-off, then
   dead-lettered with the exception's name (a bug: fix it, then `oss dead-letters replay`).
 Either way the queue behind keeps flowing. Retries are counted in `oss_events_retried_total` and
-`oss_event_retry_queue_messages`, dead letters in `oss_events_dead_lettered_total`.
+`oss_event_retry_queue_messages` (the ceiling in `oss_event_retry_ceiling_seconds`), dead letters in
+`oss_events_dead_lettered_total`.
 
 Over 300 lines because each of those outcomes, and the malformed messages RPC queues get too, is decided in
 this one place, so that no service's consumer handles a failure its own way.
@@ -41,7 +42,8 @@ from oss_common.events import (
 )
 from oss_common.failures import DEFAULT_RETRY_BASE_SECONDS, DEFAULT_RETRY_CEILING_SECONDS, is_transient, retry_delay
 from oss_common.metrics import (
-    DEAD_LETTER_MESSAGES, EVENT_LAG, EVENT_QUEUE_MESSAGES, EVENTS_DEAD_LETTERED, EVENTS_RETRIED, RETRY_QUEUE_MESSAGES,
+    DEAD_LETTER_MESSAGES, EVENT_LAG, EVENT_QUEUE_MESSAGES, EVENTS_DEAD_LETTERED, EVENTS_RETRIED, RETRY_CEILING,
+    RETRY_QUEUE_MESSAGES,
 )
 
 log = logging.getLogger(__name__)
@@ -151,6 +153,9 @@ class EventHandler(Consumer):
         self.queue_name, patterns = self.topology(self.container.service_name, config)
         if not 1 <= self.delivery_limit < BROKER_DELIVERY_LIMIT:
             raise ConfigurationError(f"DELIVERY_LIMIT must be between 1 and {BROKER_DELIVERY_LIMIT - 1}")
+        if not 0 < self.retry_base <= self.retry_ceiling:
+            raise ConfigurationError("RETRY_BASE_SECONDS must be above 0 and at most RETRY_CEILING_SECONDS")
+        RETRY_CEILING.labels(self.container.service_name, self.region, f"{self.queue_name}.retry").set(self.retry_ceiling)
         self.dead_letter_outlet = outlet(self.amqp_uri, DEAD_LETTER_EXCHANGE.name)
         self.queue = event_queue(self.queue_name, patterns, dead_letter_exchange=self.dead_letter_outlet)
         with Connection(self.amqp_uri) as connection:

@@ -78,6 +78,11 @@ RETRY_QUEUE_MESSAGES = Gauge(
     "oss_event_retry_queue_messages", "Events waiting out a back-off in a consumer's retry queue, polled from the broker.",
     ["service", "region", "queue"],
 )
+RETRY_CEILING = Gauge(
+    "oss_event_retry_ceiling_seconds",
+    "Longest back-off between tries of an event whose handler failed for a reason that passes (RETRY_CEILING_SECONDS).",
+    ["service", "region", "queue"],
+)
 
 _server_ports = set()
 
