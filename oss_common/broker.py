@@ -31,6 +31,8 @@ outbox publishes mandatory, and would otherwise hold it).
 import re
 from urllib.parse import unquote, urlparse
 
+from kombu import Queue, binding
+
 from oss_common.config import ConfigurationError
 from oss_common.events import (
     BROKER_DELIVERY_LIMIT, DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, NATIONAL, dead_letter_queue, dropped_queue, event_queue,
@@ -45,6 +47,8 @@ USER_PREFIX = "oss-"
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 CATALOGUE_READS = ("list_services", "get_service")
 CATALOGUE_WRITES = ("upsert_service", "publish_service", "retire_service", "load_catalogue", "set_base_amount")
+# How many events no service consumes (`<principal>.published`) the broker keeps, newest first.
+PUBLISHED_KEPT = 10000
 # Each kind's event queues (`<service>.<suffix>`, oss_common.consumers.EventHandler's queue_suffix).
 EVENT_QUEUES = {"intake": ("catalogue",), "notifications": ("applications",), "reporting": ("applications",)}
 
@@ -106,6 +110,19 @@ class Principal:
         self.retrying = tuple(f"{queue}.{suffix}" for queue in self.event_queues for suffix in ("retry", "requeue"))
         # Keys of the records `oss dead-letters drop` keeps.
         self.dropping = tuple(f"{queue}.dropped" for queue in self.dead_lettering)
+        # What it publishes that no deployed consumer binds (set by `definitions`): kept in `<name>.published`.
+        self.unconsumed = ()
+
+    def published_queue(self):
+        """Where the events it publishes that no service consumes (`notification.failed`) go, so that the
+        outbox relay's mandatory publish finds a queue: a sink for operators, none of ours consumes it.
+        The outbox keeps every row after sending (the event history), so the oldest here are dropped
+        past PUBLISHED_KEPT rather than filling the broker's disk."""
+        if not self.unconsumed:
+            return None
+        return Queue(f"{self.name}.published", bindings=[binding(EVENTS_EXCHANGE, routing_key=key) for key in self.unconsumed],
+                     durable=True, auto_delete=False,
+                     queue_arguments={"x-queue-type": "quorum", "x-max-length": PUBLISHED_KEPT, "x-overflow": "drop-head"})
 
     def dlx_routes(self):
         """(routing key, queue) of everything its dlx outlet carries, each to one of its own queues:
@@ -131,6 +148,7 @@ class Principal:
         names += list(self.event_queues) + [f"{queue}.dead" for queue in self.dead_lettering]
         names += [f"{queue}.retry" for queue in self.event_queues]
         names += [f"{queue}.dropped" for queue in self.dead_lettering]
+        names += [f"{self.name}.published"] if self.unconsumed else []
         alternatives = [re.escape(name) for name in names] + [rf"rpc\.reply-{re.escape(self.user)}-{UUID}"]
         return "^(" + "|".join(alternatives) + ")$"
 
@@ -171,6 +189,14 @@ class Principal:
             + [_binding(f"{self.user}.dlx", queue, key, destination_type="queue") for key, queue in self.dlx_routes()]
         )
         return user, permission, topic_permissions, self.outlets(), bindings
+
+
+def _topics_overlap(first, second):
+    """Whether some routing key matches both topic patterns (`*` words; `#` taken to match anything)."""
+    if "#" in first.split(".") or "#" in second.split("."):
+        return True
+    words, others = first.split("."), second.split(".")
+    return len(words) == len(others) and all(a == b or "*" in (a, b) for a, b in zip(words, others))
 
 
 def _topic_regex(pattern):
@@ -252,8 +278,13 @@ def definitions(region_slugs: list[str], national_notifications: bool = False, p
                 event_queues=()) -> dict:
     """The whole definitions document for a deployment of these regions and their consumers' queues."""
     members = principals(region_slugs, national_notifications, prefix)
-    queues, queue_bindings = queue_definitions(event_queues, prefix,
-                                               [queue for principal in members for queue in principal.parking_queues()])
+    consumed = [pattern for _, patterns in event_queues for pattern in patterns]
+    for principal in members:
+        principal.unconsumed = tuple(key for key in principal.publishes
+                                     if not any(_topics_overlap(key, pattern) for pattern in consumed))
+    queues, queue_bindings = queue_definitions(
+        event_queues, prefix, [queue for principal in members
+                               for queue in principal.parking_queues() + [principal.published_queue()] if queue is not None])
     declared = {queue["name"] for queue in queues}
     missing = sorted({queue for principal in members for _, queue in principal.dlx_routes()} - declared)
     if missing:

@@ -59,6 +59,36 @@ def test_an_event_published_before_any_consumer_started_waits_in_each_deployed_c
                        "notifications_namangan.applications": 0}
 
 
+def test_every_event_the_deployment_publishes_has_a_queue_so_none_is_returned():
+    """Mandatory publishing holds an event no queue is bound for; events no service consumes
+    (`<slug>.notification.failed`) go to their publisher's `<principal>.published` instead."""
+    from oss_common.broker import _topics_overlap, principals
+
+    document = broker_definitions()
+    bound = [item["routing_key"] for item in document["bindings"]
+             if item["source"] == EVENTS_EXCHANGE.name and item["destination_type"] == "queue"]
+    slugs = sorted({queue.split("_", 1)[1].split(".")[0] for queue in (item["name"] for item in document["queues"])
+                    if queue.startswith("intake_")})
+    for principal in principals(slugs):
+        for key in principal.publishes:
+            assert any(_topics_overlap(key, pattern) for pattern in bound), f"{principal.name} publishes {key} into no queue"
+
+
+def test_a_notification_failed_event_is_kept_not_returned(broker):
+    event = make_event("notification.failed", "jizzakh", "notifications_jizzakh", {"tracking_number": "JI-2026-000001"})
+    uri = broker("notifications_jizzakh")
+    with Connection(uri, transport_options={"confirm_publish": True}) as connection:
+        returned = []
+        channel = connection.channel()
+        channel.events["basic_return"].add(lambda *args: returned.append(args))
+        Producer(channel, serializer="json").publish(event, exchange=outlet(uri, EVENTS_EXCHANGE.name),
+                                                     routing_key=routing_key(event), delivery_mode=2, mandatory=True)
+    assert returned == [], "the broker returned notification.failed: the relay would hold it and alert for ever"
+    with Connection(uri) as connection:  # the region's own user reads what it published
+        kept = connection.channel().basic_get("notifications_jizzakh.published", no_ack=True)
+    assert kept is not None and json.loads(kept.body)["event_id"] == event["event_id"]
+
+
 def refused(action):
     with pytest.raises(AccessRefused):
         action()
