@@ -164,3 +164,34 @@ def test_acks_and_nacks_settle_their_own_tags_or_every_one_up_to_theirs(relay):
     assert relay._nacked == {"e"} and sorted(relay._unconfirmed) == [4]
     relay._on_ack(9, True)  # a confirm of tags no longer waited for changes nothing else
     assert relay._unconfirmed == {} and relay._nacked == {"e"}
+
+
+def test_an_event_the_broker_nacks_stays_unsent_and_goes_once_the_broker_takes_it(relay):
+    """A real nack: the only queue bound for the event is full and refuses publishes (reject-publish),
+    so the broker nacks it. The relay raises (its loop closes the channel and backs off), the row
+    stays unsent; once the queue takes messages again the next batch sends it, and marks it sent."""
+    event = make_event("application.submitted", "jizzakh", "intake_jizzakh", {"n": 3})
+    full = Queue("full-consumer", bindings=[binding(EVENTS_EXCHANGE, routing_key="jizzakh.application.*")],
+                 durable=True, auto_delete=False, queue_arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
+    with Connection(relay.amqp_uri) as connection:
+        full(connection.channel()).declare()
+    with Session(relay.engine) as session:
+        session.add(relay.model(**outbox_row(event)))
+        session.commit()
+    with pytest.raises(RuntimeError, match="nacked"):
+        relay.relay_batch()
+    relay._close()  # as the relay's loop does after any failure
+    row = _outbox_rows(relay)[event["event_id"]]
+    assert row.sent_at is None and row.returns == 0, "a nacked event must stay unsent (and is not an unroutable one)"
+
+    taking = Queue("taking-consumer", bindings=[binding(EVENTS_EXCHANGE, routing_key="jizzakh.application.*")],
+                   durable=True, auto_delete=False)
+    with Connection(relay.amqp_uri) as connection:
+        full(connection.channel()).delete()
+        taking(connection.channel()).declare()
+    relay.relay_batch()
+    assert _outbox_rows(relay)[event["event_id"]].sent_at is not None
+    with Connection(relay.amqp_uri) as connection:
+        bound = taking(connection.channel())
+        assert bound.get(no_ack=True).decode()["event_id"] == event["event_id"]
+        assert bound.get(no_ack=True) is None
