@@ -255,7 +255,7 @@ def cmd_status(args: argparse.Namespace) -> int | None:
 DEAD_LETTERS_HELP = """\
 Events a consumer gave up on wait in <queue>.dead (the broker at AMQP_URI); failures that pass
 (a database or gateway away) are retried and never land there.
-  oss dead-letters list                                 per queue: count, oldest, reasons, dropped
+  oss dead-letters list                                 per queue (event and RPC): count, oldest, reasons, dropped
   oss dead-letters show QUEUE MESSAGE_ID                one message, personal data masked
   oss dead-letters replay QUEUE (--id ID ... | --all)   back to the queue it failed on
   oss dead-letters drop QUEUE --id ID --reason TEXT     gone for good; a record stays in <queue>.dropped
@@ -273,6 +273,12 @@ def deployment_event_topology(regions: list[Region]) -> list[tuple[str, tuple[st
                    for queue, patterns in [handler.topology(process_name(kind, region), service_config(kind, region))]})
 
 
+def deployment_rpc_queues(regions: list[Region]) -> list[str]:
+    """`rpc-<service>` of every process of the deployment: malformed requests are parked in its `.dead`."""
+    members = group_members(None, True) + [member for region in regions for member in group_members(region.slug, False)]
+    return sorted({f"rpc-{service_class(kind, region).name}" for kind, region in members})
+
+
 def cmd_dead_letters(args: argparse.Namespace) -> int | None:
     import json
 
@@ -285,8 +291,9 @@ def cmd_dead_letters(args: argparse.Namespace) -> int | None:
     try:
         with DeadLetters(amqp_uri) as dead_letters:
             if args.action == "list":
+                regions = deployment_regions(args.regions)
                 queues = [args.queue] if args.queue else [
-                    queue for queue, _ in deployment_event_topology(deployment_regions(args.regions))]
+                    queue for queue, _ in deployment_event_topology(regions)] + deployment_rpc_queues(regions)
                 summaries = [dead_letters.summary(queue) for queue in queues]
                 print(format_summaries(summaries))
                 return 1 if any(summary.messages for summary in summaries) else 0

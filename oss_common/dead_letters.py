@@ -22,7 +22,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from amqp.exceptions import NotFound
+from amqp.exceptions import AccessRefused, NotFound
 from kombu import Connection, Producer
 
 from oss_common.broker import ensure_connected, outlet
@@ -71,6 +71,7 @@ class QueueSummary:
     oldest: str | None = None
     reasons: Counter = field(default_factory=Counter)
     dropped: int = 0
+    refused: bool = False  # the broker would not let this user read it (another principal's queue)
 
 
 def personal_key(key: object) -> bool:
@@ -160,7 +161,11 @@ class DeadLetters:
             return result
         channel = self.connection.channel()
         try:
-            messages = self._browse(channel, name + DEAD_SUFFIX)
+            try:
+                messages = self._browse(channel, name + DEAD_SUFFIX)
+            except AccessRefused:
+                result.refused = True
+                return result
             for message in messages:
                 headers = message.headers or {}
                 result.reasons[mask_text(_text(headers.get("x-error")) or "(no reason recorded)")] += 1
@@ -169,7 +174,8 @@ class DeadLetters:
                     result.oldest = when
             self._give_back(channel, name + DEAD_SUFFIX, messages)
         finally:
-            channel.close()
+            if channel.is_open:
+                channel.close()
         return result
 
     def show(self, queue: str, message_id: str) -> dict:
@@ -268,6 +274,7 @@ def format_summaries(summaries: list) -> str:
     lines = [f"{'QUEUE':<44} {'COUNT':>5} {'DROPPED':>7}  {'OLDEST':<25} REASONS"]
     for summary in summaries:
         count = "-" if summary.messages is None else str(summary.messages)
-        reasons = "; ".join(f"{reason} ({n})" for reason, n in summary.reasons.most_common(3)) or "-"
+        reasons = "; ".join(f"{reason} ({n})" for reason, n in summary.reasons.most_common(3)) or \
+            ("(not readable by this user)" if summary.refused else "-")
         lines.append(f"{summary.queue:<44} {count:>5} {summary.dropped:>7}  {summary.oldest or '-':<25} {reasons}")
     return "\n".join(lines)

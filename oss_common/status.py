@@ -96,6 +96,7 @@ def process_status(process, cls, connection, host, timeout, retry_ceiling=None):
     status.retrying = [QueueDepth(f"{name}.retry", None, ceiling=retry_ceiling) for name in names]
     if connection is not None:
         status.rpc = queue_depth(connection, f"rpc-{cls.name}")
+        status.dead.append(queue_depth(connection, f"rpc-{cls.name}.dead"))  # requests that could not be read
         for name, retrying in zip(names, status.retrying):
             status.events.append(queue_depth(connection, name))
             status.dead.append(queue_depth(connection, f"{name}.dead"))

@@ -59,6 +59,8 @@ def test_without_any_channel_messages_are_held_never_dead_lettered_and_go_once_c
         [retrying] = status.retrying
         assert (retrying.name, retrying.ceiling) == (f"{QUEUE}.retry", 1.5) and retrying.messages is not None
         assert "<=1.5s" in format_status([status])
+        # DEAD counts the RPC queue's parked requests too.
+        assert [queue.name for queue in status.dead] == [f"rpc-notifications_{REGION}.dead", f"{QUEUE}.dead"]
         held.stop()
 
         # The channels configured: each message goes once, and nothing was dead-lettered on the way.

@@ -78,7 +78,11 @@ def test_another_regions_users_are_refused_every_dead_letters_command(broker, pr
                      ["replay", QUEUE, "--id", event_id], ["drop", QUEUE, "--id", event_id, "--reason", "mine now"]):
             result = oss(broker(principal), *args)
             assert result.returncode == 1, (args, result.stdout, result.stderr)
-            assert "refused" in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
+            assert "Traceback" not in result.stderr, (args, result.stderr)
+            if args[0] == "list":  # how many (a passive declare anyone may make), never what or why
+                assert "(not readable by this user)" in result.stdout and "DeadLetter" not in result.stdout, result.stdout
+            else:
+                assert "refused" in result.stderr and result.stdout == "", (args, result.stdout, result.stderr)
             assert not any(value in result.stdout + result.stderr for value in PERSONAL), (args, result.stdout)
             assert "JI-2026-000077" not in result.stdout + result.stderr
         assert jizzakhs_queues(broker) == {QUEUE: 0, f"{QUEUE}.retry": 0, f"{QUEUE}.dead": 1, f"{QUEUE}.dropped": 0}
@@ -189,3 +193,33 @@ def test_each_principals_dlx_outlet_is_bound_to_its_own_queues_only():
     policies = {policy["pattern"]: policy["definition"]["dead-letter-exchange"] for policy in document["policies"]}
     assert "oss.dlx" not in policies.values()
     assert policies[r"^notifications_jizzakh\.applications$"] == "oss-notifications-jizzakh.dlx"
+
+
+def test_list_covers_the_rpc_queues_dead_letters_and_says_which_it_may_not_read(broker):
+    """`oss dead-letters list` (no queue named) lists every event and RPC queue of the deployment; a
+    request parked in rpc-notifications_jizzakh.dead shows under Jizzakh's user, and a queue of another
+    principal holding dead letters is counted but not read."""
+    own = broker("notifications_jizzakh")
+    with Connection(own, transport_options={"confirm_publish": True}) as connection:
+        Producer(connection.channel()).publish(b"hello", exchange=f"{connection.userid}.dlx",
+                                               routing_key="rpc-notifications_jizzakh", message_id="rpc-parked",
+                                               headers={"x-error": "RPC request without reply_to",
+                                                        "x-dead-lettered-at": "2026-01-05T10:00:00+00:00"}, retry=False)
+    with Connection(broker("reporting_jizzakh"), transport_options={"confirm_publish": True}) as connection:
+        Producer(connection.channel()).publish(b"{}", exchange=f"{connection.userid}.dlx",
+                                               routing_key="reporting_jizzakh.applications", message_id="other", retry=False,
+                                               headers={"x-error": "ValueError after 5 deliveries"})
+    try:
+        listed = oss(own, "list", "--regions", "jizzakh")
+        assert listed.returncode == 1, listed.stderr
+        rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
+        assert "RPC request without reply_to (1)" in rows["rpc-notifications_jizzakh.dead"]
+        assert rows["reporting_jizzakh.applications.dead"].split()[1] == "1"
+        assert "(not readable by this user)" in rows["reporting_jizzakh.applications.dead"]
+        assert "ValueError" not in listed.stdout
+        assert {"rpc-catalogue.dead", "rpc-intake_jizzakh.dead", f"{QUEUE}.dead"} <= set(rows)
+    finally:
+        for principal, queue in (("notifications_jizzakh", "rpc-notifications_jizzakh.dead"),
+                                 ("reporting_jizzakh", "reporting_jizzakh.applications.dead")):
+            with Connection(broker(principal)) as connection:
+                connection.channel().queue_purge(queue)
