@@ -363,6 +363,8 @@ def dead_letter_message(amqp_uri: str, queue_name: str, message, error: str, han
             content_type=message.content_type,
             content_encoding=message.content_encoding,
             message_id=message.properties.get("message_id"),
+            # A parked RPC request keeps what makes it a call (`oss dead-letters replay` makes it again).
+            **{name: message.properties[name] for name in ("reply_to", "correlation_id") if message.properties.get(name)},
         )
 
 

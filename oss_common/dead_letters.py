@@ -8,7 +8,8 @@ the event's body and properties, with `x-error` (why), `x-failed-queue`, `x-fail
 - show: one message, personal data masked in its body and its headers (`mask`: personal fields by
   name, and e-mail addresses, phone, PINFL and passport numbers in any string, an x-error too; a
   header none of ours writes is shown masked whole).
-- replay: back to the queue it failed on (through its requeue key on the user's dlx outlet), confirmed
+- replay: back to the queue it failed on (through its requeue key on the user's dlx outlet; a parked
+  RPC request as the call it was, by its routing key on the user's RPC outlet), confirmed
   before it leaves the dead-letter queue. Consumers record the event ids they applied, so an
   event replayed twice is applied once.
 - drop: remove one for good; a record (event id, type, queue, error, reason, who, when; never the
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from amqp.exceptions import AccessRefused, NotFound
 from kombu import Connection, Producer
 
-from oss_common.broker import ensure_connected, outlet
+from oss_common.broker import RPC_EXCHANGE, ensure_connected, outlet
 from oss_common.events import DEAD_LETTER_EXCHANGE, dropped_queue, requeue_key, utc_now
 
 DEAD_SUFFIX = ".dead"
@@ -104,6 +105,11 @@ def _body(message):
         return json.loads(raw)
     except (TypeError, ValueError):
         return {"unreadable_body_bytes": len(raw or "")}
+
+
+def _id(message):
+    """A dead letter's id: its event id (`message_id`), or a parked RPC request's `correlation_id`."""
+    return message.properties.get("message_id") or message.properties.get("correlation_id")
 
 
 def _text(value):
@@ -188,7 +194,7 @@ class DeadLetters:
         finally:
             channel.close()
         for message in messages:
-            if message.properties.get("message_id") == message_id:
+            if _id(message) == message_id:
                 headers = {key: (mask(value) if key in SHOWN_HEADERS else MASK)
                            for key, value in (message.headers or {}).items() if key != "x-death"}
                 return {"message_id": message_id, "queue": name + DEAD_SUFFIX, "headers": headers,
@@ -205,7 +211,7 @@ class DeadLetters:
         kept = []
         try:
             for message in self._browse(channel, name + DEAD_SUFFIX):
-                message_id = message.properties.get("message_id")
+                message_id = _id(message)
                 if message_ids is not None and message_id not in message_ids:
                     kept.append(message)
                     continue
@@ -213,11 +219,19 @@ class DeadLetters:
                 target = _text(headers.get("x-failed-queue")) or name
                 copied = {key: value for key, value in headers.items() if key not in DROPPED_ON_REPLAY}
                 copied["x-replayed-at"] = utc_now().isoformat(timespec="seconds")
-                producer.publish(message.body, exchange=outlet(self.amqp_uri, DEAD_LETTER_EXCHANGE.name),
-                                 routing_key=requeue_key(target),
+                if target.startswith("rpc-"):
+                    # A request a service's RPC queue parked: the call again, by the key it was made with.
+                    exchange, key = outlet(self.amqp_uri, RPC_EXCHANGE), _text(headers.get("x-original-routing-key"))
+                    if not key:
+                        raise DeadLetterError(f"{message_id} does not say which call it was (x-original-routing-key)")
+                    properties = {prop: message.properties[prop] for prop in ("reply_to", "correlation_id")
+                                  if message.properties.get(prop)}
+                else:
+                    exchange, key, properties = outlet(self.amqp_uri, DEAD_LETTER_EXCHANGE.name), requeue_key(target), {}
+                producer.publish(message.body, exchange=exchange, routing_key=key,
                                  headers=copied, delivery_mode=2, content_type=message.content_type,
                                  content_encoding=message.content_encoding, message_id=message_id,
-                                 mandatory=True, retry=False)
+                                 mandatory=True, retry=False, **properties)
                 channel.basic_ack(message.delivery_tag)
                 replayed.append(message_id)
             self._give_back(channel, name + DEAD_SUFFIX, kept)
@@ -242,7 +256,7 @@ class DeadLetters:
             dropped_queue(name)(producer.channel).declare()
             messages = self._browse(channel, name + DEAD_SUFFIX)
             for index, message in enumerate(messages):
-                if message.properties.get("message_id") != message_id:
+                if _id(message) != message_id:
                     continue
                 headers = message.headers or {}
                 body = _body(message)

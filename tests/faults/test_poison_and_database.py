@@ -1,15 +1,23 @@
 """A poison event is dead-lettered after bounded retries; a database outage answers 503, then heals,
-and a request queued meanwhile (Open311 batch mode) is created once the database is back."""
+and a request queued meanwhile (Open311 batch mode) is created once the database is back; a queued
+request that meets a defect is parked, not lost, and replayed once fixed."""
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 
 import requests
 from kombu import Connection, Producer
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from oss_common.config import PROJECT_ROOT
+from oss_common.dead_letters import DeadLetters
 from oss_common.events import EVENTS_EXCHANGE, make_event
+from tests.conftest import wait_for
 from tests.faults.conftest import TcpProxy
 from services.intake.open311.dependencies import key_digest
 from tests.integration.conftest import auth, valid_submission
@@ -166,3 +174,62 @@ def test_a_queued_open311_request_waits_out_a_database_outage_and_is_created_onc
     log = intake.log_path.read_text(encoding="utf-8", errors="replace")
     assert "create_queued_request failed for now" in log
     database.close()
+
+
+def _reject_inserts_into_applications(database_url):
+    """A defect (as a bad migration would leave): intake cannot write an application. Returns the fix."""
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.execute(text("CREATE TRIGGER poison BEFORE INSERT ON applications BEGIN SELECT RAISE(ABORT, 'poison'); END"))
+        else:
+            connection.execute(text("CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'poison'; END $$ "
+                                    "LANGUAGE plpgsql"))
+            connection.execute(text("CREATE TRIGGER poison BEFORE INSERT ON applications FOR EACH ROW EXECUTE FUNCTION poison()"))
+
+    def fix():
+        with engine.begin() as connection:
+            if engine.dialect.name == "sqlite":
+                connection.execute(text("DROP TRIGGER poison"))
+            else:
+                connection.execute(text("DROP TRIGGER poison ON applications"))
+                connection.execute(text("DROP FUNCTION poison()"))
+        engine.dispose()
+
+    return fix
+
+
+def test_a_queued_open311_request_that_meets_a_defect_is_parked_not_lost_and_replayed_once_fixed(fault_stack, databases):
+    """Not a failure that passes: tried DELIVERY_LIMIT times, then parked in rpc-intake_<region>.dead with
+    the reason (never answered into the void and acknowledged); `oss dead-letters replay` after the fix
+    creates it once, under its token."""
+    database_url = databases.new("intake-fergana-batch-defect")
+    intake = fault_stack.start("intake", region="fergana", database_url=database_url, OPEN311_REQUEST_MODE="batch",
+                               OPEN311_API_KEYS=f"civic-app:{key_digest(OPEN311_KEY)}", CATALOGUE_CACHE_TTL=3600,
+                               RETRY_BASE_SECONDS=0.1, RETRY_CEILING_SECONDS=0.5, DELIVERY_LIMIT=3)
+    base = f"{intake.url}/open311/v2"
+    assert requests.get(f"{base}/services.json", timeout=30).status_code == 200
+    fix = _reject_inserts_into_applications(database_url)
+    queued = requests.post(f"{base}/requests.json", data=open311_form(), timeout=30)
+    assert queued.status_code == 200, queued.text
+    token = queued.json()[0]["token"]
+    with DeadLetters(fault_stack.amqp_uri) as dead_letters:
+        summary = wait_for(lambda: (lambda found: found if found.messages else None)(dead_letters.summary("rpc-intake_fergana")),
+                           60, "the queued request parked")
+    [reason] = summary.reasons
+    assert "after 3 deliveries" in reason, reason
+    assert requests.get(f"{base}/tokens/{token}.json", timeout=30).status_code == 404
+    fix()
+    replayed = subprocess.run([sys.executable, "-m", "oss_common.cli", "dead-letters", "replay", "rpc-intake_fergana", "--all"],
+                              cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "AMQP_URI": fault_stack.amqp_uri})
+    assert replayed.returncode == 0, replayed.stderr
+    answer = wait_for(lambda: (lambda got: got if got.status_code == 200 else None)(
+        requests.get(f"{base}/tokens/{token}.json", timeout=30)), 60, "the replayed request created")
+    tracking = answer.json()[0]["service_request_id"]
+    time.sleep(1)
+    listed = requests.get(f"{intake.url}/api/v1/applications", params={"page_size": 100}, timeout=30,
+                          headers=auth("operator", "fergana")).json()
+    assert [item["tracking_number"] for item in listed["items"]] == [tracking], "created exactly once"
+    with DeadLetters(fault_stack.amqp_uri) as dead_letters:
+        assert dead_letters.summary("rpc-intake_fergana").messages == 0

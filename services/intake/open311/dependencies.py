@@ -11,6 +11,7 @@ from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc, RpcProxy
 
 from oss_common.config import ConfigurationError, as_list, setting
+from oss_common.consumers import DEFAULT_DELIVERY_LIMIT, dead_letter_message, delivery_number
 from oss_common.failures import DEFAULT_RETRY_BASE_SECONDS, DEFAULT_RETRY_CEILING_SECONDS, is_transient, retry_delay
 
 log = logging.getLogger(__name__)
@@ -114,13 +115,17 @@ class QueuedRpc(Rpc):
     queue): one that fails for a reason that passes (the database away) goes back on the durable
     queue after a back-off, RETRY_BASE_SECONDS doubling up to RETRY_CEILING_SECONDS while failures
     follow each other, instead of being answered with the error and acknowledged (lost). Until it
-    is back on the queue it stays unacknowledged, so a process that stops meanwhile loses nothing."""
+    is back on the queue it stays unacknowledged, so a process that stops meanwhile loses nothing.
+    One that fails otherwise (a defect: what the handler refuses for good it answers, not raises) is
+    tried again up to DELIVERY_LIMIT deliveries, then parked in `rpc-<service>.dead` with the
+    reason, as an event consumer parks poison, for `oss dead-letters replay` once it is fixed."""
 
     def setup(self):
         super().setup()
         config = self.container.config
         self.retry_base = setting(config, "RETRY_BASE_SECONDS", DEFAULT_RETRY_BASE_SECONDS, float)
         self.retry_ceiling = setting(config, "RETRY_CEILING_SECONDS", DEFAULT_RETRY_CEILING_SECONDS, float)
+        self.delivery_limit = setting(config, "DELIVERY_LIMIT", DEFAULT_DELIVERY_LIMIT, int)
         self.failures_in_a_row = 0
 
     def handle_result(self, message, worker_ctx, result, exc_info):
@@ -132,6 +137,25 @@ class QueuedRpc(Rpc):
             eventlet.spawn_after(delay, self.rpc_consumer.requeue_message, message)
             return result, exc_info
         self.failures_in_a_row = 0
+        if exc_info is not None:
+            deliveries = delivery_number(message.headers)
+            if deliveries < self.delivery_limit:
+                delay = retry_delay(deliveries, self.retry_base, self.retry_ceiling)
+                log.warning("queued %s failed with %s (delivery %d of %d); back on its queue in %.1fs",
+                            self.method_name, type(exc_info[1]).__name__, deliveries, self.delivery_limit, delay)
+                eventlet.spawn_after(delay, self.rpc_consumer.requeue_message, message)
+                return result, exc_info
+            try:
+                dead_letter_message(self.container.config["AMQP_URI"], self.rpc_consumer.queue.name, message,
+                                    f"{type(exc_info[1]).__name__} after {deliveries} deliveries",
+                                    handler=f"{self.container.service_name}.{self.method_name}")
+            except Exception as exc:  # noqa: BLE001 - the broker may be away: keep it on its queue, decide later
+                log.warning("could not park queued %s (%s); back on its queue in %.1fs", self.method_name,
+                            type(exc).__name__, self.retry_ceiling)
+                eventlet.spawn_after(self.retry_ceiling, self.rpc_consumer.requeue_message, message)
+                return result, exc_info
+            log.error("queued %s dead-lettered to %s.dead: %s after %d deliveries", self.method_name,
+                      self.rpc_consumer.queue.name, type(exc_info[1]).__name__, deliveries)
         return super().handle_result(message, worker_ctx, result, exc_info)
 
 
