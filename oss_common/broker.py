@@ -10,14 +10,19 @@ as `-` (oss-intake-fergana).
 No user may configure (declare, delete) any exchange, nor write to the shared ones (`nameko-rpc`,
 `oss.events`, `oss.dlx`): so none can bind them to an exchange of its own, delete them, or make a
 queue dead-letter into them. A user publishes to its own outlets `<user>.rpc`, `<user>.events` and
-`<user>.dlx`: the definitions bind the first two into the shared exchanges for exactly the routing
-keys the principal owns, and the dlx outlet straight to the principal's own parking queues (below);
+`<user>.dlx`: the definitions bind the RPC outlet into `nameko-rpc` for exactly the routing keys the
+principal owns, the events outlet straight to the deployed queues that take its events (by the keys
+it owns), and the dlx outlet straight to the principal's own parking queues (below);
 topic permissions pin the same keys on the outlets (a publish outside them is refused) and the
 binding keys on the shared exchanges (a queue can be bound only to the principal's own keys).
 RabbitMQ checks a publish's routing key but not the extra keys a `CC` or `BCC` header names, and
 routes by all of them; an outlet bound into `oss.dlx` would so carry a message to any region's
 `.retry` or `.requeue` key, and back into that region's queue as if it had been retried there.
-Bound to its own queues only, the dlx outlet reaches nothing else whatever keys a message names.
+Bound to its own queues only, the dlx outlet reaches nothing else whatever keys a message names; the
+events outlet, bound to the queues meant to take its events, carries a CC'd copy to none other (one
+bound into `oss.events` put a copy in any region's queue, parked there as misaddressed). The RPC
+outlet must go through `nameko-rpc` (reply queues come and go): a CC'd copy of an allowed call reaches
+another service's queue by the allowed call's key, which nameko answers with MethodNotFound.
 Queues: configure, write and read on the principal's own queues only:
   rpc-<service>                       nameko's RPC queue, bound to `nameko-rpc` by `<service>.*`
   <service>.<purpose>[.dead|.retry]   event queues on `oss.events`, their dead letters and retries
@@ -112,6 +117,8 @@ class Principal:
         self.dropping = tuple(f"{queue}.dropped" for queue in self.dead_lettering)
         # What it publishes that no deployed consumer binds (set by `definitions`): kept in `<name>.published`.
         self.unconsumed = ()
+        # (binding key, queue) of every deployed queue its events go to (set by `definitions`).
+        self.event_routes = ()
 
     def published_queue(self):
         """Where the events it publishes that no service consumes (`notification.failed`) go, so that the
@@ -184,7 +191,8 @@ class Principal:
         bindings = (
             [_binding(f"{self.user}.rpc", RPC_EXCHANGE, call) for call in self.calls]
             + ([_binding(f"{self.user}.rpc", RPC_EXCHANGE, "*")] if self.callers else [])
-            + [_binding(f"{self.user}.events", EVENTS_EXCHANGE.name, key) for key in self.publishes]
+            # Straight to the deployed queues that take its events, not into oss.events (CC headers, as below).
+            + [_binding(f"{self.user}.events", queue, key, destination_type="queue") for key, queue in self.event_routes]
             # Straight to its own queues, not into oss.dlx: see the module's docstring (CC headers).
             + [_binding(f"{self.user}.dlx", queue, key, destination_type="queue") for key, queue in self.dlx_routes()]
         )
@@ -197,6 +205,13 @@ def _topics_overlap(first, second):
         return True
     words, others = first.split("."), second.split(".")
     return len(words) == len(others) and all(a == b or "*" in (a, b) for a, b in zip(words, others))
+
+
+def _topics_intersection(first, second):
+    """The topic pattern of the keys both match (both of `*` words only): word by word the more specific."""
+    if "#" in first.split(".") or "#" in second.split("."):
+        return first if "#" in second.split(".") else second
+    return ".".join(b if a == "*" else a for a, b in zip(first.split("."), second.split(".")))
 
 
 def _topic_regex(pattern):
@@ -282,6 +297,10 @@ def definitions(region_slugs: list[str], national_notifications: bool = False, p
     for principal in members:
         principal.unconsumed = tuple(key for key in principal.publishes
                                      if not any(_topics_overlap(key, pattern) for pattern in consumed))
+        takers = list(event_queues) + ([(f"{principal.name}.published", principal.unconsumed)] if principal.unconsumed else [])
+        principal.event_routes = tuple(sorted({(_topics_intersection(key, pattern), queue) for key in principal.publishes
+                                               for queue, patterns in takers for pattern in patterns
+                                               if _topics_overlap(key, pattern)}))
     queues, queue_bindings = queue_definitions(
         event_queues, prefix, [queue for principal in members
                                for queue in principal.parking_queues() + [principal.published_queue()] if queue is not None])

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from urllib.parse import quote, unquote, urlparse
 
 import pytest
 from amqp.exceptions import AccessRefused
@@ -17,7 +18,7 @@ from kombu import Connection, Producer, Queue, binding
 
 from oss_common.config import PROJECT_ROOT
 from oss_common.events import EVENTS_EXCHANGE, make_event
-from tests.conftest import imported_definitions, wait_for
+from tests.conftest import BROKER, imported_definitions, wait_for
 
 pytestmark = pytest.mark.usefixtures("rabbitmqctl_available")
 
@@ -158,26 +159,61 @@ def test_cc_and_bcc_headers_on_its_own_keys_reach_none_of_another_regions_queues
 def test_a_queue_it_redeclares_without_dead_lettering_arguments_parks_only_in_its_own(broker):
     """The broker's policy gives an event queue declared without its dead-letter arguments its dead-letter
     exchange, and the policy is not checked against the user who declares the queue: Namangan deletes
-    its own notifications queue, declares it anew without them, and lets a message carrying Jizzakh's
-    keys in CC expire there. The policy's exchange is Namangan's own outlet (never oss.dlx, which would
-    route by those CC keys), so the message ends in Namangan's own dead letters, not in Jizzakh's queues."""
+    its own notifications queue and declares it anew without them. Deleting it took the definitions'
+    bindings of its outlets with it, so no user of the deployment can put a message in; the test puts
+    one there as an administrator, carrying Jizzakh's requeue key in CC, and lets it expire. The policy's
+    exchange is Namangan's own outlet (never oss.dlx, which would route by those CC keys), so the
+    message ends in Namangan's own dead letters, not in Jizzakh's queues."""
     own = "notifications_namangan.applications"
     before = jizzakhs_queues(broker)
     with Connection(broker("notifications_namangan")) as connection:
         connection.channel().queue_delete(own)
         Queue(own, bindings=[binding(EVENTS_EXCHANGE, routing_key="namangan.application.*")], durable=True,
               queue_arguments={"x-queue-type": "quorum"})(connection.channel()).declare()
+    vhost = unquote(urlparse(broker("ministry")).path[1:])
+    subprocess.run(["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True,
+                   capture_output=True, timeout=60)
     try:
-        event = make_event("application.submitted", "namangan", "intake_namangan", {"tracking_number": "NA-2026-000001"})
-        publish_confirmed(broker("intake_namangan"), "events", "namangan.application.submitted", expiration=0.05,
-                          body=event, headers={"CC": [f"{QUEUE}.requeue", f"{QUEUE}.retry", QUEUE],
-                                               "x-original-routing-key": "jizzakh.application.submitted"})
+        event = make_event("application.submitted", "jizzakh", "intake_jizzakh", {"tracking_number": "JI-2026-666666"})
+        with Connection(f"{BROKER}/{quote(vhost, safe='')}", transport_options={"confirm_publish": True}) as connection:
+            # CC'd by a key that names no queue (the default exchange routes by queue names): Jizzakh's requeue key.
+            Producer(connection.channel()).publish(event, exchange="", routing_key=own, expiration=0.05, retry=False,
+                                                   headers={"CC": [f"{QUEUE}.requeue"],
+                                                            "x-original-routing-key": "jizzakh.application.submitted"})
         wait_for(lambda: depth(broker, f"{own}.dead", "notifications_namangan") == 1, 10,
                  "the expired message in Namangan's own dead letters (the policy applied)")
         assert jizzakhs_queues(broker) == before
     finally:
         with Connection(broker("notifications_namangan")) as connection:
             connection.channel().queue_purge(f"{own}.dead")
+
+
+@pytest.mark.parametrize("principal, own_key, foreign", [
+    ("intake_namangan", "namangan.application.submitted", ["jizzakh.application.submitted"]),
+    ("notifications_namangan", "namangan.notification.failed",
+     ["jizzakh.application.submitted", "national.catalogue.service_published"]),
+    ("catalogue", "national.catalogue.service_published", ["jizzakh.application.submitted"]),
+])
+def test_cc_on_an_events_outlet_reaches_only_the_queues_meant_for_its_own_events(broker, principal, own_key, foreign):
+    """A CC'd copy of an event a principal may publish reaches none of the queues that take another's
+    events: the events outlets are bound to their consumers' queues, not into oss.events."""
+    watched = {"notifications_jizzakh.applications": "notifications_jizzakh", "reporting_jizzakh.applications":
+               "reporting_jizzakh", "intake_jizzakh.catalogue": "intake_jizzakh"}
+    meant = {queue for queue in watched if _takes(queue, own_key)}
+    before = {queue: depth(broker, queue, owner) for queue, owner in watched.items()}
+    event = make_event(own_key.split(".", 1)[1], own_key.split(".")[0], principal, {"tracking_number": "NA-2026-000002"})
+    publish_confirmed(broker(principal), "events", own_key, body=event, headers={"CC": foreign, "BCC": foreign})
+    time.sleep(0.5)
+    after = {queue: depth(broker, queue, owner) for queue, owner in watched.items()}
+    assert {queue for queue in watched if after[queue] != before[queue]} == meant
+    for queue in meant:
+        with Connection(broker(watched[queue])) as connection:
+            connection.channel().queue_purge(queue)
+
+
+def _takes(queue, key):
+    return (queue == "intake_jizzakh.catalogue" and key.startswith("national.catalogue.")) or \
+        (queue != "intake_jizzakh.catalogue" and key.startswith("jizzakh.application."))
 
 
 def test_each_principals_dlx_outlet_is_bound_to_its_own_queues_only():
