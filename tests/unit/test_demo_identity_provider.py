@@ -9,8 +9,12 @@ from oss_common.supervisor import IdentityProviderProcess
 
 @pytest.fixture
 def clean_environment(monkeypatch):
+    """Neither setting in the environment, and whatever `oss demo` sets there undone afterwards (a
+    bare delenv of an absent name records nothing to undo, and the services later tests start would
+    inherit the demo provider's issuer)."""
     for name in ("AUTH_OIDC_ISSUER", "AUTH_OIDC_AUDIENCE"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     return monkeypatch
 
 
