@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import eventlet
+from amqp.exceptions import NotFound
 from eventlet.semaphore import Semaphore
 from kombu import Connection, Producer
 from kombu.message import Message
@@ -417,6 +418,29 @@ def event_handlers(cls: type) -> list:
     return [entrypoint for attribute in dir(cls)
             for entrypoint in getattr(getattr(cls, attribute, None), ENTRYPOINT_EXTENSIONS_ATTR, ())
             if isinstance(entrypoint, EventHandler)]
+
+
+def watch_rpc_dead_letters(config: dict, service_name: str, region: str) -> None:
+    """Publish how many requests wait in the service's RPC dead-letter queue (`rpc-<service>.dead`:
+    malformed calls, queued Open311 requests parked on a defect) beside its event queues' dead
+    letters, for the same alert and dashboard panel. Runs for as long as the service does."""
+    name = f"rpc-{service_name}.dead"
+    gauge = DEAD_LETTER_MESSAGES.labels(service_name, region, name)
+    interval = float(config.get("QUEUE_DEPTH_SECONDS") or DEFAULT_QUEUE_DEPTH_SECONDS)
+    while True:
+        try:
+            with Connection(config["AMQP_URI"]) as connection:
+                while True:
+                    channel = connection.channel()
+                    try:
+                        gauge.set(_message_count(channel, name))
+                        channel.close()
+                    except NotFound:  # declared when the first request is parked (the channel is closed)
+                        gauge.set(0)
+                    eventlet.sleep(interval)
+        except Exception as exc:  # noqa: BLE001 - the broker may be away; the gauge keeps its last value
+            log.debug("queue depth of %s unavailable: %s", name, type(exc).__name__)
+            eventlet.sleep(interval)
 
 
 def _message_count(channel, queue_name):

@@ -4,12 +4,14 @@ metrics.py.
 
 Labels are service, entrypoint, region and queue only: never anything a citizen typed.
 """
+import functools
 import logging
 import time
 from typing import Any
 
 from nameko.extensions import DependencyProvider
 from nameko.containers import WorkerContext
+from nameko.rpc import Rpc
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,8 @@ EVENT_QUEUE_MESSAGES = Gauge(
     ["service", "region", "queue"],
 )
 DEAD_LETTER_MESSAGES = Gauge(
-    "oss_dead_letter_queue_messages", "Events parked in a consumer's dead-letter queue, polled from the broker.",
+    "oss_dead_letter_queue_messages",
+    "Messages parked in a dead-letter queue (a consumer's events, a service's RPC requests), polled from the broker.",
     ["service", "region", "queue"],
 )
 ANONYMOUS_REFUSED = Counter(
@@ -104,6 +107,21 @@ class Metrics(DependencyProvider):
         self.region = config.get("REGION") or "national"
         self.starts = {}
         serve_metrics(config.get("METRICS_PORT"))
+
+        self._rpc_dead_letters = None
+
+    def start(self) -> None:
+        """A service that answers RPC also reports its RPC dead-letter queue's depth."""
+        if any(isinstance(entrypoint, Rpc) for entrypoint in self.container.entrypoints):
+            from oss_common.consumers import watch_rpc_dead_letters  # consumers imports this module
+            self._rpc_dead_letters = self.container.spawn_managed_thread(functools.partial(
+                watch_rpc_dead_letters, self.container.config, self.container.service_name, self.region))
+
+    def stop(self) -> None:
+        if self._rpc_dead_letters is not None:
+            self._rpc_dead_letters.kill()
+
+    kill = stop
 
     def worker_setup(self, worker_ctx: WorkerContext) -> None:
         self.starts[worker_ctx] = time.perf_counter()

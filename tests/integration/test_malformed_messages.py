@@ -3,14 +3,17 @@ event queue, bad JSON, a content type other than JSON, a request without its rep
 envelope for another key or region are each parked in the queue's `.dead` queue with the reason,
 and the service goes on answering and applying what comes after."""
 import json
+import re
 import time
 import uuid
+
+import requests
 
 from amqp import Message
 from kombu import Connection
 
 from oss_common.events import make_event
-from tests.conftest import as_caller
+from tests.conftest import as_caller, wait_for
 from tests.integration.conftest import valid_submission
 
 RPC_KEY = "intake_jizzakh.catalogue_entry"
@@ -44,6 +47,13 @@ def parked(stack, queue, markers, timeout=30):
     return found
 
 
+def rpc_dead_letters_shown(stack):
+    process = stack.running("intake", "jizzakh")
+    metrics = requests.get(f"http://127.0.0.1:{process.metrics_port}/metrics", timeout=10).text
+    found = re.search(r'oss_dead_letter_queue_messages\{[^}]*queue="rpc-intake_jizzakh\.dead"[^}]*\} ([0-9.]+)', metrics)
+    return float(found.group(1)) if found else 0
+
+
 def test_malformed_rpc_requests_are_parked_with_the_reason_and_intake_keeps_answering(stack):
     reply = {"reply_to": f"reply-guest-{uuid.uuid4()}", "correlation_id": str(uuid.uuid4())}
     cases = {
@@ -55,6 +65,8 @@ def test_malformed_rpc_requests_are_parked_with_the_reason_and_intake_keeps_answ
     markers = {f"{name}-{uuid.uuid4().hex[:8]}": case for name, case in cases.items()}
     for marker, (body, content_type, properties, _reason) in markers.items():
         publish(stack, "nameko-rpc", RPC_KEY, body, marker, content_type, **properties)
+    # The parked requests show on intake's metrics, for the dead-letter alert and dashboard panel.
+    wait_for(lambda: rpc_dead_letters_shown(stack) >= len(markers), 60, "intake's RPC dead letters on its metrics")
     reasons = parked(stack, "rpc-intake_jizzakh.dead", set(markers))
     assert set(reasons) == set(markers), f"not parked: {set(markers) - set(reasons)}"
     for marker, (_body, _type, _properties, reason) in markers.items():
