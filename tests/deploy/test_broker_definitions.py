@@ -36,19 +36,23 @@ def broker():
         yield uri_of
 
 
+def publish_mandatory(uri, event):
+    """Publish `event` through the user's events outlet, mandatory and confirmed, as the relay does;
+    returns what the broker returned (a basic.return arrives before the confirm, so by now)."""
+    returned = []
+    with Connection(uri, transport_options={"confirm_publish": True}) as connection:
+        channel = connection.channel()
+        channel.events["basic_return"].add(lambda *args: returned.append(args))
+        Producer(channel, serializer="json").publish(event, exchange=outlet(uri, EVENTS_EXCHANGE.name),
+                                                     routing_key=routing_key(event), delivery_mode=2, mandatory=True)
+    return returned
+
+
 def test_an_event_published_before_any_consumer_started_waits_in_each_deployed_consumers_queue(broker):
     """The definitions declare every deployed region's event queues and bindings: an oblast whose
     notifications and reporting have never run still keeps what its intake publishes meanwhile."""
     event = make_event("application.submitted", "jizzakh", "intake_jizzakh", {"tracking_number": "JI-2026-000001"})
-    intake = broker("intake_jizzakh")
-    with Connection(intake, transport_options={"confirm_publish": True}) as connection:
-        returned = []
-        channel = connection.channel()
-        channel.events["basic_return"].add(lambda *args: returned.append(args))
-        # Confirmed: a basic.return, which the broker sends before the confirm, has arrived by now.
-        Producer(channel, serializer="json").publish(event, exchange=outlet(intake, EVENTS_EXCHANGE.name),
-                                                     routing_key=routing_key(event), delivery_mode=2, mandatory=True)
-    assert returned == [], "the broker returned the event: no queue was bound for it"
+    assert publish_mandatory(broker("intake_jizzakh"), event) == [], "the broker returned the event: no queue was bound for it"
     waiting = {}
     for owner, queue in (("notifications_jizzakh", "notifications_jizzakh.applications"),
                          ("reporting_jizzakh", "reporting_jizzakh.applications"),
@@ -77,13 +81,7 @@ def test_every_event_the_deployment_publishes_has_a_queue_so_none_is_returned():
 def test_a_notification_failed_event_is_kept_not_returned(broker):
     event = make_event("notification.failed", "jizzakh", "notifications_jizzakh", {"tracking_number": "JI-2026-000001"})
     uri = broker("notifications_jizzakh")
-    with Connection(uri, transport_options={"confirm_publish": True}) as connection:
-        returned = []
-        channel = connection.channel()
-        channel.events["basic_return"].add(lambda *args: returned.append(args))
-        Producer(channel, serializer="json").publish(event, exchange=outlet(uri, EVENTS_EXCHANGE.name),
-                                                     routing_key=routing_key(event), delivery_mode=2, mandatory=True)
-    assert returned == [], "the broker returned notification.failed: the relay would hold it and alert for ever"
+    assert publish_mandatory(uri, event) == [], "the broker returned notification.failed: the relay would hold it and alert for ever"
     with Connection(uri) as connection:  # the region's own user reads what it published
         kept = connection.channel().basic_get("notifications_jizzakh.published", no_ack=True)
     assert kept is not None and json.loads(kept.body)["event_id"] == event["event_id"]

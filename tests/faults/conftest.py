@@ -6,6 +6,7 @@ import time
 
 import pytest
 import yaml
+from sqlalchemy import create_engine, text
 
 from oss_common.config import PROJECT_ROOT
 from tests.conftest import as_caller, free_port, fresh_vhost
@@ -62,3 +63,29 @@ class TcpProxy:
     def stop(self):
         if self.process and self.process.poll() is None:
             self.cut()
+
+
+def reject_inserts(database_url, table, tracking_number=None):
+    """A defect (as a bad migration would leave): rows cannot be written into `table` (only those of
+    `tracking_number`, when given). Returns the fix."""
+    engine = create_engine(database_url)
+    only = f"NEW.tracking_number = '{tracking_number}'" if tracking_number else None
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.execute(text(f"CREATE TRIGGER poison BEFORE INSERT ON {table} {f'WHEN {only} ' if only else ''}"
+                                    "BEGIN SELECT RAISE(ABORT, 'poison'); END"))
+        else:
+            raised = f"IF {only} THEN RAISE EXCEPTION 'poison'; END IF; RETURN NEW;" if only else "RAISE EXCEPTION 'poison';"
+            connection.execute(text(f"CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN {raised} END $$ LANGUAGE plpgsql"))
+            connection.execute(text(f"CREATE TRIGGER poison BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION poison()"))
+
+    def fix():
+        with engine.begin() as connection:
+            if engine.dialect.name == "sqlite":
+                connection.execute(text("DROP TRIGGER poison"))
+            else:
+                connection.execute(text(f"DROP TRIGGER poison ON {table}"))
+                connection.execute(text("DROP FUNCTION poison()"))
+        engine.dispose()
+
+    return fix

@@ -10,13 +10,13 @@ import time
 import pytest
 import requests
 from kombu import Connection, Producer
-from sqlalchemy import create_engine, text
 
 from oss_common.config import PROJECT_ROOT
 from oss_common.dead_letters import DeadLetters
 from oss_common.events import EVENTS_EXCHANGE, make_event, rfc3339, routing_key, utc_now
 from services.notifications.demo_sinks import DemoSinks
 from tests.conftest import as_caller, free_port, wait_for
+from tests.faults.conftest import reject_inserts
 from tests.integration.conftest import auth, valid_submission
 
 POISONED = "JI-2026-990001"
@@ -47,30 +47,8 @@ def publish(amqp_uri, *events):
 
 
 def reject_inserts_of(database_url, tracking_number):
-    """A defect in the read model's database (as a bad migration would leave): rows of one
-    application cannot be written. Returns the fix."""
-    engine = create_engine(database_url)
-    with engine.begin() as connection:
-        if engine.dialect.name == "sqlite":
-            connection.execute(text(f"CREATE TRIGGER poison BEFORE INSERT ON application_states "
-                                    f"WHEN NEW.tracking_number = '{tracking_number}' BEGIN SELECT RAISE(ABORT, 'poison'); END"))
-        else:
-            connection.execute(text(f"CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN IF NEW.tracking_number = "
-                                    f"'{tracking_number}' THEN RAISE EXCEPTION 'poison'; END IF; RETURN NEW; END $$ "
-                                    "LANGUAGE plpgsql"))
-            connection.execute(text("CREATE TRIGGER poison BEFORE INSERT ON application_states "
-                                    "FOR EACH ROW EXECUTE FUNCTION poison()"))
-
-    def fix():
-        with engine.begin() as connection:
-            if engine.dialect.name == "sqlite":
-                connection.execute(text("DROP TRIGGER poison"))
-            else:
-                connection.execute(text("DROP TRIGGER poison ON application_states"))
-                connection.execute(text("DROP FUNCTION poison()"))
-        engine.dispose()
-
-    return fix
+    """A defect in the read model's database: rows of one application cannot be written."""
+    return reject_inserts(database_url, "application_states", tracking_number)
 
 
 def applications_counted(stack):

@@ -11,14 +11,13 @@ import uuid
 
 import requests
 from kombu import Connection, Producer
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from oss_common.config import PROJECT_ROOT
 from oss_common.dead_letters import DeadLetters
 from oss_common.events import EVENTS_EXCHANGE, make_event
 from tests.conftest import wait_for
-from tests.faults.conftest import TcpProxy
+from tests.faults.conftest import TcpProxy, reject_inserts
 from services.intake.open311.dependencies import key_digest
 from tests.integration.conftest import auth, valid_submission
 from tests.integration.test_open311 import KEY as OPEN311_KEY, form as open311_form
@@ -176,29 +175,6 @@ def test_a_queued_open311_request_waits_out_a_database_outage_and_is_created_onc
     database.close()
 
 
-def _reject_inserts_into_applications(database_url):
-    """A defect (as a bad migration would leave): intake cannot write an application. Returns the fix."""
-    engine = create_engine(database_url)
-    with engine.begin() as connection:
-        if engine.dialect.name == "sqlite":
-            connection.execute(text("CREATE TRIGGER poison BEFORE INSERT ON applications BEGIN SELECT RAISE(ABORT, 'poison'); END"))
-        else:
-            connection.execute(text("CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'poison'; END $$ "
-                                    "LANGUAGE plpgsql"))
-            connection.execute(text("CREATE TRIGGER poison BEFORE INSERT ON applications FOR EACH ROW EXECUTE FUNCTION poison()"))
-
-    def fix():
-        with engine.begin() as connection:
-            if engine.dialect.name == "sqlite":
-                connection.execute(text("DROP TRIGGER poison"))
-            else:
-                connection.execute(text("DROP TRIGGER poison ON applications"))
-                connection.execute(text("DROP FUNCTION poison()"))
-        engine.dispose()
-
-    return fix
-
-
 def test_a_queued_open311_request_that_meets_a_defect_is_parked_not_lost_and_replayed_once_fixed(fault_stack, databases):
     """Not a failure that passes: tried DELIVERY_LIMIT times, then parked in rpc-intake_<region>.dead with
     the reason (never answered into the void and acknowledged); `oss dead-letters replay` after the fix
@@ -209,7 +185,7 @@ def test_a_queued_open311_request_that_meets_a_defect_is_parked_not_lost_and_rep
                                RETRY_BASE_SECONDS=0.1, RETRY_CEILING_SECONDS=0.5, DELIVERY_LIMIT=3)
     base = f"{intake.url}/open311/v2"
     assert requests.get(f"{base}/services.json", timeout=30).status_code == 200
-    fix = _reject_inserts_into_applications(database_url)
+    fix = reject_inserts(database_url, "applications")  # intake cannot write an application
     queued = requests.post(f"{base}/requests.json", data=open311_form(), timeout=30)
     assert queued.status_code == 200, queued.text
     token = queued.json()[0]["token"]
