@@ -18,7 +18,7 @@ test-cluster: venv
 # The issue's figures for the outage tests, on PostgreSQL: 500 applications filed while intake's
 # database is away 60 s, the catalogue stopped and the consumers' databases away 60 s, the SMS
 # gateway answering 503 for 60 s; and a region's notifications started ten minutes after its intake
-# (about 17 minutes; CI's own step).
+# (about 15 minutes; CI's own step).
 test-faults-full: venv broker
 	OSS_FAULT_SECONDS=60 OSS_FAULT_APPLICATIONS=500 OSS_FAULT_NOTIFICATIONS_LATE_SECONDS=600 \
 	  $(PY) -m pytest tests/faults/test_nothing_lost.py -k "(outages or started_late) and postgresql" -s
