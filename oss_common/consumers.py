@@ -186,23 +186,13 @@ class EventHandler(Consumer):
         self._close_publisher()
 
     def _watch_depth(self):
-        """Publish how many events wait in this queue and its dead-letter queue (for alerts and `oss status`)."""
-        waiting = EVENT_QUEUE_MESSAGES.labels(self.container.service_name, self.region, self.queue_name)
-        dead = DEAD_LETTER_MESSAGES.labels(self.container.service_name, self.region, f"{self.queue_name}.dead")
-        retrying = RETRY_QUEUE_MESSAGES.labels(self.container.service_name, self.region, f"{self.queue_name}.retry")
-        while True:
-            try:
-                with Connection(self.amqp_uri) as connection:
-                    while True:
-                        channel = connection.channel()
-                        waiting.set(_message_count(channel, self.queue_name))
-                        dead.set(_message_count(channel, f"{self.queue_name}.dead"))
-                        retrying.set(_message_count(channel, f"{self.queue_name}.retry"))
-                        channel.close()
-                        eventlet.sleep(self.depth_interval)
-            except Exception as exc:  # noqa: BLE001 - the broker may be away; the gauges keep their last value
-                log.debug("queue depth of %s unavailable: %s", self.queue_name, type(exc).__name__)
-                eventlet.sleep(self.depth_interval)
+        """Publish how many events wait in this queue, its dead-letter and its retry queue (for alerts and `oss status`)."""
+        labels = (self.container.service_name, self.region)
+        watch_queue_depths(self.amqp_uri, {
+            self.queue_name: EVENT_QUEUE_MESSAGES.labels(*labels, self.queue_name),
+            f"{self.queue_name}.dead": DEAD_LETTER_MESSAGES.labels(*labels, f"{self.queue_name}.dead"),
+            f"{self.queue_name}.retry": RETRY_QUEUE_MESSAGES.labels(*labels, f"{self.queue_name}.retry"),
+        }, self.depth_interval)
 
     def handle_message(self, body: Any, message: Message) -> None:
         try:
@@ -425,21 +415,32 @@ def watch_rpc_dead_letters(config: dict, service_name: str, region: str) -> None
     malformed calls, queued Open311 requests parked on a defect) beside its event queues' dead
     letters, for the same alert and dashboard panel. Runs for as long as the service does."""
     name = f"rpc-{service_name}.dead"
-    gauge = DEAD_LETTER_MESSAGES.labels(service_name, region, name)
-    interval = float(config.get("QUEUE_DEPTH_SECONDS") or DEFAULT_QUEUE_DEPTH_SECONDS)
+    watch_queue_depths(config["AMQP_URI"], {name: DEAD_LETTER_MESSAGES.labels(service_name, region, name)},
+                       float(config.get("QUEUE_DEPTH_SECONDS") or DEFAULT_QUEUE_DEPTH_SECONDS),
+                       declared_later={name})  # declared when the first request is parked
+
+
+def watch_queue_depths(amqp_uri: str, gauges: dict, interval: float, declared_later: set = frozenset()) -> None:
+    """Set each gauge to its queue's depth every `interval` seconds, for as long as the service runs.
+    A queue of `declared_later` that does not exist yet counts 0; while the broker is away (or another
+    queue is missing) the gauges keep their last values."""
     while True:
         try:
-            with Connection(config["AMQP_URI"]) as connection:
+            with Connection(amqp_uri) as connection:
                 while True:
                     channel = connection.channel()
-                    try:
-                        gauge.set(_message_count(channel, name))
-                        channel.close()
-                    except NotFound:  # declared when the first request is parked (the channel is closed)
-                        gauge.set(0)
+                    for name, gauge in gauges.items():
+                        try:
+                            gauge.set(_message_count(channel, name))
+                        except NotFound:
+                            if name not in declared_later:
+                                raise
+                            gauge.set(0)
+                            channel = connection.channel()  # the broker closed the one that asked
+                    channel.close()
                     eventlet.sleep(interval)
-        except Exception as exc:  # noqa: BLE001 - the broker may be away; the gauge keeps its last value
-            log.debug("queue depth of %s unavailable: %s", name, type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - the broker may be away; the gauges keep their last values
+            log.debug("queue depths of %s unavailable: %s", ", ".join(gauges), type(exc).__name__)
             eventlet.sleep(interval)
 
 

@@ -14,7 +14,6 @@ applications, notifications 30 s late). `make test-faults-full` (CI's own step) 
 PostgreSQL: OSS_FAULT_SECONDS=60, OSS_FAULT_APPLICATIONS=500 and OSS_FAULT_NOTIFICATIONS_LATE_SECONDS=600.
 """
 import os
-import re
 import threading
 import time
 import uuid
@@ -31,6 +30,7 @@ from oss_common.regions import deployment_regions
 from tests.conftest import as_caller, free_port, wait_for
 from tests.faults.test_poison_and_database import DatabaseOutage
 from tests.integration.conftest import auth, valid_submission
+from tests.integration.test_metrics import samples, scrape
 from tests.integration.test_notifications import SmsGatewayDouble
 
 OUTAGE_SECONDS = float(os.environ.get("OSS_FAULT_SECONDS", "20"))
@@ -100,10 +100,8 @@ class Desk:
 
 
 def retried(process, queue):
-    """How many times `process` put an event of `queue` aside to try again (its metrics)."""
-    metrics = requests.get(f"http://127.0.0.1:{process.metrics_port}/metrics", timeout=10).text
-    return sum(float(value) for value in re.findall(
-        rf'oss_events_retried_total\{{[^}}]*queue="{re.escape(queue)}"[^}}]*\}} ([0-9.e+]+)', metrics))
+    """How many times `process` put an event of `queue` aside to try again (its metrics, every reason)."""
+    return sum(samples(scrape(process), "oss_events_retried_total", queue=queue))
 
 
 def assert_each_citizen_one_sms_reporting_exact_nothing_dead(fault_stack, gateway, intake, numbers, queues):

@@ -3,11 +3,9 @@ event queue, bad JSON, a content type other than JSON, a request without its rep
 envelope for another key or region are each parked in the queue's `.dead` queue with the reason,
 and the service goes on answering and applying what comes after."""
 import json
-import re
 import time
 import uuid
 
-import requests
 
 from amqp import Message
 from kombu import Connection
@@ -15,6 +13,7 @@ from kombu import Connection
 from oss_common.events import make_event
 from tests.conftest import as_caller, wait_for
 from tests.integration.conftest import valid_submission
+from tests.integration.test_metrics import sample, scrape
 
 RPC_KEY = "intake_jizzakh.catalogue_entry"
 EVENT_KEY = "national.catalogue.service_published"
@@ -48,10 +47,8 @@ def parked(stack, queue, markers, timeout=30):
 
 
 def rpc_dead_letters_shown(stack):
-    process = stack.running("intake", "jizzakh")
-    metrics = requests.get(f"http://127.0.0.1:{process.metrics_port}/metrics", timeout=10).text
-    found = re.search(r'oss_dead_letter_queue_messages\{[^}]*queue="rpc-intake_jizzakh\.dead"[^}]*\} ([0-9.]+)', metrics)
-    return float(found.group(1)) if found else 0
+    page = scrape(stack.running("intake", "jizzakh"))
+    return sample(page, "oss_dead_letter_queue_messages", queue="rpc-intake_jizzakh.dead") or 0
 
 
 def test_malformed_rpc_requests_are_parked_with_the_reason_and_intake_keeps_answering(stack):

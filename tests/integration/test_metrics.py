@@ -22,13 +22,17 @@ def scrape(process):
     return response.text
 
 
-def sample(page, name, **labels):
-    """The value of the first sample of `name` carrying these labels, or None."""
+def samples(page, name, **labels):
+    """The values of every sample of `name` carrying these labels."""
     for line in page.splitlines():
         match = re.match(rf"{name}\{{([^}}]*)\}} (\S+)$", line)
         if match and all(f'{key}="{value}"' in match.group(1).split(",") for key, value in labels.items()):
-            return float(match.group(2))
-    return None
+            yield float(match.group(2))
+
+
+def sample(page, name, **labels):
+    """The value of the first sample of `name` carrying these labels, or None."""
+    return next(samples(page, name, **labels), None)
 
 
 def test_intake_metrics_page_is_valid_and_complete(stack):
